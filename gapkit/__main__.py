@@ -1,0 +1,84 @@
+"""Command line: ``python -m gapkit {list,run,bench,book}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _cmd_list(args):
+    from .experiments import registry
+    from .presets import PRESETS
+    print("experiments:")
+    for name, e in registry().items():
+        cost = ", ".join(f"{k}: {v}" for k, v in e.cost.items())
+        print(f"  {name:<22} {e.description}" + (f"  [{cost}]" if cost else ""))
+    print("presets:")
+    for name, p in PRESETS.items():
+        print(f"  {name:<8} {p.note}")
+    from .bench import registry as benches
+    b = benches()
+    if b:
+        print("benchmarks:")
+        for name, (_, desc) in b.items():
+            print(f"  {name:<22} {desc}")
+
+
+def _cmd_run(args):
+    from .experiments import run
+    res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,
+              device=args.device, progress=not args.no_progress)
+    summary = res.get("metrics", {})
+    print(json.dumps({"experiment": args.name, "preset": res["config"]["preset"]["name"],
+                      "metrics": summary, "wall_time_s": res["provenance"]["wall_time_s"]}, indent=1))
+
+
+def _cmd_bench(args):
+    from .bench import run
+    run(args.name, **({"device": args.device} if args.device else {}))
+
+
+def _cmd_book(args):
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "_config.yml").exists():
+        sys.exit("gapkit book: run this from a checkout of the gapkit repository (no _config.yml found)")
+    env = dict(os.environ)
+    if args.preset:
+        env["GAPKIT_PRESET"] = args.preset
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root)] + (["--all"] if args.all else [])
+    sys.exit(subprocess.call(cmd, env=env, cwd=root))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="gapkit", description="Gaps in amortized variational inference")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="experiments, presets and benchmarks").set_defaults(func=_cmd_list)
+    r = sub.add_parser("run", help="run an experiment and write results.json")
+    r.add_argument("name")
+    r.add_argument("--preset", default=None, help="quick, book or paper (default: $GAPKIT_PRESET or book)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default=None, help="output folder (default: the results cache)")
+    r.add_argument("--force", action="store_true", help="recompute even if results exist")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_cmd_run)
+    b = sub.add_parser("bench", help="run a benchmark and print its table")
+    b.add_argument("name")
+    b.add_argument("--device", default=None)
+    b.set_defaults(func=_cmd_bench)
+    k = sub.add_parser("book", help="build the book with jupyter-book")
+    k.add_argument("--preset", default=None)
+    k.add_argument("--all", action="store_true", help="rebuild every page")
+    k.set_defaults(func=_cmd_book)
+    args = ap.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"gapkit: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

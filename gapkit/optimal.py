@@ -1,0 +1,100 @@
+"""Optimal inference: the best q for a fixed decoder, in two forms, batched over a whole dataset.
+
+* :func:`per_point` - the textbook optimal q: free variational parameters (mu_i, log sigma_i) for
+  every data point, all optimized at once by Adam on the sum of the per-point negative ELBOs
+  (so each point's step does not shrink with the number of points), starting from the encoder's
+  output. With the model fixed this is the best diagonal Gaussian for every point.
+* :func:`amortized` - the paper's (Zhang et al. 2022, Section 2.1): copy the trained encoder, fix
+  the decoder, and train the copy on the evaluation set itself by maximizing its ELBO.
+
+The gap between the amortized encoder's bound and the optimal bound on test data is the
+amortized-inference generalization gap (chapter 2); on training data it is the amortization gap
+(chapter 5). Chapter 1 (``notebooks/01_elbo_tightness``) introduces both forms.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from tqdm.auto import tqdm
+
+from .bounds import elbo, iwae
+from .estimators import log_weights
+
+__all__ = ["per_point", "amortized"]
+
+
+def _check(steps, lr, K):
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not isinstance(K, int) or K < 1:
+        raise ValueError(f"K must be a positive integer, got {K!r}")
+
+
+def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int = 1, init=None,
+              generator: torch.Generator | None = None, seed: int = 0, progress: bool = False,
+              bound: str = "elbo"):
+    """Per-data-point optimal Gaussian q for a fixed model: returns ``(mu, std)``, each (N, Z).
+
+    Maximizes sum_i ELBO_i(mu_i, sigma_i) (``bound="iwae"``: the K-sample IWAE bound) by Adam,
+    with K reparameterized samples per point and step. ``init`` is ``(mu, std)``; by default
+    the model's encoder output. The model's parameters are not changed (no gradient reaches them).
+    """
+    _check(steps, lr, K)
+    if bound not in ("elbo", "iwae"):
+        raise ValueError(f"unknown bound {bound!r}; valid: 'elbo', 'iwae'")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    with torch.no_grad():
+        mu0, std0 = model.encode(x) if init is None else init
+    mu = mu0.detach().clone().requires_grad_(True)
+    log_std = torch.log(std0.detach()).clone().requires_grad_(True)
+    opt = torch.optim.Adam([mu, log_std], lr=lr)
+    reduce = elbo if bound == "elbo" else iwae
+    req = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for _ in tqdm(range(steps), desc="optimal inference", disable=not progress, leave=False):
+            lw = log_weights(model, x, K, q=(mu, torch.exp(log_std)), generator=generator)  # (K, N)
+            loss = -reduce(lw).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        for p, r in zip(model.parameters(), req):
+            p.requires_grad_(r)
+    return mu.detach(), torch.exp(log_std.detach())
+
+
+
+
+def amortized(model, x: torch.Tensor, epochs: int = 100, lr: float = 5e-4, batch_size: int = 100,
+              K: int = 1, generator: torch.Generator | None = None, seed: int = 0, progress: bool = False):
+    """The paper's optimal inference: a copy of the encoder trained on ``x`` with the decoder fixed.
+
+    Returns a copy of ``model`` whose encoder was trained by Adam on the ELBO of ``x`` (minibatches
+    of ``batch_size``, ``epochs`` passes). The original model is untouched.
+    """
+    _check(epochs, lr, K)
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    out = copy.deepcopy(model)
+    for p in out.decoder_parameters():
+        p.requires_grad_(False)
+    enc = out.encoder_parameters()
+    opt = torch.optim.Adam(enc, lr=lr)
+    n = len(x)
+    for _ in tqdm(range(epochs), desc="amortized optimal inference", disable=not progress, leave=False):
+        perm = torch.randperm(n, device=x.device, generator=generator)
+        for s in range(0, n, batch_size):
+            xb = x[perm[s:s + batch_size]]
+            loss = -elbo(log_weights(out, xb, K, generator=generator)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    for p in out.decoder_parameters():
+        p.requires_grad_(True)
+    return out.eval()

@@ -1,0 +1,74 @@
+"""Presets: how big every experiment is.
+
+* ``quick``: seconds per notebook on 2 CPU cores, scikit-learn's 8x8 digits (used by the tests);
+* ``book``: what the rendered book shows: real binarized MNIST, minutes per chapter on a CPU;
+* ``paper``: the source papers' settings, for a GPU.
+
+The preset is chosen by ``$GAPKIT_PRESET`` or the CLI's ``--preset``; the default is ``book``.
+Each experiment starts from its preset's :class:`Preset` and changes what it needs with
+``preset.replace(...)``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+
+__all__ = ["Preset", "PRESETS", "get_preset", "preset_name", "DEFAULT_PRESET"]
+
+DEFAULT_PRESET = "book"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    dataset: str                 # digits | mnist | binarized_mnist
+    binarization: str            # threshold | dynamic | grey | fixed
+    train_subset: int | None     # None: the whole training split
+    test_subset: int | None
+    hidden: tuple
+    latent: int
+    activation: str
+    epochs: int
+    batch_size: int
+    lr: float
+    eval_every: int
+    checkpoint_every: int
+    eval_K: int                  # K of the reported IWAE bounds (e.g. IWAE-5000 in the papers)
+    note: str = ""
+
+    def replace(self, **changes) -> "Preset":
+        valid = {f.name for f in fields(self)}
+        bad = set(changes) - valid
+        if bad:
+            raise ValueError(f"unknown preset fields {sorted(bad)}; valid: {sorted(valid)}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+PRESETS = {
+    "quick": Preset("quick", "digits", "threshold", None, None, (64, 64), 4, "relu",
+                    epochs=60, batch_size=64, lr=3e-3, eval_every=10, checkpoint_every=20, eval_K=100,
+                    note="8x8 digits, tiny MLP: seconds on 2 CPU cores (tests, CI)"),
+    "book": Preset("book", "mnist", "threshold", 10000, 2000, (200, 200), 16, "relu",
+                   epochs=20, batch_size=100, lr=1e-3, eval_every=2, checkpoint_every=5, eval_K=1000,
+                   note="real MNIST (threshold binarization), 10k training images: minutes on a CPU"),
+    "paper": Preset("paper", "mnist", "threshold", None, None, (500, 500), 16, "relu",
+                    epochs=1000, batch_size=100, lr=3e-4, eval_every=100, checkpoint_every=100, eval_K=5000,
+                    note="Zhang et al. 2022 settings: 2x500 ReLU, latent 16, Adam 3e-4, 1000 epochs (GPU)"),
+}
+
+
+def preset_name(name: str | None = None) -> str:
+    """The preset to use: ``name``, else ``$GAPKIT_PRESET``, else ``book``."""
+    name = name or os.environ.get("GAPKIT_PRESET") or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return name
+
+
+def get_preset(name: str | None = None) -> Preset:
+    return PRESETS[preset_name(name)]

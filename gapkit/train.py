@@ -1,0 +1,210 @@
+"""The one training loop of the book.
+
+``train(model, data, objective, TrainConfig(...))`` runs minibatch training with separate Adam
+optimizers for the encoder (phi) and the decoder (theta), each stepped on its own loss from the
+objective (:mod:`gapkit.objectives`). Data stay on the device as tensors; minibatches are
+index slices of a random permutation drawn from an explicit generator. Every ``eval_every``
+epochs the train and test bounds (nats and BPD) go into the history; every
+``checkpoint_every`` epochs a weights snapshot ``epoch_NNNN.pt`` and the full training state
+``resume.pt`` (optimizers, generator state, history) are written atomically. A run started
+again with the same ``out_dir`` continues from ``resume.pt`` and ends with the same parameters
+as one that was never interrupted (on the CPU).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .estimators import evaluate
+from .bounds import bpd
+from .io import load_checkpoint, save_checkpoint
+
+__all__ = ["TrainConfig", "train", "History", "lr_factor"]
+
+SCHEDULES = (None, "constant", "burda")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 3e-4
+    lr_encoder: float | None = None     # defaults to lr
+    lr_decoder: float | None = None     # defaults to lr
+    schedule: str | None = None         # "burda": 3^i epochs at lr * 10^(-i/7)
+    seed: int = 0
+    eval_every: int = 1                 # epochs between evaluations (0: only at the end)
+    eval_K: int = 1                     # samples for the evaluation bound
+    eval_bound: str = "elbo"
+    eval_train_subset: int | None = 1000  # train images used for the train bound
+    checkpoint_every: int = 0           # epochs between checkpoints (0: none)
+    grad_clip: float | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "eval_K"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("eval_every", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("lr", "lr_encoder", "lr_decoder"):
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                raise ValueError(f"{name} must be >= 0, got {v!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: None, 'constant', 'burda'")
+
+
+def lr_factor(schedule, epoch: int) -> float:
+    """Learning-rate multiplier at a 0-based epoch. Burda et al.: stage i lasts 3^i epochs at 10^(-i/7)."""
+    if schedule in (None, "constant"):
+        return 1.0
+    i, start = 0, 0
+    while start + 3 ** i <= epoch:
+        start += 3 ** i
+        i += 1
+    return 10 ** (-i / 7)
+
+
+History = dict  # str -> list of numbers, one entry per evaluation (or per epoch for 'loss'/'epoch_time')
+
+
+def _grads(loss, params, retain):
+    if loss is None or not params:
+        return None
+    return torch.autograd.grad(loss, params, retain_graph=retain, allow_unused=True)
+
+
+def _apply(params, grads):
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.detach()
+
+
+def _evaluate_into(history, model, data, cfg, epoch, device):
+    model.eval()
+    g = torch.Generator(device=device).manual_seed(cfg.seed * 100003 + epoch)
+    tr = data.train
+    if cfg.eval_train_subset is not None and len(tr) > cfg.eval_train_subset:
+        tr = tr[:cfg.eval_train_subset]
+    row = {"epoch": epoch}
+    for split, x in (("train", tr), ("test", data.test)):
+        x = data.binarize(x, g) if data.dynamic else x
+        nats = evaluate(model, x, cfg.eval_bound, cfg.eval_K, generator=g).mean().item()
+        row[f"{split}_bound"] = nats
+        row[f"{split}_bpd"] = float(bpd(nats, data.dim))
+    for k, v in row.items():
+        history.setdefault(k, []).append(v)
+    model.train()
+    return row
+
+
+def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, resume: bool = True,
+          device=None, callback=None, **overrides) -> History:
+    """Train ``model`` on ``data`` (a :class:`gapkit.data.Dataset`) with ``objective``.
+
+    ``overrides`` set :class:`TrainConfig` fields directly (``train(m, d, obj, epochs=5)``).
+    ``callback(epoch, model, history)`` runs after every epoch (after any checkpoint).
+    Returns the history: ``epoch``, ``train_bound``/``test_bound`` (nats), ``train_bpd``/``test_bpd``
+    per evaluation, and ``loss``, ``epoch_time`` per epoch.
+    """
+    cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
+    device = torch.device(device) if device is not None else model.device
+    model.to(device)
+    data.to(device)
+    enc, dec = model.encoder_parameters(), model.decoder_parameters()
+    own = list(objective.parameters()) if isinstance(objective, torch.nn.Module) else []
+    lr_e = cfg.lr if cfg.lr_encoder is None else cfg.lr_encoder
+    lr_d = cfg.lr if cfg.lr_decoder is None else cfg.lr_decoder
+    opts = {"encoder": torch.optim.Adam(enc, lr=lr_e), "decoder": torch.optim.Adam(dec, lr=lr_d)}
+    if own:
+        opts["objective"] = torch.optim.Adam(own, lr=lr_e)
+    base_lr = {k: o.param_groups[0]["lr"] for k, o in opts.items()}
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    history: History = {}
+    start = 0
+
+    out_dir = Path(out_dir) if out_dir is not None else None
+    resume_path = out_dir / "checkpoints" / "resume.pt" if out_dir is not None else None
+    if resume and resume_path is not None and resume_path.exists():
+        ck = load_checkpoint(resume_path, model, map_location=device)
+        for k, o in opts.items():
+            o.load_state_dict(ck["optimizers"][k])
+        if own and "objective_state" in ck:
+            objective.load_state_dict(ck["objective_state"])
+        gen.set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
+        history, start = ck["history"], int(ck["epoch"])
+        if start >= cfg.epochs:
+            return history
+        print(f"gapkit: resuming from epoch {start} ({resume_path})")
+
+    n = len(data.train)
+    steps = math.ceil(n / cfg.batch_size)
+    model.train()
+    bar = tqdm(range(start, cfg.epochs), desc=f"train {getattr(objective, 'name', '')}",
+               disable=not cfg.progress, initial=start, total=cfg.epochs, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        f = lr_factor(cfg.schedule, epoch)
+        for k, o in opts.items():
+            o.param_groups[0]["lr"] = base_lr[k] * f
+        perm = torch.randperm(n, device=device, generator=gen)
+        total = 0.0
+        for i in range(steps):
+            x = data.binarize(data.train[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]], gen)
+            losses = objective(model, x, gen)
+            same = losses.encoder is not None and losses.encoder is losses.decoder
+            if same and not own:
+                for o in opts.values():
+                    o.zero_grad(set_to_none=True)
+                losses.encoder.backward()
+            else:
+                obj_loss = losses.objective if losses.objective is not None else losses.decoder
+                ge = _grads(losses.encoder, enc, retain=True)
+                gd = _grads(losses.decoder, dec, retain=bool(own))
+                go = _grads(obj_loss, own, retain=False)
+                for params, g in ((enc, ge), (dec, gd), (own, go)):
+                    if g is not None:
+                        _apply(params, g)
+                    else:
+                        for p in params:
+                            p.grad = None
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(enc + dec, cfg.grad_clip)
+            for k, o in opts.items():
+                if any(p.grad is not None for g in o.param_groups for p in g["params"]):
+                    o.step()
+            main = losses.decoder if losses.decoder is not None else losses.encoder
+            total += float(main.detach()) if main is not None else 0.0
+        e = epoch + 1
+        history.setdefault("loss", []).append(total / steps)
+        history.setdefault("epoch_time", []).append(time.perf_counter() - t0)
+        if (cfg.eval_every and e % cfg.eval_every == 0) or e == cfg.epochs:
+            row = _evaluate_into(history, model, data, cfg, e, device)
+            bar.set_postfix(train_bpd=f"{row['train_bpd']:.4f}", test_bpd=f"{row['test_bpd']:.4f}")
+        if out_dir is not None and cfg.checkpoint_every and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
+            save_checkpoint(out_dir / "checkpoints" / f"epoch_{e:04d}.pt", model, epoch=e)
+            state = {"optimizers": {k: o.state_dict() for k, o in opts.items()},
+                     "generator": gen.get_state(), "history": history, "epoch": e,
+                     "train_config": asdict(cfg)}
+            if own:
+                state["objective_state"] = objective.state_dict()
+            save_checkpoint(resume_path, model, **state)
+        if callback is not None:
+            callback(e, model, history)
+    bar.close()
+    model.eval()
+    return history
+
+
+def checkpoints(out_dir) -> list[tuple[int, Path]]:
+    """The weight snapshots of a run, as (epoch, path), in epoch order."""
+    d = Path(out_dir) / "checkpoints"
+    return sorted((int(p.stem.split("_")[1]), p) for p in d.glob("epoch_*.pt"))
