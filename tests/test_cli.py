@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gapkit import experiments
+from gapkit.presets import get_preset
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "gapkit", *args], capture_output=True, text=True, **kw)
+
+
+def test_list_names_experiments_and_presets():
+    r = cli("list")
+    assert r.returncode == 0
+    assert "vae-basics" in r.stdout and "quick" in r.stdout and "paper" in r.stdout
+
+
+def test_run_vae_basics_quick_writes_results(tmp_path):
+    r = cli("run", "vae-basics", "--preset", "quick", "--out", str(tmp_path), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["config"]["preset"]["name"] == "quick" and res["config"]["seed"] == 0
+    for k in ("gapkit_version", "git_commit", "device", "torch_version", "wall_time_s"):
+        assert k in res["provenance"]
+    m = res["metrics"]
+    assert m["test"]["elbo_nats"] < 0 and m["test"]["elbo_bpd"] > 0
+    assert m["test"]["iwae100_nats"] >= m["test"]["elbo_nats"] - 0.5
+    assert len(res["curves"]["test_bpd"]) == len(res["curves"]["epoch"])
+    # a second run reuses the result
+    t = res["provenance"]["finished"]
+    again = experiments.run("vae-basics", preset="quick", out=tmp_path)
+    assert again["provenance"]["finished"] == t
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("run", "no-such-experiment"), "valid experiments"),
+    (("run", "vae-basics", "--preset", "huge"), "valid presets"),
+    (("bench", "no-such-bench"), "valid benchmarks"),
+])
+def test_unknown_names_list_the_valid_ones(args, msg):
+    r = cli(*args)
+    assert r.returncode != 0 and msg in r.stderr
+
+
+def test_preset_from_environment(monkeypatch):
+    monkeypatch.setenv("GAPKIT_PRESET", "paper")
+    assert get_preset().name == "paper"
+    monkeypatch.setenv("GAPKIT_PRESET", "nope")
+    with pytest.raises(ValueError, match="quick, book, paper"):
+        get_preset()
+    with pytest.raises(ValueError, match="unknown preset fields"):
+        get_preset("quick").replace(epochz=3)
