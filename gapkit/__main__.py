@@ -46,9 +46,13 @@ def _cmd_book(args):
     if not (root / "_config.yml").exists():
         sys.exit("gapkit book: run this from a checkout of the gapkit repository (no _config.yml found)")
     env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the chapters' figures need the inline backend
     if args.preset:
         env["GAPKIT_PRESET"] = args.preset
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root)] + (["--all"] if args.all else [])
+    # jupyter_book has no __main__; -W: warnings are errors, -n: nitpicky cross-references
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+           "-W", "-n", "--keep-going"] + (["--all"] if args.all else []) \
+        + (["--path-output", args.path_output] if args.path_output else []) + [str(root)]
     sys.exit(subprocess.call(cmd, env=env, cwd=root))
 
 
@@ -72,7 +76,10 @@ def main(argv=None):
     k = sub.add_parser("book", help="build the book with jupyter-book")
     k.add_argument("--preset", default=None)
     k.add_argument("--all", action="store_true", help="rebuild every page")
+    k.add_argument("--path-output", default=None, help="where _build goes (default: the repository)")
     k.set_defaults(func=_cmd_book)
+    from .coding.cli import add_commands as add_coding_commands
+    add_coding_commands(sub)  # compress / decompress
     args = ap.parse_args(argv)
     try:
         args.func(args)

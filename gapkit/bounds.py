@@ -55,3 +55,95 @@ def nats_to_bpd(nats, dim: int):
 def bpd(bound, dim: int):
     """Bits per dimension of a lower bound ``bound`` (nats per image, <= 0): ``-bound / (D ln 2)``."""
     return -bound / (dim * math.log(2))
+
+
+def ess(log_w: torch.Tensor) -> torch.Tensor:
+    """Normalized effective sample size of importance weights over dimension 0: (K, ...) -> (...).
+
+    ``ESS = (sum_k w_k)^2 / (K sum_k w_k^2)`` in [1/K, 1], computed in log space as
+    ``exp(2 logsumexp(log w) - logsumexp(2 log w) - log K)``, so it is exact for any scale of the
+    weights. 1 means equal weights (q = p(z|x)); 1/K means one weight dominates. Chapter 5
+    (``notebooks/05_iterative_refinement``) follows it as refinement proceeds (Hjelm et al. 2016).
+    """
+    log_w = check_log_w(log_w, min_dim=1)
+    K = log_w.shape[0]
+    return torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0) - math.log(K))
+
+
+__all__ += ["ess"]
+
+
+# --- Chapter 4 (notebooks/04_iwae_snr): MIWAE and CIWAE (Rainforth et al. 2018) -------------------
+
+def miwae(log_w: torch.Tensor) -> torch.Tensor:
+    """MIWAE(M, K) bound ``(1/M) sum_m log (1/K) sum_k w_{m,k}``: (M, K, B) -> (B,).
+
+    The average of M independent IWAE-K estimates (the sample dimensions come first: M, then K).
+    Special cases: M = 1 is IWAE-K; K = 1 is the ELBO averaged over M samples. Its expectation
+    is the IWAE-K bound for every M; M only lowers the variance of the estimate and of its
+    gradient. Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    """
+    check_log_w(log_w, min_dim=3)
+    return log_mean_exp(log_w, dim=1).mean(0)
+
+
+def ciwae(log_w: torch.Tensor, beta) -> torch.Tensor:
+    """CIWAE(beta) bound ``beta (1/K) sum_k log w_k + (1 - beta) log (1/K) sum_k w_k``: (K, B) -> (B,).
+
+    A convex combination of the ELBO and IWAE-K on the *same* K samples, ``beta`` in [0, 1]
+    (a float or a tensor, e.g. a learnable ``sigmoid`` of a free parameter). Special cases:
+    beta = 1 is the ELBO (K-sample average), beta = 0 is IWAE-K; on any one draw
+    ``ELBO <= CIWAE <= IWAE`` (Jensen). Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    """
+    check_log_w(log_w)
+    b = torch.as_tensor(beta, dtype=log_w.dtype, device=log_w.device)
+    bd = b.detach()
+    if bd.numel() != 1 or not bool(torch.isfinite(bd)) or not (0.0 <= float(bd) <= 1.0):
+        raise ValueError(f"beta must be one number in [0, 1] (1: ELBO, 0: IWAE), got {beta!r}")
+    return b * log_w.mean(0) + (1 - b) * log_mean_exp(log_w, dim=0)
+
+
+__all__ += ["miwae", "ciwae"]
+
+
+def bsvi(log_w: torch.Tensor, pi=None, log_pi=None) -> torch.Tensor:
+    """Buffered SVI / generalized IWAE bound ``log sum_i pi_i w_i``: (k+1, B, ...) -> (B, ...).
+
+    ``log_w[i]`` is ``log p(x, z_i) - log q_i(z_i | z_<i)`` for the i-th proposal of a trajectory
+    q_0, ..., q_k (e.g. the SVI steps of ``gapkit.refine.refine``). Theorem 1 of Shu et al. (2019),
+    the generalized IWAE bound: for any joint q(z_0:k) and fixed weights pi on the simplex,
+
+        E_{q(z_0:k)} log sum_{i=0}^k pi_i p(x, z_i) / q(z_i | z_v(i)) <= log p(x),
+
+    because the sum is an unbiased estimate of p(x) (Jensen). With the default uniform
+    ``pi_i = 1/(k+1)`` it is ``log_mean_exp``, i.e. the IWAE bound when the proposals are
+    independent and identical; ``pi = (0, ..., 0, 1)`` gives the SVI-k bound ``log w_k``.
+    ``pi`` (probabilities) or ``log_pi`` (log-probabilities, e.g. a log-softmax, differentiable)
+    has shape (k+1,) or broadcasts against ``log_w``. Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
+    check_log_w(log_w, min_dim=1)
+    if pi is not None and log_pi is not None:
+        raise ValueError("give pi or log_pi, not both")
+    if pi is None and log_pi is None:
+        return log_mean_exp(log_w, dim=0)
+    if log_pi is None:
+        pi = torch.as_tensor(pi, dtype=log_w.dtype, device=log_w.device)
+        with torch.no_grad():
+            if (pi < 0).any() or not torch.isfinite(pi).all():
+                raise ValueError("pi must be finite and non-negative")
+        log_pi = torch.log(pi)
+    else:
+        log_pi = torch.as_tensor(log_pi, dtype=log_w.dtype, device=log_w.device)
+    if log_pi.dim() == 0 or log_pi.shape[0] != log_w.shape[0]:
+        raise ValueError(f"pi must have k+1 = {log_w.shape[0]} entries along its first dimension "
+                         f"(one per proposal), got shape {tuple(log_pi.shape)}")
+    with torch.no_grad():
+        total = torch.logsumexp(log_pi, dim=0).exp()
+        if not torch.allclose(total, torch.ones_like(total), atol=1e-4):
+            raise ValueError(f"pi must sum to 1 over its first dimension, got sums in "
+                             f"[{total.min().item():.6g}, {total.max().item():.6g}]")
+    log_pi = log_pi.reshape(*log_pi.shape, *([1] * (log_w.dim() - log_pi.dim())))
+    return torch.logsumexp(log_w + log_pi, dim=0)
+
+
+__all__ += ["bsvi"]

@@ -20,6 +20,10 @@ def use_theme():
     plt.rcParams.update({"figure.figsize": (6.4, 4.0), "figure.dpi": 100, "savefig.bbox": "tight",
                          "axes.titleweight": "bold", "legend.frameon": False})
     try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        if ip is not None and "IPKernelApp" in ip.config:  # a notebook kernel, whatever MPLBACKEND says
+            ip.run_line_magic("matplotlib", "inline")
         from matplotlib_inline.backend_inline import set_matplotlib_formats
         set_matplotlib_formats("svg")
     except ImportError:  # outside IPython

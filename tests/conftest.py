@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("GAPKIT_PRESET", "quick")
 os.environ.setdefault("GAPKIT_RESULTS_DIR", tempfile.mkdtemp(prefix="gapkit-results-"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def mnist_available() -> bool:

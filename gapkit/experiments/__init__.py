@@ -3,8 +3,8 @@
 An experiment is a function registered with :func:`experiment`; it takes a :class:`Context`
 (preset, seed, output folder, device) and returns a dict of results. :func:`run` adds the config
 and provenance (gapkit version, git commit, device, torch version, wall time), writes
-``results.json`` atomically, and reuses a finished result with the same config and gapkit
-version unless ``force=True``::
+``results.json`` atomically, and reuses a finished result with the same config, gapkit
+version and experiment source (a hash of its module) unless ``force=True``::
 
     python -m gapkit run vae-basics --preset quick --seed 0 --out DIR
 
@@ -118,6 +118,17 @@ def _git_commit():
         return None
 
 
+def _source_hash(func) -> str:
+    """A short hash of the experiment's own module source: editing it invalidates cached results."""
+    import hashlib
+    import inspect
+    try:
+        src = inspect.getsource(inspect.getmodule(func))
+    except (OSError, TypeError):
+        return "unknown"
+    return hashlib.sha256(src.encode()).hexdigest()[:12]
+
+
 def provenance(device, wall_time: float) -> dict:
     return {"gapkit_version": __version__, "git_commit": _git_commit(), "device": describe(device),
             "torch_version": torch.__version__, "python": platform.python_version(),
@@ -136,7 +147,8 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out) if out is not None else default_out(name, p.name, seed)
-    config = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": params}
+    config = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": params,
+              "code": _source_hash(exp.func)}
     path = out / "results.json"
     if path.exists() and not force:
         try:

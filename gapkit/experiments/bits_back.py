@@ -1,0 +1,146 @@
+"""Experiment ``bits-back``: a real lossless compressor from a VAE, and better inference -> shorter codes.
+
+Chapter 7 (``notebooks/07_bits_back``). Trains the baseline VAE (the preset's architecture with a
+latent size of 10, as in Zhang et al. 2022's compression experiment; the quick preset keeps its
+own), then a reverse-half-asleep encoder for the same fixed decoder (post hoc, alpha = 0.5,
+:class:`gapkit.sleep.ReverseHalfAsleep`), and codes the test set with
+:class:`gapkit.coding.BitsBackCodec`:
+
+* ``full``: every test image at K = 0 with each encoder: achieved BPD (initial bits excluded and
+  reported), the test -ELBO of the coder's own q, the IWAE estimate of -log p(x), times, exactness;
+* ``by_K``: the first ``sweep_images`` test images with K-step optimal inference inside the coder
+  (K = 0..10), per encoder: ``bpd``, ``neg_elbo_bpd``, ``encode_s_per_image``, ``decode_s_per_image``;
+* ``compressors``: gzip, bz2, lzma and PNG on the same images;
+* ``grey``: 8-bit MNIST with the discretized-logistic likelihood, coded the same way.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..bounds import bpd
+from ..coding import BitsBackCodec, baseline_bpd
+from ..estimators import evaluate
+from ..objectives import ELBO
+from ..sleep import ReverseHalfAsleep
+from ..train import train
+from . import Context, experiment
+
+SETTINGS = {  # per preset: latent size, K grid, images in the K sweep, post-hoc epochs, grey epochs
+    "quick": dict(latent=None, Ks=[0, 1, 2, 5, 10], sweep_images=None, posthoc_epochs=30, grey_epochs=30,
+                  grey_images=None, iwae_K=50),
+    "book": dict(latent=10, Ks=list(range(11)), sweep_images=1000, posthoc_epochs=20, grey_epochs=10,
+                 grey_images=1000, iwae_K=200),
+    "paper": dict(latent=10, Ks=list(range(11)), sweep_images=1000, posthoc_epochs=100, grey_epochs=100,
+                  grey_images=None, iwae_K=5000),
+}
+LR_STEPS = 5e-3  # Zhang et al.: Adam lr 5e-3 for the K steps on MNIST
+
+
+def _code(model, x_u8, **settings):
+    """Encode and decode once; -> (stats dict, codec)."""
+    codec = BitsBackCodec(model, **settings)
+    t0 = time.perf_counter()
+    data = codec.encode(x_u8)
+    t1 = time.perf_counter()
+    y = codec.decode(data)
+    t2 = time.perf_counter()
+    st = dict(codec.last_stats)
+    n = len(x_u8)
+    st.update(exact=bool(np.array_equal(y, x_u8)), encode_s_per_image=(t1 - t0) / n,
+              decode_s_per_image=(t2 - t1) / n)
+    return st, codec
+
+
+def _neg_elbo_bpd(model, codec, x_u8, K=20, seed=0):
+    """-ELBO (BPD) of the coder's own q (encoder + K steps), averaged over K samples per image."""
+    mu, std = codec.posterior(x_u8)
+    x = torch.from_numpy(x_u8).float()
+    return float(bpd(evaluate(model, x, "elbo", K=K, q=(mu, std), seed=seed).mean(), x.shape[1]))
+
+
+def _train_pair(ctx: Context, data, latent, epochs, posthoc_epochs, name):
+    """Baseline VAE (ELBO) and a copy whose encoder is retrained by reverse half-asleep."""
+    model = ctx.model(data, **({"latent": latent} if latent else {}))
+    train(model, data, ELBO(), ctx.train_config(epochs=epochs), out_dir=ctx.out / name / "baseline")
+    rha = copy.deepcopy(model)
+    train(rha, data, ReverseHalfAsleep(alpha=0.5), ctx.train_config(epochs=posthoc_epochs, lr=3e-4),
+          out_dir=ctx.out / name / "reverse_half_asleep")
+    return model.cpu().eval(), rha.cpu().eval()
+
+
+@experiment("bits-back", "Bits-back ANS compression with a VAE: BPD vs -ELBO, K-step inference, gzip/bz2/lzma/PNG",
+            chapter="07_bits_back", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "1 h GPU"})
+def bits_back(ctx: Context) -> dict:
+    s = SETTINGS[ctx.preset.name]
+    p = ctx.preset
+    data = ctx.data(test_subset=None)   # the whole test set
+    base, rha = _train_pair(ctx, data, s["latent"], p.epochs, s["posthoc_epochs"], "binary")
+    encoders = {"baseline": base, "reverse_half_asleep": rha}
+    x_test = data.test.cpu().numpy().astype(np.uint8)
+    shape = tuple(data.image_shape)
+
+    full = {}
+    for name, m in encoders.items():
+        st, codec = _code(m, x_test)
+        st["neg_elbo_bpd"] = _neg_elbo_bpd(m, codec, x_test, seed=ctx.seed)
+        st["ratio_to_neg_elbo"] = st["bpd"] / st["neg_elbo_bpd"]
+        full[name] = st
+    xt = torch.from_numpy(x_test).float()
+    iwae_bpd = float(bpd(evaluate(base, xt, "iwae", K=s["iwae_K"], seed=ctx.seed).mean(), xt.shape[1]))
+    full["iwae_K"] = s["iwae_K"]
+    full["neg_log_px_iwae_bpd"] = iwae_bpd
+    compressors = baseline_bpd(x_test, binary=True, image_shape=shape)
+
+    n_sweep = min(s["sweep_images"] or len(x_test), len(x_test))
+    xs = x_test[:n_sweep]
+    by_K = {name: {} for name in encoders}
+    jobs = [(name, K) for name in encoders for K in s["Ks"]]
+    for name, K in tqdm(jobs, desc="bits-back K sweep", disable=not ctx.progress):
+        m = encoders[name]
+        st, codec = _code(m, xs, steps=K, lr=LR_STEPS)
+        by_K[name][str(K)] = {"K": K, "bpd": st["bpd"], "neg_elbo_bpd": _neg_elbo_bpd(m, codec, xs, seed=ctx.seed),
+                              "encode_s_per_image": st["encode_s_per_image"],
+                              "decode_s_per_image": st["decode_s_per_image"], "exact": st["exact"],
+                              "initial_bits": st["initial_bits"]}
+    sweep_compressors = baseline_bpd(xs, binary=True, image_shape=shape)
+
+    # Grey MNIST with the discretized logistic.
+    gdata = ctx.data(binarization="grey", test_subset=None)
+    gmodel = ctx.model(gdata, **({"latent": s["latent"]} if s["latent"] else {}))
+    train(gmodel, gdata, ELBO(), ctx.train_config(epochs=s["grey_epochs"]), out_dir=ctx.out / "grey")
+    gmodel = gmodel.cpu().eval()
+    ng = min(s["grey_images"] or len(gdata.test), len(gdata.test))
+    xg = gdata.test[:ng].cpu().numpy().astype(np.uint8)
+    gst, gcodec = _code(gmodel, xg)
+    gst["neg_elbo_bpd"] = _neg_elbo_bpd(gmodel, gcodec, xg, seed=ctx.seed)
+    gst["ratio_to_neg_elbo"] = gst["bpd"] / gst["neg_elbo_bpd"]
+    grey = {"n_images": ng, **gst, "compressors": baseline_bpd(xg, binary=False, image_shape=shape)}
+
+    trace = BitsBackCodec(base).trace(x_test[0])
+    b0, r0 = by_K["baseline"]["0"], by_K["reverse_half_asleep"]["0"]
+    Kmax = str(max(s["Ks"]))
+    metrics = {
+        "full_bpd_baseline": full["baseline"]["bpd"], "full_neg_elbo_bpd_baseline": full["baseline"]["neg_elbo_bpd"],
+        "full_ratio_baseline": full["baseline"]["ratio_to_neg_elbo"], "iwae_bpd": iwae_bpd,
+        "full_bpd_reverse_half_asleep": full["reverse_half_asleep"]["bpd"],
+        "sweep_bpd_baseline_K0": b0["bpd"], "sweep_bpd_rha_K0": r0["bpd"],
+        f"sweep_bpd_baseline_K{Kmax}": by_K["baseline"][Kmax]["bpd"],
+        f"sweep_bpd_rha_K{Kmax}": by_K["reverse_half_asleep"][Kmax]["bpd"],
+        "grey_bpd": gst["bpd"], "grey_neg_elbo_bpd": gst["neg_elbo_bpd"],
+        "all_exact": all(v["exact"] for v in full.values() if isinstance(v, dict)) and gst["exact"]
+        and all(r["exact"] for d in by_K.values() for r in d.values()),
+        **{f"{k}_bpd": v for k, v in compressors.items()},
+    }
+    return {
+        "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(shape),
+                    "n_test": len(x_test), "n_train": len(data.train), "sweep_images": n_sweep},
+        "model": base.config, "codec": BitsBackCodec(base).settings(), "lr_steps": LR_STEPS,
+        "metrics": metrics, "full": full, "compressors": compressors,
+        "by_K": by_K, "sweep_compressors": sweep_compressors, "grey": grey, "trace": trace,
+        "images": x_test[:8].tolist(),
+    }

@@ -1,0 +1,373 @@
+"""The rendered book in a real browser (headless Chromium), offline.
+
+Builds the book with the ``quick`` preset into a temporary folder (``-W``: any warning fails),
+serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every host other than
+127.0.0.1 unresolvable, and checks what a reader sees:
+
+* no Python error output on any page (no "Traceback", no stderr or error cells);
+* every chapter page has figures, and every image on every page loads with a non-zero size;
+* math is typeset by MathJax (``mjx-container`` elements, no ``mjx-merror``);
+* widgets are drawn from their saved state (at least one in the book, every one on each page);
+* the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
+* nothing is fetched from outside localhost, and no JavaScript error is thrown.
+
+A screenshot of each page is written to ``$GAPKIT_SCREENSHOTS`` (default ``_build/screenshots``)
+for a person to look at. ``GAPKIT_BOOK_HTML=path/to/_build/html`` tests an existing build instead
+of building. Chromium is driven with the DevTools protocol over a pipe (``--remote-debugging-pipe``),
+so no extra Python package is needed. Without Chromium the test skips, except in CI (``$CI`` set),
+where a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO_URL = "https://github.com/gapkit/gapkit"
+COLAB = "https://colab.research.google.com/github/gapkit/gapkit/blob/main/"
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-default-browser-check", "--mute-audio",
+                "--hide-scrollbars", "--disable-extensions", "--window-size=1280,900",
+                # no network besides this machine: every other host name fails to resolve
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+WIDTH = 1280
+MAX_SHOT_HEIGHT = 12000
+# console.error messages that are not failures: the theme's notice on a first visit (empty storage)
+BENIGN_CONSOLE = ("Got invalid theme mode",)
+SETTLE_S = 20.0
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("GAPKIT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+# --------------------------------------------------------------------------- DevTools over a pipe
+def _high_fd(fd: int) -> int:
+    import fcntl
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)  # not inherited; dup2 in the child sets 3 and 4
+    os.close(fd)
+    return new
+
+
+class Chrome:
+    """Headless Chromium driven with the DevTools protocol over ``--remote-debugging-pipe``.
+
+    Chromium reads commands from its fd 3 and writes replies and events to its fd 4, each one JSON
+    message ended by a NUL byte.
+    """
+
+    def __init__(self, exe: str, profile: Path):
+        # Chromium's ends of the pipes are first moved above fd 9, so that placing them on 3 and 4 in
+        # the child cannot overwrite one with the other (pytest's capturing may hold low descriptors).
+        cmd_r, self._cmd_w = (_high_fd(fd) for fd in os.pipe())
+        self._res_r, res_w = (_high_fd(fd) for fd in os.pipe())
+        argv = [exe, *CHROME_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
+
+        def child_fds():  # dup2 leaves 3 and 4 inheritable; every other descriptor is close-on-exec
+            os.dup2(cmd_r, 3)
+            os.dup2(res_w, 4)
+
+        self.log = Path(profile) / "chromium.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(argv, preexec_fn=child_fds, close_fds=False,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        os.close(cmd_r)
+        os.close(res_w)
+        self._next = 0
+        self._replies: dict = {}
+        self.events: list = []
+        self._cv = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        buf = b""
+        with os.fdopen(self._res_r, "rb", buffering=0) as f:
+            while True:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                *msgs, buf = buf.split(b"\0")
+                with self._cv:
+                    for m in msgs:
+                        msg = json.loads(m)
+                        if "id" in msg:
+                            self._replies[msg["id"]] = msg
+                        else:
+                            self.events.append(msg)
+                    self._cv.notify_all()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60):
+        self._next += 1
+        mid = self._next
+        msg = {"id": mid, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        try:
+            os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            raise RuntimeError(f"chromium exited (rc={self.proc.poll()}); its log ends with:\n"
+                               + self.log.read_text(errors="replace")[-2000:]) from None
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while mid not in self._replies:
+                left = deadline - time.monotonic()
+                if left <= 0 or getattr(self, "_closed", False):
+                    raise TimeoutError(f"no reply to {method} within {timeout} s (chromium exited: "
+                                       f"{self.proc.poll() is not None})")
+                self._cv.wait(left)
+            reply = self._replies.pop(mid)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def wait_event(self, method: str, session: str, since: int, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for ev in self.events[since:]:
+                    if ev.get("method") == method and ev.get("sessionId") == session:
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def close(self):
+        try:
+            self.send("Browser.close", timeout=5)
+        except (TimeoutError, RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._cmd_w)
+
+
+# What the page looks like once MathJax and the widget manager are done (or SETTLE_S has passed).
+PROBE = r"""
+(async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const t0 = Date.now();
+  const viewScripts = () => [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
+  const drawn = () => [...document.querySelectorAll('.widget-subarea')].filter(e => e.querySelector('.jupyter-widgets'));
+  while (Date.now() - t0 < %(settle_ms)d) {
+    const mathDone = !document.querySelector('.math') ||
+      (window.MathJax && MathJax.startup && MathJax.startup.promise && document.querySelector('mjx-container'));
+    const widgetsDone = drawn().length >= viewScripts().length;
+    const imagesDone = [...document.images].every(i => i.complete);
+    if (mathDone && widgetsDone && imagesDone) break;
+    await sleep(100);
+  }
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await Promise.race([MathJax.startup.promise.catch(() => null), sleep(5000)]);
+  }
+  await sleep(300);
+  const main = document.querySelector('main') || document.body;
+  const text = main.innerText || '';
+  return {
+    title: document.title,
+    traceback: /Traceback \(most recent call last\)|^\s*\w+Error: /m.test(text),
+    tracebackContext: (text.match(/.{0,80}(Traceback \(most recent call last\)|\w+Error: ).{0,120}/) || [''])[0],
+    errorCells: [...document.querySelectorAll('.output.stderr, .output.traceback, .cell_output .stderr, .output.error')]
+                  .map(e => e.innerText.slice(0, 200)),
+    images: [...document.images].map(i => ({src: i.getAttribute('src'), complete: i.complete,
+              naturalWidth: i.naturalWidth, naturalHeight: i.naturalHeight,
+              width: i.getBoundingClientRect().width, height: i.getBoundingClientRect().height,
+              visible: i.checkVisibility ? i.checkVisibility() : !!i.offsetParent,
+              inOutput: !!i.closest('.cell_output, .output, figure')})),
+    mathElements: document.querySelectorAll('.math').length,
+    mathTypeset: document.querySelectorAll('mjx-container').length,
+    mathErrors: document.querySelectorAll('mjx-merror').length,
+    mathjaxLoaded: !!(window.MathJax && MathJax.version),
+    widgetViews: viewScripts().length,
+    widgetsDrawn: drawn().length,
+    widgetClasses: [...new Set(drawn().flatMap(e => [...e.querySelectorAll('.jupyter-widgets')]
+                    .flatMap(w => [...w.classList].filter(c => c.startsWith('widget-')))))].slice(0, 20),
+    colabLinks: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href),
+    launchColab: [...document.querySelectorAll('a')].filter(a => /colab/i.test(a.title || '') ||
+                   (a.querySelector('img[alt*="Colab logo"]'))).map(a => a.href),
+    height: Math.max(document.documentElement.scrollHeight, document.body.scrollHeight),
+  };
+})()
+"""
+
+
+def _serve(folder: Path):
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _visit(chrome: Chrome, session: str, url: str, shot: Path) -> dict:
+    start = len(chrome.events)
+    chrome.send("Page.navigate", {"url": url}, session)
+    if chrome.wait_event("Page.loadEventFired", session, start, 60) is None:
+        raise TimeoutError(f"{url} did not finish loading in 60 s")
+    res = chrome.send("Runtime.evaluate", {"expression": PROBE % {"settle_ms": int(SETTLE_S * 1000)},
+                                           "awaitPromise": True, "returnByValue": True}, session,
+                      timeout=SETTLE_S + 30)
+    if "exceptionDetails" in res:
+        raise RuntimeError(f"probe failed on {url}: {res['exceptionDetails']}")
+    report = res["result"]["value"]
+    # full-page screenshot at the reading width
+    height = min(int(report["height"]) + 10, MAX_SHOT_HEIGHT)
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+    time.sleep(0.3)
+    png = chrome.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
+    import base64
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.write_bytes(base64.b64decode(png))
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
+    events = [e for e in chrome.events[start:] if e.get("sessionId") == session]
+    report["jsErrors"] = [e["params"]["exceptionDetails"].get("exception", {}).get("description")
+                          or e["params"]["exceptionDetails"].get("text")
+                          for e in events if e["method"] == "Runtime.exceptionThrown"]
+    report["consoleErrors"] = [" ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"])
+                               for e in events
+                               if e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error"]
+    report["consoleErrors"] = [m for m in report["consoleErrors"] if not any(b in m for b in BENIGN_CONSOLE)]
+    requests = {e["params"]["requestId"]: e["params"]["request"]["url"]
+                for e in events if e["method"] == "Network.requestWillBeSent"}
+    report["external"] = sorted({u for u in requests.values()
+                                 if not re.match(r"(https?://127\.0\.0\.1[:/]|data:|blob:|about:)", u)})
+    report["failed"] = sorted({requests.get(e["params"]["requestId"], "?") + " (" + e["params"].get("errorText", "") + ")"
+                               for e in events if e["method"] == "Network.loadingFailed"
+                               and not e["params"].get("canceled")})
+    return report
+
+
+def _build(out: Path) -> Path:
+    """Build the book with the quick preset into ``out``; return the HTML folder."""
+    env = dict(os.environ, GAPKIT_PRESET="quick", GAPKIT_RESULTS_DIR=str(out / "results"))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    # tests/conftest.py sets MPLBACKEND=Agg for the unit tests; in the chapters' kernels it would
+    # replace the inline backend and every figure would vanish from the book.
+    env.pop("MPLBACKEND", None)
+    # jupyter_book has no __main__ module: call its command-line entry point
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", "-W", "-n",
+           "--keep-going", "--path-output", str(out), str(ROOT)]
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "build.log"
+    with open(log, "w") as f:
+        rc = subprocess.call(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800)
+    text = log.read_text(errors="replace")
+    warnings = [ln for ln in text.splitlines() if re.search(r"WARNING|ERROR", ln) and "IPKernelApp" not in ln]
+    assert rc == 0 and not warnings, (f"the book build failed (rc={rc}) or warned:\n" + "\n".join(warnings[:30]) +
+                                      "\n--- end of the build log ---\n" + text[-3000:])
+    return out / "_build" / "html"
+
+
+def _pages(html: Path) -> list:
+    skip = {"index.html"}  # a redirect to the landing page
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if not p.relative_to(html).parts[0].startswith("_") and p.name not in skip
+                  and p.relative_to(html).as_posix() not in skip)
+
+
+def test_book_in_browser(tmp_path):
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed, and CI is set: install it (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the test runs wherever it is "
+                    "and always in CI")
+    html = Path(os.environ["GAPKIT_BOOK_HTML"]) if os.environ.get("GAPKIT_BOOK_HTML") else _build(tmp_path / "book")
+    assert (html / "book" / "intro.html").is_file(), f"no built book under {html}"
+    shots = Path(os.environ.get("GAPKIT_SCREENSHOTS") or ROOT / "_build" / "screenshots")
+    shutil.rmtree(shots, ignore_errors=True)
+    vendored = (html / "_static" / "gapkit-vendor" / "manifest.json").is_file()
+
+    server = _serve(html)
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    chrome = Chrome(exe, Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)))
+    reports = {}
+    try:
+        target = chrome.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = chrome.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Network"):
+            chrome.send(f"{domain}.enable", {}, session)
+        chrome.send("Emulation.setDeviceMetricsOverride",
+                    {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
+        for page in _pages(html):
+            reports[page] = _visit(chrome, session, base + page, shots / (page[:-5].replace("/", "__") + ".png"))
+    finally:
+        chrome.close()
+        server.shutdown()
+    (shots / "report.json").write_text(json.dumps(reports, indent=1))
+
+    problems = []
+    chapters = [p for p in reports if p.startswith("notebooks/")]
+    if not chapters:
+        problems.append("no chapter pages (notebooks/*.html) in the build")
+    for page, r in reports.items():
+        where = f"{page}:"
+        if r["traceback"] or r["errorCells"]:
+            problems.append(f"{where} Python error output: {r['tracebackContext'] or r['errorCells'][:2]}")
+        for im in r["images"]:
+            if not (im["complete"] and im["naturalWidth"] > 0 and im["naturalHeight"] > 0
+                    and (not im["visible"] or (im["width"] > 0 and im["height"] > 0))):
+                problems.append(f"{where} image did not load or has no size: {im}")
+        if r["mathElements"] and (r["mathTypeset"] < 1 or r["mathErrors"]):
+            hint = "" if vendored else " (MathJax comes from a CDN in this build: npm was not available)"
+            problems.append(f"{where} math not typeset: {r['mathElements']} math elements, {r['mathTypeset']} "
+                            f"typeset, {r['mathErrors']} errors{hint}")
+        if r["widgetViews"] > r["widgetsDrawn"]:
+            problems.append(f"{where} {r['widgetViews']} widgets saved but {r['widgetsDrawn']} drawn")
+        if r["jsErrors"] or r["consoleErrors"]:
+            problems.append(f"{where} JavaScript errors: {(r['jsErrors'] + r['consoleErrors'])[:3]}")
+        if vendored and r["external"]:
+            problems.append(f"{where} requests outside localhost: {r['external'][:5]}")
+        if r["failed"]:
+            problems.append(f"{where} failed requests: {r['failed'][:5]}")
+    for page in chapters:
+        r = reports[page]
+        figures = [im for im in r["images"] if im["inOutput"] and im["visible"]]
+        if not figures:
+            problems.append(f"{page}: no figure in the chapter")
+        want = COLAB + page[:-5] + ".ipynb"
+        if want not in r["launchColab"]:
+            problems.append(f"{page}: the Colab launch button does not open {want}: {r['launchColab']}")
+        wrong = [u for u in r["colabLinks"] if u != want]
+        if wrong or len(r["colabLinks"]) < 2:
+            problems.append(f"{page}: Colab links {r['colabLinks']} should be the launch button and the badge, "
+                            f"both to {want}")
+    if not any(r["widgetsDrawn"] for r in reports.values()):
+        problems.append("no widget was drawn from its saved state on any page")
+    if not any(r["mathTypeset"] for r in reports.values()):
+        problems.append("no math typeset on any page")
+    summary = {p: {k: r[k] for k in ("mathTypeset", "widgetsDrawn", "widgetClasses")} | {"images": len(r["images"])}
+               for p, r in reports.items()}
+    print(f"screenshots in {shots}\n" + json.dumps(summary, indent=1))
+    assert not problems, "\n".join(problems) + f"\n(screenshots and report.json in {shots})"

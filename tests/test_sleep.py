@@ -1,0 +1,216 @@
+"""Chapter 3: wake, sleep, reverse sleep, reverse half-asleep, denoising; the downstream classifier."""
+import pytest
+import torch
+
+from gapkit.bounds import elbo
+from gapkit.classify import Classifier, accuracy, predictive, train_classifier
+from gapkit.estimators import log_weights
+from gapkit.models import VAE, LinearGaussian
+from gapkit.sleep import (Denoising, ReverseHalfAsleep, ReverseSleep, Sleep, Wake, make_encoder_objective,
+                          model_samples)
+from gapkit.train import train
+
+
+def small_vae(seed=0):
+    torch.manual_seed(seed)
+    return VAE(12, 3, (16,), "relu", "bernoulli")
+
+
+def batch(n=32, d=12, seed=1):
+    return torch.bernoulli(torch.full((n, d), 0.4), generator=torch.Generator().manual_seed(seed))
+
+
+# -- validation
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), "half", True])
+def test_alpha_out_of_range(alpha):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ReverseHalfAsleep(alpha)
+
+
+@pytest.mark.parametrize("sigma", [-0.1, -1, float("nan")])
+def test_negative_sigma(sigma):
+    with pytest.raises(ValueError, match=">= 0"):
+        Denoising(sigma)
+
+
+@pytest.mark.parametrize("make", [lambda: ReverseHalfAsleep(0.5, latent="aggregate"),
+                                  lambda: Sleep(latent="q"), lambda: ReverseSleep(latent=None)])
+def test_unknown_latent_source(make):
+    with pytest.raises(ValueError, match="'prior'.*'posterior'"):
+        make()
+
+
+def test_unknown_objective_name_and_K():
+    with pytest.raises(ValueError, match="reverse_half_asleep"):
+        make_encoder_objective("half_asleep")
+    with pytest.raises(ValueError, match="positive integer"):
+        Wake(K=0)
+
+
+# -- alpha = 0 and alpha = 1
+def test_alpha_zero_is_the_encoder_elbo_on_the_same_batch():
+    m, x = small_vae(), batch()
+    rha = ReverseHalfAsleep(0.0)(m, x, torch.Generator().manual_seed(5))
+    ref = -elbo(log_weights(m, x, 1, generator=torch.Generator().manual_seed(5))).mean()
+    wake = Wake()(m, x, torch.Generator().manual_seed(5))
+    assert rha.decoder is None and wake.decoder is None
+    torch.testing.assert_close(rha.encoder, ref, rtol=0, atol=0)
+    torch.testing.assert_close(wake.encoder, ref, rtol=0, atol=0)
+    g_rha = torch.autograd.grad(rha.encoder, m.encoder_parameters())
+    g_ref = torch.autograd.grad(ref, m.encoder_parameters())
+    for a, b in zip(g_rha, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_alpha_one_uses_no_training_data():
+    m = small_vae()
+    x_nan = torch.full((32, 12), float("nan"))  # any read of the training rows would show up as nan
+    loss = ReverseHalfAsleep(1.0)(m, x_nan, torch.Generator().manual_seed(3)).encoder
+    assert torch.isfinite(loss)
+    same = ReverseSleep()(m, batch(seed=9), torch.Generator().manual_seed(3)).encoder
+    torch.testing.assert_close(loss, same, rtol=0, atol=0)
+    # ... whereas alpha < 1 does read them
+    assert torch.isnan(ReverseHalfAsleep(0.5)(m, x_nan, torch.Generator().manual_seed(3)).encoder)
+
+
+def test_half_asleep_is_the_mixture_of_its_two_terms():
+    m, x = small_vae(), batch()
+    g = torch.Generator().manual_seed(11)
+    loss = ReverseHalfAsleep(0.25)(m, x, g).encoder
+    g = torch.Generator().manual_seed(11)
+    wake = -elbo(log_weights(m, x, 1, generator=g)).mean()
+    _, xs = m.sample(len(x), g)
+    dream = -elbo(log_weights(m, xs, 1, generator=g)).mean()
+    torch.testing.assert_close(loss, 0.75 * wake + 0.25 * dream)
+
+
+def test_posterior_latent_source_decodes_encoder_samples():
+    m, x = small_vae(), batch()
+    z, xs = model_samples(m, x, "posterior", torch.Generator().manual_seed(0))
+    mu, std = m.encode(x)
+    assert z.shape == mu.shape and xs.shape == x.shape
+    assert set(xs.unique().tolist()) <= {0.0, 1.0}
+    # the latents follow q(z|x): standardized they are N(0, 1), not N(0, 1) in raw units
+    e = ((z - mu) / std).detach()
+    assert abs(float(e.mean())) < 0.3 and abs(float(e.std()) - 1) < 0.3
+
+
+def test_sleep_is_log_q_of_model_samples():
+    m, x = small_vae(), batch()
+    loss = Sleep()(m, x, torch.Generator().manual_seed(2)).encoder
+    z, xs = m.sample(len(x), torch.Generator().manual_seed(2))
+    mu, std = m.encode(xs)
+    torch.testing.assert_close(loss, -m.log_q(z, mu, std).mean())
+
+
+def test_denoising_sigma_zero_is_the_wake_elbo_and_noise_changes_it():
+    m, x = small_vae(), batch()
+    d0 = Denoising(0.0)(m, x, torch.Generator().manual_seed(4)).encoder
+    g = torch.Generator().manual_seed(4)
+    a = -elbo(log_weights(m, x, 1, generator=g)).mean()
+    torch.randn(x.shape, generator=g)
+    b = -elbo(log_weights(m, x, 1, generator=g)).mean()
+    torch.testing.assert_close(d0, 0.5 * (a + b))
+    d1 = Denoising(1.0)(m, x, torch.Generator().manual_seed(4)).encoder
+    assert not torch.allclose(d0, d1)
+
+
+def test_train_decoder_option_gives_a_decoder_loss():
+    m, x = small_vae(), batch()
+    for obj in (Sleep(train_decoder=True), ReverseHalfAsleep(0.5, train_decoder=True), Denoising(0.2, train_decoder=True)):
+        losses = obj(m, x, torch.Generator().manual_seed(0))
+        assert losses.decoder is not None and losses.decoder.requires_grad
+    assert Wake(train_decoder=True)(m, x).decoder is not None
+
+
+# -- in the training loop: the decoder stays fixed
+class _Data:
+    """A minimal Dataset stand-in for the loop."""
+
+    def __init__(self, train, test):
+        self.train, self.test, self.valid = train, test, test
+        self.dynamic, self.dim = False, train.shape[1]
+
+    def binarize(self, x, g=None):
+        return x
+
+    def to(self, device):
+        return self
+
+
+@pytest.mark.parametrize("obj", [Sleep(), ReverseSleep(), ReverseHalfAsleep(0.5, latent="posterior"), Denoising(0.4)])
+def test_post_hoc_training_keeps_the_decoder(obj):
+    m = small_vae()
+    dec = [p.detach().clone() for p in m.decoder_parameters()]
+    enc = [p.detach().clone() for p in m.encoder_parameters()]
+    train(m, _Data(batch(64), batch(32, seed=2)), obj, epochs=2, batch_size=16, lr=1e-2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(dec, m.decoder_parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(enc, m.encoder_parameters()))
+
+
+# -- the linear-Gaussian model: reverse sleep finds the exact posterior
+def test_reverse_sleep_recovers_the_exact_posterior_on_linear_gaussian():
+    g = torch.Generator().manual_seed(0)
+    W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # diagonal posterior
+    lg = LinearGaussian(4, 2, noise_std=0.7, W=W, generator=g)
+    # Reverse sleep never reads the training rows (only their number sets the steps per epoch): nan
+    # rows prove it. The encoder starts at A = 0, c = 0, std = 1, far from the posterior.
+    data = _Data(torch.full((5000, 4), float("nan"), dtype=torch.float64), lg.sample(100, g)[1])
+    # two phases, each with a fresh Adam (the loop makes new optimizers per call): a fast one, then a fine one
+    train(lg, data, ReverseSleep(K=4), epochs=10, batch_size=500, lr=0.05, eval_every=0, progress=False, seed=1)
+    train(lg, data, ReverseSleep(K=4), epochs=10, batch_size=500, lr=0.005, eval_every=0, progress=False, seed=2)
+    x = lg.sample(1000, g)[1]
+    mu_q, std_q = lg.encode(x)
+    mu_p, S = lg.posterior(x)
+    err_mean = (mu_q - mu_p).abs().max().item()
+    assert err_mean < 0.06, err_mean  # over 1000 points; the untrained encoder (A = 0) is off by > 1
+    A, c, _ = lg.exact_encoder()
+    torch.testing.assert_close(lg.A.detach(), A.detach(), rtol=0, atol=0.02)
+    torch.testing.assert_close(std_q[0].detach(), torch.sqrt(torch.diagonal(S)).detach(), rtol=0.05, atol=0)
+    torch.testing.assert_close(lg.W.detach(), W, rtol=0, atol=0)  # the decoder was not touched
+
+
+# -- the downstream classifier
+def test_classifier_learns_separable_latents_and_predictive_is_batched():
+    m = small_vae()
+    with torch.no_grad():  # a sharp encoder: spread-out means, small std, so the labels below are learnable
+        last = m.encoder[-1]
+        last.weight[:3] *= 20
+        last.weight[3:] = 0
+        last.bias[3:] = -5.0
+    # labels that the encoder mean separates: the sign of the first latent mean
+    x = batch(600, seed=5)
+    with torch.no_grad():
+        y = (m.encode(x)[0][:, 0] > m.encode(x)[0][:, 0].median()).long()
+    clf = train_classifier(m, x[:500], y[:500], epochs=30, lr=3e-3, batch_size=50, seed=0)
+    acc = accuracy(m, clf, x[500:], y[500:], K=50)
+    assert acc > 0.75, acc
+    p_small = predictive(m, clf, x[500:], K=50, max_rows=60, seed=3)   # one image per pass
+    p_big = predictive(m, clf, x[500:], K=50, max_rows=1 << 16, seed=3)
+    torch.testing.assert_close(p_small.sum(-1), torch.ones(100))
+    assert p_small.shape == p_big.shape == (100, 2)
+    with pytest.raises(ValueError, match="labels"):
+        train_classifier(m, x, y[:10])
+    with pytest.raises(ValueError, match="dropout"):
+        Classifier(3, dropout=1.0)
+
+
+# -- the experiments, shrunk further than the quick preset
+def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
+    from gapkit import experiments
+    r = experiments.run("reverse-half-asleep", preset="quick", out=tmp_path / "rha", progress=False,
+                        base_epochs=4, epochs=2, eval_every=1, seeds=2, sigmas=[0.4], classifier_epochs=1,
+                        classifier_K=5, final_K=2)
+    m = r["methods"]
+    assert set(m) == {"alpha=0", "alpha=0.25", "alpha=0.5", "alpha=0.75", "alpha=1", "sleep", "denoising sigma=0.4"}
+    assert m["alpha=0.5"]["epochs"] == [0, 1, 2] and len(m["alpha=0.5"]["test_bpd"]) == 2  # per seed
+    assert all(len(c) == 3 for c in m["sleep"]["test_bpd"])
+    assert m["alpha=0"]["test_bpd"][0][0] == m["alpha=1"]["test_bpd"][0][0]  # all start at the base VAE
+    assert [row["method"] for row in r["table1"]][:2] == ["VAE (base, as trained)", "VAE + wake post hoc (alpha=0)"]
+    assert all(0 < row["test_bpd"] < 2 for row in r["table1"])
+    assert all(0 <= a <= 1 for a in r["classifier"].values()) and len(r["classifier"]) == 3
+    s = experiments.run("sleep-consistency", preset="quick", out=tmp_path / "sc", progress=False,
+                        n_train=100, n_test=50, epochs=2, eval_every=1)
+    assert set(s["methods"]) == {"wake", "sleep", "reverse_sleep"}
+    assert s["methods"]["wake"]["epochs"] == [1, 2]
+    assert isinstance(s["ordering"]["holds"], bool)
