@@ -1,0 +1,121 @@
+"""Experiment ``generalization-gaps``: the two generalization gaps of a VAE over training.
+
+For each data set (binary and grey pixels) a VAE is trained with the ELBO long enough to overfit,
+with a checkpoint every few epochs. At every checkpoint (:func:`gapkit.sweep.sweep`, cached):
+
+* ``train_bpd``: the negative ELBO (BPD) of training images with the amortized encoder;
+* ``test_bpd_amortized``: the same on test images;
+* ``test_bpd_optimal``: the test ELBO with per-point optimal inference q*(z|x) for the fixed
+  decoder (:func:`gapkit.optimal.per_point`) - the generative model's own test performance;
+* ``inference_gap = test_bpd_amortized - test_bpd_optimal``: the amortized-inference
+  generalization gap (Zhang et al. 2022, Eq. 12);
+* ``train_bpd_optimal`` (optimal inference on as many training images as test images) and
+  ``model_gap = test_bpd_optimal - train_bpd_optimal``: the generative model's generalization gap.
+
+``test_bpd_amortized - train_bpd_optimal = model_gap + inference_gap`` is the stacked plot of
+chapter 2 (``notebooks/02_generalization_gaps``). The ``book`` preset trains on a small subset of
+MNIST so that overfitting shows within CPU minutes; ``paper`` is the paper's setting (2x500 ReLU,
+latent 16, Adam 3e-4, 1000 epochs, a checkpoint every 100).
+"""
+from __future__ import annotations
+
+import math
+
+from ..objectives import ELBO
+from ..sweep import sweep
+from ..train import checkpoints, train
+from . import Context, experiment
+
+# Per preset: the data/model/training changes to the preset, and the evaluation settings.
+SETTINGS = {
+    "quick": dict(changes=dict(train_subset=100, test_subset=100, hidden=(128, 128), latent=4, epochs=160,
+                               lr=3e-3, batch_size=25, eval_every=40, checkpoint_every=40),
+                  n_eval=100, K=5, steps=60, opt_lr=5e-2),
+    "book": dict(changes=dict(train_subset=1000, test_subset=1000, hidden=(500, 500), latent=16, epochs=200,
+                              lr=1e-3, batch_size=100, eval_every=25, checkpoint_every=25),
+                 n_eval=500, K=5, steps=200, opt_lr=2e-2,
+                 # The discretized-logistic VAE learns more slowly: it needs more epochs to overfit.
+                 per_dataset={"grey": dict(epochs=400, eval_every=50, checkpoint_every=50)}),
+    "paper": dict(changes=dict(hidden=(500, 500), latent=16, epochs=1000, lr=3e-4, batch_size=100,
+                               eval_every=100, checkpoint_every=100),
+                  n_eval=10000, K=10, steps=1000, opt_lr=1e-2),
+}
+DATASETS = {"binary": "threshold", "grey": "grey"}
+
+
+def encoder_share(res: dict) -> dict:
+    """How much of the test-BPD rise after its best checkpoint is the encoder's.
+
+    With e* the checkpoint of lowest amortized test BPD and e_last the last one:
+    rise = A(e_last) - A(e*), of which the inference gap's change G(e_last) - G(e*) is the
+    encoder's and the optimal curve's change O(e_last) - O(e*) the decoder's (A = O + G).
+    """
+    a, o, g = res["test_bpd_amortized"], res["test_bpd_optimal"], res["inference_gap"]
+    best = min(range(len(a)), key=a.__getitem__)
+    rise = a[-1] - a[best]
+    d_gap, d_opt = g[-1] - g[best], o[-1] - o[best]
+    tr = res["train_bpd"]
+    return {"best_epoch": res["epochs"][best], "last_epoch": res["epochs"][-1],
+            "test_rise_bpd": rise, "gap_change_bpd": d_gap, "optimal_change_bpd": d_opt,
+            "train_change_bpd": tr[-1] - tr[best],
+            "overfits": bool(rise > 0 and tr[-1] < tr[best]),
+            "encoder_share": d_gap / rise if rise > 0 else float("nan"),
+            "mostly_encoder": bool(rise > 0 and d_gap > d_opt)}
+
+
+@experiment("generalization-gaps",
+            "Train a VAE past overfitting; test BPD with amortized vs optimal inference at every checkpoint",
+            chapter="02_generalization_gaps",
+            cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "10 h GPU"})
+def generalization_gaps(ctx: Context) -> dict:
+    s = SETTINGS[ctx.preset.name]
+    ctx.preset = ctx.preset.replace(**s["changes"])
+    kw_opt = {"steps": s["steps"], "lr": s["opt_lr"], "K": 1}
+    out = {"settings": {"n_eval": s["n_eval"], "elbo_K": s["K"], "optimal": {"method": "per-point", **kw_opt},
+                        "preset": ctx.preset.to_dict(), "per_dataset": s.get("per_dataset", {})},
+           "datasets": {}, "metrics": {}}
+    base = ctx.preset
+    for key, binarization in DATASETS.items():
+        ctx.preset = base.replace(**s.get("per_dataset", {}).get(key, {}))
+        data = ctx.data(binarization=binarization)
+        model = ctx.model(data)
+        run_dir = ctx.out / key
+        history = train(model, data, ELBO(), ctx.train_config(), out_dir=run_dir)
+        every, last = ctx.preset.checkpoint_every, ctx.preset.epochs
+        cks = [(e, p) for e, p in checkpoints(run_dir) if e <= last and (e % every == 0 or e == last)]
+        n = s["n_eval"]
+        x_train = data.fixed("train", seed=ctx.seed)[:n]
+        x_test = data.fixed("test", seed=ctx.seed)[:n]
+        common = dict(bound="elbo", K=s["K"], seed=ctx.seed, progress=ctx.progress)
+        tr = sweep(cks, x_train, inference="amortized", label=f"{key} train", **common)
+        te = sweep(cks, x_test, inference="amortized", label=f"{key} test", **common)
+        te_opt = sweep(cks, x_test, inference="optimal", inference_kw=kw_opt, label=f"{key} test optimal", **common)
+        tr_opt = sweep(cks, x_train, inference="optimal", inference_kw=kw_opt, label=f"{key} train optimal",
+                       **common)
+        res = {
+            "training": {"epochs": ctx.preset.epochs, "checkpoint_every": every, "lr": ctx.preset.lr,
+                         "hidden": list(ctx.preset.hidden), "latent": ctx.preset.latent},
+            "dataset": {"name": data.name, "binarization": data.binarization, "likelihood": data.likelihood,
+                        "n_train": len(data.train), "n_test_eval": len(x_test), "dim": data.dim},
+            "epochs": [r["epoch"] for r in te],
+            "train_bpd": [r["bpd"] for r in tr],
+            "test_bpd_amortized": [r["bpd"] for r in te],
+            "test_bpd_optimal": [r["bpd"] for r in te_opt],
+            "inference_gap": [a["bpd"] - b["bpd"] for a, b in zip(te, te_opt)],
+            "train_bpd_optimal": [r["bpd"] for r in tr_opt],
+            "model_gap": [a["bpd"] - b["bpd"] for a, b in zip(te_opt, tr_opt)],
+            "train_amortization_gap": [a["bpd"] - b["bpd"] for a, b in zip(tr, tr_opt)],
+            "inference_gap_nats": [b["nats"] - a["nats"] for a, b in zip(te, te_opt)],
+            "curves": {k: history[k] for k in ("epoch", "train_bpd", "test_bpd", "loss") if k in history},
+        }
+        res["summary"] = encoder_share(res)
+        out["datasets"][key] = res
+        out["metrics"][key] = {"final_train_bpd": res["train_bpd"][-1],
+                               "final_test_bpd_amortized": res["test_bpd_amortized"][-1],
+                               "final_test_bpd_optimal": res["test_bpd_optimal"][-1],
+                               "final_inference_gap": res["inference_gap"][-1],
+                               "encoder_share": res["summary"]["encoder_share"]}
+        for v in out["metrics"][key].values():
+            if isinstance(v, float) and math.isinf(v):
+                raise ValueError(f"infinite result for {key}: {out['metrics'][key]}")
+    return out
