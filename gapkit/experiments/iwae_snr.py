@@ -1,0 +1,181 @@
+"""Experiment ``iwae-snr``: tighter bounds are not necessarily better (Rainforth et al. 2018).
+
+1. Trains five methods with the same budget of M K = 64 samples per image: IWAE-64,
+   MIWAE(8, 8), CIWAE(beta = 0.5, K = 64), PIWAE(8, 8) (phi on MIWAE(8, 8), theta on IWAE-64)
+   and the VAE (the ELBO averaged over 64 samples = MIWAE(64, 1)), plus CIWAE with a learnable
+   beta = sigmoid(a) started at 0.5. Reports IWAE-64, log p-hat = IWAE-5000 and
+   -KL(Q||P) = IWAE-64 - log p-hat on the test set (nats per image; Rainforth et al. Table 1).
+2. On the IWAE-64-trained model, the per-parameter SNR of the IWAE gradient for theta and phi as
+   K grows (M = 1) and as M grows (K = 1): median and quartiles, the directional SNR, and the
+   fitted log-log slopes (theory: theta +1/2 in K and M; phi -1/2 in K, +1/2 in M).
+
+Chapter 4 (``notebooks/04_iwae_snr``) shows it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..estimators import evaluate
+from ..io import load_checkpoint
+from ..models import VAE, build_model
+from ..objectives import ELBO, IWAE
+from ..piwae import CIWAE, MIWAE, PIWAE, LearnableCIWAE
+from ..snr import snr
+from ..train import train
+from . import Context, experiment
+
+# Rainforth et al. (2018), Table 1: MNIST, means of 4 runs, nats per image (a citation, not ours).
+RAINFORTH_TABLE1 = {
+    "IWAE-64": {"iwae64": -86.11, "log_p_hat": -84.52, "neg_kl": -1.59},
+    "PIWAE(8,8)": {"iwae64": -85.74, "log_p_hat": -84.46, "neg_kl": -1.28},
+    "MIWAE(8,8)": {"iwae64": -85.69, "log_p_hat": -84.97, "neg_kl": -0.72},
+    "CIWAE(0.5)": {"iwae64": -86.08, "log_p_hat": -85.24, "neg_kl": -0.84},
+    "VAE": {"iwae64": -86.69, "log_p_hat": -86.21, "neg_kl": -0.47},
+}
+THEORY_SLOPES = {"theta_K": 0.5, "phi_K": -0.5, "theta_M": 0.5, "phi_M": 0.5}
+
+# What each preset trains and measures. Book: a short schedule on a subset of dynamically
+# binarized MNIST (about 5 minutes on 2 CPU cores); paper: Burda et al.'s architecture and
+# 3280-epoch schedule on all of MNIST (GPU).
+SETTINGS = {
+    "quick": dict(data={}, model={}, output_bias=False,
+                  train=dict(epochs=10, batch_size=64, lr=3e-3),
+                  log_p_K=1000, snr_batch=4, snr_reps=100,
+                  K_grid=[1, 3, 10, 30, 100, 300, 1000], M_grid=[1, 3, 10, 30, 100, 300, 1000]),
+    "book": dict(data=dict(binarization="dynamic", train_subset=3000, test_subset=300),
+                 model=dict(hidden=(100, 100), latent=20, activation="tanh"), output_bias=True,
+                 train=dict(epochs=5, batch_size=50, lr=1e-3),
+                 log_p_K=5000, snr_batch=4, snr_reps=200,
+                 K_grid=[1, 3, 10, 30, 100, 300, 1000], M_grid=[1, 3, 10, 30, 100, 300, 1000]),
+    "paper": dict(data=dict(binarization="dynamic", train_subset=None, test_subset=None),
+                  model=dict(hidden=(200, 200), latent=50, activation="tanh"), output_bias=True,
+                  train=dict(epochs=3280, batch_size=20, lr=1e-3, schedule="burda"),
+                  log_p_K=5000, snr_batch=16, snr_reps=1000,
+                  K_grid=[1, 3, 10, 30, 100, 300, 1000], M_grid=[1, 3, 10, 30, 100, 300, 1000]),
+}
+
+
+def methods(budget: int = 64) -> dict:
+    """The five methods of Rainforth et al. Table 1 with M K = 64 samples, plus learnable beta."""
+    return {
+        "IWAE-64": lambda: IWAE(K=budget),
+        "MIWAE(8,8)": lambda: MIWAE(M=8, K=8),
+        "CIWAE(0.5)": lambda: CIWAE(beta=0.5, K=budget),
+        "PIWAE(8,8)": lambda: PIWAE(M=8, L=8),
+        "VAE": lambda: ELBO(K=budget),
+        "CIWAE(learned)": lambda: LearnableCIWAE(beta0=0.5, K=budget),
+    }
+
+
+def settings(preset_name: str) -> dict:
+    return SETTINGS.get(preset_name, SETTINGS["book"])
+
+
+def slope(xs, ys) -> float:
+    """Least-squares slope of log10(y) against log10(x) (NaN-free points only)."""
+    x, y = np.log10(np.asarray(xs, float)), np.log10(np.asarray(ys, float))
+    ok = np.isfinite(x) & np.isfinite(y)
+    return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else math.nan
+
+
+def _model(ctx: Context, data, s):
+    p = ctx.preset.replace(**s["model"]) if s["model"] else ctx.preset
+    torch.manual_seed(ctx.seed)
+    bias = None
+    if s["output_bias"]:  # Burda et al.: the logit of the mean training pixel
+        m = data.train.mean(0).clamp(1e-3, 1 - 1e-3)
+        bias = torch.log(m) - torch.log1p(-m)
+    return VAE(data.dim, p.latent, p.hidden, p.activation, data.likelihood, output_bias=bias).to(ctx.device)
+
+
+def load_model(results: dict, method: str = "IWAE-64"):
+    """A trained model of an ``iwae-snr`` result."""
+    ck = load_checkpoint(results["checkpoints"][method])
+    model = build_model(ck["model_config"])
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
+    """SNR summaries for IWAE-K (M = 1) over ``K_grid`` and MIWAE(M, 1) over ``M_grid``, with slopes."""
+    out = {"snr_vs_K": {}, "snr_vs_M": {}}
+    for K in K_grid:
+        out["snr_vs_K"][str(K)] = snr(model, x, K=K, M=1, reps=reps, seed=seed, progress=progress).summary()
+    for M in M_grid:
+        out["snr_vs_M"][str(M)] = snr(model, x, K=1, M=M, reps=reps, seed=seed, progress=progress).summary()
+    sl = {}
+    for axis, grid in (("K", K_grid), ("M", M_grid)):
+        for side in ("theta", "phi"):
+            med = [out[f"snr_vs_{axis}"][str(v)][side]["median"] for v in grid]
+            sl[f"{side}_{axis}"] = slope(grid, med)
+    out["slopes"] = sl
+    return out
+
+
+@experiment("iwae-snr", "SNR of IWAE gradients vs K and M; IWAE, MIWAE, CIWAE, PIWAE, VAE (Rainforth et al. 2018)",
+            chapter="04_iwae_snr", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "days GPU"})
+def iwae_snr(ctx: Context) -> dict:
+    s = settings(ctx.preset.name)
+    data = ctx.data(**s["data"])
+    x_test = data.fixed("test", seed=ctx.seed)
+    g = torch.Generator(device=ctx.device)
+    table, checkpoints, curves, learned = {}, {}, {}, {}
+    # Runs resume from their own folder; the folder is named by the settings so that a changed
+    # setting never resumes a stale run.
+    runs = ctx.out / "runs" / hashlib.sha1(json.dumps(s, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    for name, make in methods().items():
+        obj = make()
+        model = _model(ctx, data, s)
+        t0 = time.perf_counter()
+        cfg = ctx.train_config(**s["train"], eval_every=0, checkpoint_every=s["train"]["epochs"])
+        hist = train(model, data, obj, cfg, out_dir=runs / name)
+        seconds = time.perf_counter() - t0
+        g.manual_seed(ctx.seed + 1)
+        iw64 = evaluate(model, x_test, "iwae", 64, generator=g).mean().item()
+        lp = evaluate(model, x_test, "iwae", s["log_p_K"], generator=g, progress=ctx.progress).mean().item()
+        table[name] = {"iwae64": iw64, "log_p_hat": lp, "neg_kl": iw64 - lp, "train_seconds": seconds,
+                       "objective": obj.config()}
+        checkpoints[name] = str(runs / name / "checkpoints" / f"epoch_{cfg.epochs:04d}.pt")
+        curves[name] = {"loss": hist.get("loss", [])}
+        if isinstance(obj, LearnableCIWAE):
+            tr = obj.trace
+            stride = max(1, len(tr) // 200)
+            learned = {"beta0": obj.beta0, "beta_final": float(obj.beta.detach()), "steps": list(range(0, len(tr), stride)),
+                       "beta": tr[::stride]}
+    # SNR on the IWAE-64-trained model, a fixed minibatch of test images.
+    model = load_model({"checkpoints": checkpoints}, "IWAE-64").to(ctx.device)
+    xb = x_test[:s["snr_batch"]]
+    sweep = snr_sweep(model, xb, s["K_grid"], s["M_grid"], s["snr_reps"], seed=ctx.seed, progress=ctx.progress)
+    # The gradient each method uses, at the same parameters and budget of 64 samples.
+    per_method = {
+        "IWAE-64": dict(K=64, M=1),
+        "MIWAE(8,8)": dict(K=8, M=8),
+        "CIWAE(0.5)": dict(K=64, M=1, bound="ciwae", beta=0.5),
+        "VAE": dict(K=1, M=64),
+    }
+    snr_methods = {k: snr(model, xb, reps=s["snr_reps"], seed=ctx.seed, **v).summary() for k, v in per_method.items()}
+    snr_methods["PIWAE(8,8)"] = {"phi": snr_methods["MIWAE(8,8)"]["phi"], "theta": snr_methods["IWAE-64"]["theta"]}
+    return {
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
+        "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
+                    "n_test": len(data.test)},
+        "model": model.config,
+        **sweep,
+        "theory_slopes": THEORY_SLOPES,
+        "snr_methods": snr_methods,
+        "table": table,
+        "reference": {"source": "Rainforth et al. 2018, Table 1 (MNIST, 3280 epochs, mean of 4 runs)",
+                      "table": RAINFORTH_TABLE1},
+        "learned_beta": learned,
+        "checkpoints": checkpoints,
+        "curves": curves,
+        "metrics": {"slopes": sweep["slopes"],
+                    "table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
+                              for k, v in table.items()}},
+    }

@@ -1,0 +1,441 @@
+"""Signal-to-noise ratio of gradient estimators, computed in batch over repetitions.
+
+At fixed parameters, draw R independent gradient estimates ``g_1..g_R`` of a bound (each from
+its own noise ``eps_r``) on a fixed minibatch ``x``. For every parameter p
+
+    SNR_p = |mean_r g_{r,p}| / std_r g_{r,p}      (Rainforth et al. 2018, eq. 5)
+
+reported separately for the encoder (phi) and the decoder (theta). The directional SNR of the
+whole gradient vector (Rainforth et al. 2018, Section 4) splits each estimate into the part along
+the mean direction ``u = mean_r g_r / ||mean_r g_r||`` and the rest:
+
+    DSNR = mean_r ||g_par,r|| / ||g_perp,r||,   g_par = (g . u) u,   g_perp = g - g_par.
+
+Theory for MIWAE(M, K) (IWAE when M = 1): SNR_theta = O(sqrt(M K)), SNR_phi = O(sqrt(M / K)).
+
+The R estimates are *not* a Python loop of backward passes. For an MLP (every parameter in an
+``nn.Linear``, as in :class:`gapkit.models.VAE`) the repetitions are a batch dimension of one
+ordinary forward and backward pass over noise (R_c, M, K, B, Z); each layer's per-repetition
+weight gradient is ``d_r^T a_r`` (its output gradients and inputs for that repetition's rows),
+one batched matrix product. With very few rows per repetition the statistics are formed from
+``a`` and ``d`` directly ("ghost" sums of outer products), without the (R, P) gradients. Other
+models use ``torch.func.vmap(torch.func.grad(f))`` over the noise. Repetitions are taken in
+chunks that bound memory; sums are accumulated in float64. :func:`gradient_estimates_loop` is
+the plain loop, kept as the reference for tests and the benchmark.
+
+Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, grad, vmap
+from tqdm.auto import tqdm
+
+from .bounds import ciwae, miwae
+
+__all__ = ["BOUNDS", "SNRResult", "draw_noise", "gradient_estimates", "gradient_estimates_loop", "snr",
+           "snr_from_estimates", "bound_from_noise"]
+
+BOUNDS = ("iwae", "miwae", "ciwae")
+
+
+def _check(bound, M, K, beta):
+    if bound not in BOUNDS:
+        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
+    for name, v in (("M", M), ("K", K)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if bound == "iwae" and M != 1:
+        raise ValueError(f"bound 'iwae' has M = 1; use bound='miwae' for M = {M}")
+    if bound == "ciwae":
+        if beta is None or isinstance(beta, bool) or not 0.0 <= float(beta) <= 1.0:
+            raise ValueError(f"bound 'ciwae' needs beta in [0, 1], got {beta!r}")
+
+
+def bound_from_noise(model, x, eps, bound: str = "iwae", beta: float | None = None) -> torch.Tensor:
+    """The minibatch-mean bound for given standard-normal noise ``eps`` (M, K, B, Z) -> scalar.
+
+    ``z = mu(x) + std(x) eps`` and ``log w = log p(x, z) - log q(z|x)``, the same log-weights as
+    :func:`gapkit.estimators.log_weights` with the noise made explicit so that it can be batched
+    over repetitions. ``iwae``/``miwae``: :func:`gapkit.bounds.miwae` over (M, K, B);
+    ``ciwae``: :func:`gapkit.bounds.ciwae` on each group of K samples, averaged over M.
+    """
+    mu, std = model.encode(x)                                       # (B, Z) each
+    z = mu + std * eps                                              # (M, K, B, Z)
+    lw = model.log_joint(x, z) - model.log_q(z, mu, std)            # (M, K, B)
+    if bound == "ciwae":
+        M, K, B = lw.shape
+        return ciwae(lw.transpose(0, 1).reshape(K, M * B), beta).mean()
+    return miwae(lw).mean()
+
+
+class _Bound(torch.nn.Module):
+    """Wraps a model so that ``torch.func.functional_call`` can call ``bound_from_noise``."""
+
+    def __init__(self, model, x, bound, beta):
+        super().__init__()
+        self.model, self.x, self.bound, self.beta = model, x, bound, beta
+
+    def forward(self, eps):
+        return bound_from_noise(self.model, self.x, eps, self.bound, self.beta)
+
+
+def _param_groups(model):
+    enc = {id(p) for p in model.encoder_parameters()}
+    dec = {id(p) for p in model.decoder_parameters()}
+    names = [n for n, p in model.named_parameters() if id(p) in enc or id(p) in dec]
+    groups = {n: ("phi" if id(p) in enc else "theta") for n, p in model.named_parameters() if n in names}
+    return names, groups
+
+
+def draw_noise(R: int, M: int, K: int, B: int, Z: int, generator: torch.Generator | None = None,
+               device=None, dtype=torch.float32) -> torch.Tensor:
+    """Standard-normal noise for R repetitions: (R, M, K, B, Z)."""
+    return torch.randn((R, M, K, B, Z), generator=generator, device=device, dtype=dtype)
+
+
+def _linear_layers(model):
+    """The model's nn.Linear layers if they hold every phi and theta parameter, else None."""
+    lins = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    held = {id(p) for m in lins for p in m.parameters()}
+    want = model.encoder_parameters() + model.decoder_parameters()
+    return lins if all(id(p) in held for p in want) else None
+
+
+def _per_rep_bounds(model, x, eps, bound, beta):
+    """Bounds for every repetition, with the repetitions as a leading batch dimension: (R,)."""
+    R = len(eps)
+    mu, std = model.encode(x.expand(R, *x.shape))                   # (R, B, Z): one copy of x per rep
+    mu, std = mu[:, None, None], std[:, None, None]                 # (R, 1, 1, B, Z)
+    z = mu + std * eps                                              # (R, M, K, B, Z)
+    lw = model.log_joint(x, z) - model.log_q(z, mu, std)            # (R, M, K, B)
+    if bound == "ciwae":
+        return ciwae(lw.permute(2, 0, 1, 3), beta).mean((1, 2))     # (K, R, M, B) -> (R,)
+    return miwae(lw.permute(1, 2, 0, 3)).mean(-1)                   # (M, K, R, B) -> (R,)
+
+
+def _estimates_linear(model, x, eps, bound, beta, lins):
+    """Per-repetition gradients of an MLP model by one ordinary backward pass.
+
+    Each repetition's bound depends only on its own slice of every layer's activations, so the
+    gradient of the sum over repetitions with respect to a layer's output ``y = a W^T + b``, taken
+    once, holds every repetition's ``dL_r/dy``; the per-repetition parameter gradients are then
+    ``dL_r/dW = sum_n (dL_r/dy_n)^T a_n`` and ``dL_r/db = sum_n dL_r/dy_n`` over that repetition's rows.
+    """
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0], out))) for m in lins]
+    try:
+        with torch.enable_grad():
+            params = [p for m in lins for p in m.parameters()]
+            req = [p.requires_grad for p in params]
+            for p in params:
+                p.requires_grad_(True)
+            total = _per_rep_bounds(model, x, eps, bound, beta).sum()
+            deltas = torch.autograd.grad(total, [out for _, _, out in calls])
+            for p, r in zip(params, req):
+                p.requires_grad_(r)
+    finally:
+        for h in hooks:
+            h.remove()
+    R = len(eps)
+    grads = {}
+    for (mod, a, _), d in zip(calls, deltas):
+        a = a.detach().reshape(R, -1, a.shape[-1])                  # (R, rows, in)
+        d = d.reshape(R, -1, d.shape[-1])                           # (R, rows, out)
+        gw = torch.bmm(d.transpose(1, 2), a)                        # (R, out, in)
+        gb = d.sum(1)                                               # (R, out)
+        for p, gp in ((mod.weight, gw), (mod.bias, gb)):
+            if p is not None:
+                grads[id(p)] = grads[id(p)] + gp if id(p) in grads else gp
+    return grads
+
+
+def _layer_terms(model, x, eps, bound, beta, lins):
+    """Each linear layer's inputs ``a`` (R, n, in) and output gradients ``d`` (R, n, out) for one
+    batched backward pass (the per-repetition gradient is ``d_r^T a_r``), or None when a layer is
+    called more than once."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0], out))) for m in lins]
+    try:
+        with torch.enable_grad():
+            params = [p for m in lins for p in m.parameters()]
+            req = [p.requires_grad for p in params]
+            for p in params:
+                p.requires_grad_(True)
+            total = _per_rep_bounds(model, x, eps, bound, beta).sum()
+            deltas = torch.autograd.grad(total, [out for _, _, out in calls])
+            for p, r in zip(params, req):
+                p.requires_grad_(r)
+    finally:
+        for h in hooks:
+            h.remove()
+    if len({id(m) for m, _, _ in calls}) != len(calls):
+        return None
+    R = len(eps)
+    return [(mod, a.detach().reshape(R, -1, a.shape[-1]), d.reshape(R, -1, d.shape[-1]))
+            for (mod, a, _), d in zip(calls, deltas)]
+
+
+def _ghost_add(acc, terms, names_by_id):
+    """Per-parameter sums and sums of squares and per-repetition squared norms straight from the
+    layer terms, without forming the (R, P) per-repetition gradients ("ghost" norms):
+    ``sum_r g_r = D^T A``, ``sum_r g_r^2 = sum_{n,n'} (d_n d_n')^T (a_n a_n')`` and
+    ``||g_r||^2 = sum_{n,n'} (d_n . d_n')(a_n . a_n')`` over each repetition's n rows."""
+    R = len(terms[0][1])
+    n2 = {side: torch.zeros(R, dtype=torch.float64) for side in acc.norm2}
+    for mod, a, d in terms:                                          # a (R, n, in), d (R, n, out)
+        n = a.shape[1]
+        wn, bn = names_by_id[id(mod.weight)], names_by_id.get(id(mod.bias)) if mod.bias is not None else None
+        side = acc.groups[wn]
+        acc.s[wn] = acc.s.get(wn, 0) + (d.reshape(-1, d.shape[-1]).T @ a.reshape(-1, a.shape[-1])).reshape(-1).double()
+        dd = (d[:, :, None, :] * d[:, None, :, :]).reshape(R * n * n, -1)   # (R n n, out)
+        aa = (a[:, :, None, :] * a[:, None, :, :]).reshape(R * n * n, -1)   # (R n n, in)
+        acc.ss[wn] = acc.ss.get(wn, 0) + (dd.T @ aa).reshape(-1).double()
+        n2[side] += (torch.bmm(d, d.transpose(1, 2)) * torch.bmm(a, a.transpose(1, 2))).sum((1, 2)).double().cpu()
+        if bn is not None:
+            gb = d.sum(1)                                            # (R, out)
+            acc.s[bn] = acc.s.get(bn, 0) + gb.sum(0).double()
+            acc.ss[bn] = acc.ss.get(bn, 0) + (gb * gb).sum(0).double()
+            n2[side] += (gb * gb).sum(1).double().cpu()
+    for side in n2:
+        acc.norm2[side].append(n2[side])
+    acc.n += R
+
+
+def _ghost_project(acc, terms, names_by_id):
+    """Each repetition's gradient dotted with the mean, ``g_r . u = sum_n d_n . (U a_n)``."""
+    m = acc.mean()
+    if not hasattr(acc, "_mnorm"):
+        acc._mnorm = {side: math.sqrt(sum(float((m[k] ** 2).sum()) for k in m if acc.groups[k] == side))
+                      for side in acc.par}
+    R = len(terms[0][1])
+    par = {side: torch.zeros(R, dtype=torch.float64) for side in acc.par}
+    for mod, a, d in terms:
+        wn = names_by_id[id(mod.weight)]
+        U = m[wn].to(a.dtype).reshape(mod.weight.shape)              # (out, in)
+        par[acc.groups[wn]] += ((a @ U.T) * d).sum((1, 2)).double().cpu()
+        if mod.bias is not None:
+            par[acc.groups[wn]] += (d.sum(1) @ m[names_by_id[id(mod.bias)]].to(d.dtype)).double().cpu()
+    for side in par:
+        acc.par[side].append(par[side])
+
+
+def _estimates_by_name(model, x, eps, bound, beta):
+    """Per-repetition gradients as ``{parameter name: (R, *shape)}`` (see :func:`gradient_estimates`)."""
+    names, groups = _param_groups(model)
+    named = dict(model.named_parameters())
+    lins = _linear_layers(model)
+    if lins is not None:
+        gid = _estimates_linear(model, x, eps, bound, beta, lins)
+        g = {f"model.{n}": gid.get(id(named[n]), torch.zeros(len(eps), *named[n].shape, dtype=eps.dtype,
+                                                             device=eps.device)) for n in names}
+    else:
+        wrapper = _Bound(model, x, bound, beta)
+        params = {f"model.{n}": named[n].detach() for n in names}
+        buffers = {f"model.{n}": b for n, b in model.named_buffers()}
+
+        def f(p, e):
+            return functional_call(wrapper, {**p, **buffers}, (e,))
+
+        g = vmap(grad(f), in_dims=(None, 0), randomness="error")(params, eps)   # name -> (R, *shape)
+    return {n: g[f"model.{n}"].reshape(len(eps), -1) for n in names}, groups
+
+
+def gradient_estimates(model, x, eps, bound: str = "iwae", beta: float | None = None) -> dict:
+    """Per-repetition gradients of the bound (to *maximize*) for noise ``eps`` (R, M, K, B, Z).
+
+    Returns ``{"phi": (R, P_phi), "theta": (R, P_theta)}``. For MLP models (every parameter in an
+    ``nn.Linear``) one ordinary batched backward pass with the repetitions as a batch dimension;
+    otherwise ``torch.func.vmap(torch.func.grad(...))`` over the repetitions.
+    """
+    g, groups = _estimates_by_name(model, x, eps, bound, beta)
+    names = list(g)
+    out = {}
+    for side in ("phi", "theta"):
+        parts = [g[n] for n in names if groups[n] == side]
+        out[side] = torch.cat(parts, 1) if parts else eps.new_zeros(len(eps), 0)
+    return out
+
+
+def gradient_estimates_loop(model, x, eps, bound: str = "iwae", beta: float | None = None) -> dict:
+    """The same as :func:`gradient_estimates` by a Python loop of R backward passes (the reference)."""
+    names, groups = _param_groups(model)
+    named = dict(model.named_parameters())
+    out = {"phi": [], "theta": []}
+    for e in eps:                                                    # one backward pass per repetition
+        params = [named[n] for n in names]
+        gs = torch.autograd.grad(bound_from_noise(model, x, e, bound, beta), params, allow_unused=True)
+        for side in out:
+            out[side].append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                                        for n, p, g in zip(names, params, gs) if groups[n] == side]))
+    return {side: torch.stack(v) if v else eps.new_zeros(len(eps), 0) for side, v in out.items()}
+
+
+@dataclass
+class SNRResult:
+    """Per-parameter SNR for phi and theta (NaN where a parameter's gradient is always 0), the
+    directional SNR of each side and of the whole vector, and the number of repetitions."""
+
+    phi: torch.Tensor
+    theta: torch.Tensor
+    dsnr: dict
+    reps: int
+
+    def summary(self) -> dict:
+        """Median and quartiles of the per-parameter SNR for each side, plus the directional SNR."""
+        out = {}
+        for side in ("theta", "phi"):
+            v = getattr(self, side)
+            v = v[torch.isfinite(v)].double()
+            q = torch.quantile(v, torch.tensor([0.25, 0.5, 0.75], dtype=v.dtype)).tolist() if len(v) else [math.nan] * 3
+            out[side] = {"q25": q[0], "median": q[1], "q75": q[2], "n_params": int(len(v)),
+                         "dsnr": float(self.dsnr[side])}
+        out["dsnr_all"] = float(self.dsnr["all"])
+        out["reps"] = self.reps
+        out["floor"] = math.sqrt(2 / (math.pi * self.reps))  # E[SNR estimate] of a parameter with zero mean gradient
+        return out
+
+
+def snr_from_estimates(g: dict) -> SNRResult:
+    """SNR from stored estimates ``{"phi": (R, P), "theta": (R, P)}`` (used by tests and small models)."""
+    groups = {"phi": "phi", "theta": "theta"}
+    acc = _Acc(groups)
+    acc.add(g)
+    acc.project(g)
+    return acc.result()
+
+
+class _Acc:
+    """Streaming statistics over repetitions, parameter tensor by parameter tensor (no copies of
+    the (R, P) estimates): per-parameter sum and sum of squares, per-repetition squared norms for
+    each side, and (second step) each repetition's component along the mean direction."""
+
+    def __init__(self, groups: dict):
+        self.groups, self.n = groups, 0
+        self.s, self.ss = {}, {}
+        self.norm2 = {"phi": [], "theta": []}
+        self.par = {"phi": [], "theta": []}
+
+    def add(self, g: dict):
+        R = len(next(iter(g.values())))
+        n2 = {side: torch.zeros(R, dtype=torch.float64) for side in self.norm2}
+        for name, v in g.items():                                   # v: (R, P_name)
+            self.s[name] = self.s.get(name, 0) + v.sum(0).double()
+            self.ss[name] = self.ss.get(name, 0) + torch.einsum("rp,rp->p", v, v).double()
+            n2[self.groups[name]] += torch.einsum("rp,rp->r", v, v).double().cpu()
+        for side in n2:
+            self.norm2[side].append(n2[side])
+        self.n += R
+
+    def mean(self) -> dict:
+        return {name: s / self.n for name, s in self.s.items()}
+
+    def project(self, g: dict):
+        if not hasattr(self, "_u"):
+            m = self.mean()
+            self._u = {name: m[name].to(v.dtype) for name, v in g.items()}
+            self._mnorm = {side: math.sqrt(sum(float((m[n] ** 2).sum()) for n in m if self.groups[n] == side))
+                           for side in self.par}
+        R = len(next(iter(g.values())))
+        par = {side: torch.zeros(R, dtype=torch.float64) for side in self.par}
+        for name, v in g.items():
+            par[self.groups[name]] += (v @ self._u[name]).double().cpu()
+        for side in par:
+            self.par[side].append(par[side])
+
+    def result(self) -> SNRResult:
+        snr_ = {"phi": [], "theta": []}
+        for name, s in self.s.items():
+            mean = s / self.n
+            var = (self.ss[name] - self.n * mean ** 2).clamp_min(0) / max(self.n - 1, 1)
+            std = var.sqrt()
+            v = mean.abs() / std
+            v[std <= 1e-6 * mean.abs() + 1e-30] = math.nan            # constant (e.g. unused) parameters
+            snr_[self.groups[name]].append(v.float().cpu())
+        dsnr = {}
+        num = {side: torch.cat(self.par[side]) for side in self.par}   # g_r . m (unnormalized)
+        n2 = {side: torch.cat(self.norm2[side]) for side in self.norm2}
+        for side in ("phi", "theta", "all"):
+            sides = ("phi", "theta") if side == "all" else (side,)
+            dot = sum(num[s_] for s_ in sides)
+            mn = math.sqrt(sum(self._mnorm[s_] ** 2 for s_ in sides))
+            par = dot / max(mn, 1e-300)
+            perp = (sum(n2[s_] for s_ in sides) - par ** 2).clamp_min(0).sqrt()
+            dsnr[side] = float((par.abs() / perp).mean())
+        out = {side: torch.cat(v) if v else torch.zeros(0) for side, v in snr_.items()}
+        return SNRResult(out["phi"], out["theta"], dsnr, self.n)
+
+
+def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float | None = None,
+        reps: int = 1000, seed: int = 0, max_rows: int = 1 << 15, max_grad_floats: int = 1 << 25,
+        max_keep_floats: int = 1 << 26, ghost_rows: int = 1,
+        progress: bool = False) -> SNRResult:
+    """Per-parameter and directional SNR of the gradient of a bound on the minibatch ``x`` (B, D).
+
+    Args:
+        K, M: samples per IWAE estimate and number of averaged estimates (MIWAE(M, K)).
+        bound: ``"iwae"`` (M = 1), ``"miwae"`` or ``"ciwae"`` (needs ``beta``); default IWAE when
+            M = 1, else MIWAE.
+        reps: R, the number of independent gradient estimates.
+        seed: noise for chunk c comes from a generator seeded with ``seed + c``, so the second pass
+            (projections for the directional SNR) sees the same draws as the first.
+        max_rows, max_grad_floats: chunk sizes: at most this many (rep, sample, image) rows per
+            forward pass and this many per-repetition gradient floats computed at once;
+        max_keep_floats: keep all estimates when they fit (one pass), else recompute them from
+            the same seeds for the projections (two passes).
+        ghost_rows: with at most this many (sample, image) rows per repetition (M K B), an MLP's
+            statistics come from the layers' inputs and output gradients without forming the
+            per-repetition gradients (sums of outer products; memory R (M K B)^2 (in + out)).
+            The noise is then drawn in other chunks, so the numbers differ from the other path
+            by Monte Carlo error only; ``ghost_rows=0`` turns it off.
+    """
+    bound = bound or ("iwae" if M == 1 else "miwae")
+    _check(bound, M, K, beta)
+    if not isinstance(reps, int) or reps < 2:
+        raise ValueError(f"reps must be an integer >= 2, got {reps!r}")
+    model.check_x(x)
+    B, Z = len(x), model.z_dim
+    n_params = sum(p.numel() for p in model.encoder_parameters() + model.decoder_parameters())
+    chunk = max(1, min(reps, max_rows // (M * K * B), max_grad_floats // n_params))
+    starts = list(range(0, reps, chunk))
+    dtype = next(model.parameters()).dtype
+
+    def estimates(c, s0):
+        g = torch.Generator(device=x.device).manual_seed(seed + c)
+        eps = draw_noise(min(chunk, reps - s0), M, K, B, Z, g, device=x.device, dtype=dtype)
+        return _estimates_by_name(model, x, eps, bound, beta)[0]
+
+    names, groups = _param_groups(model)
+    acc = _Acc(groups)
+    lins = _linear_layers(model)
+    if lins is not None and M * K * B <= ghost_rows:                 # few rows per repetition: no (R, P) tensors
+        named = dict(model.named_parameters())
+        by_id = {id(named[n]): n for n in names}
+        chunk_g = max(1, min(reps, max_rows // (M * K * B * M * K * B)))
+        held = []
+        for c, s0 in enumerate(range(0, reps, chunk_g)):
+            g = torch.Generator(device=x.device).manual_seed(seed + c)
+            eps = draw_noise(min(chunk_g, reps - s0), M, K, B, Z, g, device=x.device, dtype=dtype)
+            terms = _layer_terms(model, x, eps, bound, beta, lins)
+            if terms is None:
+                break
+            _ghost_add(acc, terms, by_id)
+            held.append(terms)
+        else:
+            for terms in held:
+                _ghost_project(acc, terms, by_id)
+            return acc.result()
+        acc = _Acc(groups)
+    keep = chunk * len(starts) * n_params <= max_keep_floats        # hold every estimate: one pass
+    held = []
+    for c, s0 in enumerate(tqdm(starts, desc=f"SNR {bound} M={M} K={K}", disable=not progress, leave=False)):
+        ge = estimates(c, s0)
+        acc.add(ge)
+        if keep:
+            held.append(ge)
+    for c, s0 in enumerate(starts):                                 # projections on the mean direction
+        acc.project(held[c] if keep else estimates(c, s0))
+    return acc.result()
