@@ -44,7 +44,7 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, batch_size: int = 1000,
-             max_rows: int = 1 << 16, generator: torch.Generator | None = None, seed: int = 0,
+             max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
     """A bound (nats) for every row of ``x``: (N, D) -> (N,).
 
@@ -54,6 +54,8 @@ def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, ba
         q: per-image ``(mu, std)`` of shape (N, Z) (e.g. from optimal inference), or None for the
            amortized encoder.
         max_rows: at most this many (sample, image) rows per forward pass; bounds memory for any K.
+           The default 4096 keeps a pass's activations in cache (``python -m gapkit bench iwae``:
+           about twice as fast on a CPU as 65536 rows, at under 1 GB for IWAE-5000).
         generator / seed: the randomness (a generator seeded with ``seed`` when none is given).
     """
     if bound not in BOUNDS:

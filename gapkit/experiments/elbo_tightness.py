@@ -1,0 +1,265 @@
+"""Experiment ``elbo-tightness``: how tight is the ELBO? IWAE and optimal inference.
+
+Chapter 1 (``notebooks/01_elbo_tightness``) shows its figures. Two parts:
+
+* ``linear_gaussian`` - a linear-Gaussian model whose log p(x) and posterior p(z|x) are exact.
+  The identity ``ELBO(q) = log p(x) - KL(q || p(z|x))`` is checked numerically for three q's: an
+  amortized linear encoder trained briefly on a few points, the best diagonal Gaussian
+  (:func:`gapkit.optimal.per_point`, compared with its closed form) and the exact posterior;
+  IWAE-K with the amortized encoder for K = 1 .. 5000, each repeated to measure its Monte Carlo
+  spread, gives the bias ``E[L_K] - log p(x)`` and variance of the estimate as K grows.
+* ``mnist`` - a VAE trained on the preset's binarized images (threshold binarization; at the
+  ``quick`` preset the 8x8 digits, see ``mnist.dataset``) with checkpoints; at every checkpoint
+  the test bound in BPD four ways: ELBO and IWAE-10 with the amortized encoder and with optimal
+  inference (the paper's form, :func:`gapkit.optimal.amortized`: the encoder copied and trained on
+  the test set with the decoder fixed; the per-data-point form is also reported), as in Zhang et
+  al. 2022, Figure 9a. For the widget, repeated IWAE-K estimates of a few test images over a grid
+  of K, against each image's best estimate of log p(x).
+
+The ELBO and the IWAE-10 of one q use the same samples (one seed), so IWAE-10 >= ELBO per image.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import optimal
+from ..bounds import bpd
+from ..estimators import evaluate
+from ..io import load_checkpoint
+from ..models import LinearGaussian, build_model
+from ..objectives import ELBO
+from ..train import checkpoints, train
+from . import Context, experiment
+
+__all__ = ["elbo_tightness", "SETTINGS", "make_linear_gaussian", "gaussian_kl", "best_diagonal",
+           "exact_posterior_elbo", "iwae_spread"]
+
+K_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+# Sizes per preset. lg_*: the linear-Gaussian part; opt_*: optimal inference on MNIST; widget_*: the
+# IWAE-K distributions of a few test images; best_K: the IWAE used as each image's best log p(x).
+SETTINGS = {
+    "quick": dict(lg_test=50, lg_repeats=10, lg_K=K_GRID,
+                  checkpoint_every=20, eval_K=10, opt_epochs=100, opt_lr=1e-3, pp_steps=200, pp_lr=5e-2, pp_K=4,
+                  widget_images=4, widget_repeats=50, widget_K=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+                  best_K=20000),
+    "book": dict(lg_test=200, lg_repeats=20, lg_K=K_GRID,
+                 checkpoint_every=4, eval_K=10, opt_epochs=50, opt_lr=1e-3, pp_steps=150, pp_lr=5e-2, pp_K=1,
+                 widget_images=4, widget_repeats=100, widget_K=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+                 best_K=50000),
+    "paper": dict(lg_test=1000, lg_repeats=100, lg_K=K_GRID,
+                  checkpoint_every=100, eval_K=10, opt_epochs=500, opt_lr=5e-4, pp_steps=1000, pp_lr=5e-2, pp_K=4,
+                  widget_images=8, widget_repeats=500, widget_K=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+                  best_K=100000),
+}
+
+# The linear-Gaussian ground truth: D = 8, Z = 2, correlated columns of W (posterior correlation
+# about -0.8, so a diagonal q cannot be exact), an encoder trained on 20 points for 100 epochs.
+LG = dict(x_dim=8, z_dim=2, noise_std=1.0, column_corr=0.9, n_train=20, enc_epochs=100, enc_lr=1e-2)
+
+
+def make_linear_gaussian(seed: int = 0, x_dim: int = LG["x_dim"], z_dim: int = LG["z_dim"],
+                         noise_std: float = LG["noise_std"], column_corr: float = LG["column_corr"]):
+    """A :class:`~gapkit.models.LinearGaussian` whose W columns have correlation ``column_corr``
+    (``W[:, j] = c W[:, 0] + sqrt(1 - c^2) G[:, j]`` for j >= 1), so p(z|x) is correlated."""
+    if not -1 < column_corr < 1:
+        raise ValueError(f"column_corr must be in (-1, 1), got {column_corr!r}")
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64)
+    W[:, 1:] = column_corr * W[:, :1] + math.sqrt(1 - column_corr ** 2) * W[:, 1:]
+    return LinearGaussian(x_dim, z_dim, noise_std=noise_std, W=W, generator=g)
+
+
+def gaussian_kl(mu_q, var_q, mu_p, cov_p):
+    """KL(N(mu_q, diag var_q) || N(mu_p, cov_p)) per row: (B, Z) x (B, Z) x (B, Z) x (Z, Z) -> (B,).
+
+    ``0.5 [tr(S^-1 V) + (m_p - m_q)^T S^-1 (m_p - m_q) - Z + log det S - log det V]``."""
+    prec = torch.linalg.inv(cov_p)
+    d = mu_p - mu_q
+    return 0.5 * ((torch.diagonal(prec) * var_q).sum(-1) + ((d @ prec) * d).sum(-1) - mu_q.shape[-1]
+                  + torch.logdet(cov_p) - torch.log(var_q).sum(-1))
+
+
+def best_diagonal(model: LinearGaussian, x):
+    """Closed-form best diagonal Gaussian q for p(z|x) = N(m, S) under KL(q || p): mean m,
+    variances 1 / diag(S^-1) (the posterior's conditional variances). Returns (mu, std)."""
+    m, S = model.posterior(x)
+    std = torch.rsqrt(torch.diagonal(torch.linalg.inv(S)))
+    return m, std.expand_as(m)
+
+
+def exact_posterior_elbo(model: LinearGaussian, x, K: int, generator=None):
+    """ELBO with q = p(z|x) (full covariance), by Monte Carlo: every log w equals log p(x). (B,)."""
+    m, S = model.posterior(x)
+    L = torch.linalg.cholesky(S)
+    eps = torch.randn((K, *m.shape), generator=generator, dtype=m.dtype)
+    z = m + eps @ L.T                                                       # (K, B, Z)
+    log_q = torch.distributions.MultivariateNormal(m, scale_tril=L).log_prob(z)   # (K, B)
+    return (model.log_joint(x, z) - log_q).mean(0)
+
+
+def iwae_spread(model, x, K: int, repeats: int, q=None, seed: int = 0, **kw):
+    """``repeats`` independent IWAE-K estimates of every row of ``x``: (repeats, N), one batched call."""
+    n = len(x)
+    xr = x.repeat(repeats, 1)                                               # (R*N, D)
+    qr = None if q is None else (q[0].repeat(repeats, 1), q[1].repeat(repeats, 1))
+    return evaluate(model, xr, "iwae", K, q=qr, seed=seed, **kw).reshape(repeats, n)
+
+
+def _f(t) -> float:
+    return float(t.detach().mean())
+
+
+def linear_gaussian_part(ctx: Context, s: dict) -> dict:
+    torch.manual_seed(ctx.seed)
+    model = make_linear_gaussian(ctx.seed)
+    g = torch.Generator().manual_seed(ctx.seed + 1)
+    _, x_train = model.sample(LG["n_train"], g)
+    _, x = model.sample(s["lg_test"], g)                                    # (N, D) test points
+    with torch.no_grad():
+        log_px = model.exact_log_px(x)
+        m, S = model.posterior(x)
+    # The amortized encoder: the linear encoder (starting at q = prior) trained on the ELBO of a few points.
+    enc = optimal.amortized(model, x_train, epochs=LG["enc_epochs"], lr=LG["enc_lr"], batch_size=LG["n_train"],
+                            seed=ctx.seed)
+    with torch.no_grad():
+        q_amort = enc.encode(x)
+    q_best = optimal.per_point(model, x, steps=600, lr=5e-2, K=32, seed=ctx.seed, lr_decay=True)
+    with torch.no_grad():
+        q_closed = best_diagonal(model, x)
+    K_elbo = 2000
+    rows = {}
+    with torch.no_grad():
+        for name, q in (("amortized", q_amort), ("best_diagonal", q_best), ("best_diagonal_closed_form", q_closed)):
+            e = evaluate(model, x, "elbo", K_elbo, q=q, seed=ctx.seed)
+            kl = gaussian_kl(q[0], q[1] ** 2, m, S)
+            rows[name] = {"elbo_mc": _f(e), "kl": _f(kl), "log_px_minus_kl": _f(log_px - kl)}
+        e = exact_posterior_elbo(model, x, K_elbo, generator=g)
+        rows["exact_posterior"] = {"elbo_mc": _f(e), "kl": 0.0, "log_px_minus_kl": _f(log_px)}
+        iw = {}
+        for K in tqdm(s["lg_K"], desc="linear-Gaussian IWAE-K", disable=not ctx.progress, leave=False):
+            est = iwae_spread(model, x, K, s["lg_repeats"], q=q_amort, seed=ctx.seed + K)   # (R, N)
+            iw[str(K)] = {"mean": _f(est), "std": float(est.var(0).mean().sqrt()),
+                          "bias": _f(est - log_px), "var": float(est.var(0).mean())}
+    return {
+        "model": {**LG, "n_test": len(x), "posterior_corr": float(S[0, 1] / torch.sqrt(S[0, 0] * S[1, 1]))},
+        "log_px": _f(log_px),
+        "elbo_amortized": rows["amortized"]["elbo_mc"],
+        "elbo_best_diagonal": rows["best_diagonal"]["elbo_mc"],
+        "elbo_exact_posterior": rows["exact_posterior"]["elbo_mc"],
+        "identity": rows,
+        "iwae": iw,
+        "iwae_repeats": s["lg_repeats"],
+        "best_diagonal_error": {"mean_max_abs": float((q_best[0] - q_closed[0]).abs().max()),
+                                "std_max_rel": float((q_best[1] / q_closed[1] - 1).abs().max())},
+        "posterior_example": {"x_index": 0, "mean": m[0].tolist(), "cov": S.tolist(),
+                              "amortized": [q_amort[0][0].tolist(), q_amort[1][0].tolist()],
+                              "best_diagonal": [q_best[0][0].tolist(), q_best[1][0].tolist()]},
+    }
+
+
+def _bounds(model, x, K, q=None, seed=0):
+    """ELBO (K-sample average) and IWAE-K on the same samples, per image (nats)."""
+    e = evaluate(model, x, "elbo", K, q=q, seed=seed)
+    i = evaluate(model, x, "iwae", K, q=q, seed=seed)
+    return e, i
+
+
+def _drop_stale_checkpoints(out, cfg):
+    """Remove the checkpoints of an earlier run in ``out`` made with another training config (a run
+    with the same config is resumed by :func:`gapkit.train.train` instead)."""
+    resume = out / "checkpoints" / "resume.pt"
+    if not resume.exists():
+        return
+    old = dict(load_checkpoint(resume).get("train_config", {}))
+    new = asdict(cfg)
+    old.pop("progress", None)
+    new.pop("progress", None)
+    if old != new:
+        for _, p in checkpoints(out):
+            p.unlink()
+        resume.unlink()
+
+
+def mnist_part(ctx: Context, s: dict) -> dict:
+    data = ctx.data()
+    model = ctx.model(data)
+    cfg = ctx.train_config(checkpoint_every=s["checkpoint_every"])
+    _drop_stale_checkpoints(ctx.out, cfg)
+    history = train(model, data, ELBO(), cfg, out_dir=ctx.out)
+    x = data.fixed("test", seed=ctx.seed)
+    D, K = data.dim, s["eval_K"]
+    out = {k: [] for k in ("epochs", "elbo_bpd_amortized", f"iwae{K}_bpd_amortized", "elbo_bpd_optimal",
+                           f"iwae{K}_bpd_optimal", "elbo_bpd_optimal_per_point", f"iwae{K}_bpd_optimal_per_point")}
+    ckpts = checkpoints(ctx.out)
+    for epoch, path in tqdm(ckpts, desc="checkpoints", disable=not ctx.progress):
+        ck = load_checkpoint(path, map_location=ctx.device)
+        m = build_model(ck["model_config"]).to(ctx.device)
+        m.load_state_dict(ck["model"])
+        m.eval()
+        with torch.no_grad():
+            e_a, i_a = _bounds(m, x, K, seed=ctx.seed)
+        m_opt = optimal.amortized(m, x, epochs=s["opt_epochs"], lr=s["opt_lr"], seed=ctx.seed, progress=ctx.progress)
+        q_pp = optimal.per_point(m, x, steps=s["pp_steps"], lr=s["pp_lr"], K=s["pp_K"], seed=ctx.seed,
+                                 progress=ctx.progress, lr_decay=True)
+        with torch.no_grad():
+            e_o, i_o = _bounds(m_opt, x, K, seed=ctx.seed)
+            e_p, i_p = _bounds(m, x, K, q=q_pp, seed=ctx.seed)
+        out["epochs"].append(epoch)
+        for key, v in (("elbo_bpd_amortized", e_a), (f"iwae{K}_bpd_amortized", i_a), ("elbo_bpd_optimal", e_o),
+                       (f"iwae{K}_bpd_optimal", i_o), ("elbo_bpd_optimal_per_point", e_p),
+                       (f"iwae{K}_bpd_optimal_per_point", i_p)):
+            out[key].append(float(bpd(v.mean(), D)))
+    # The widget: IWAE-K of a few test images with the final model, repeated, for a grid of K.
+    n_img, R = s["widget_images"], s["widget_repeats"]
+    xi = x[:n_img]
+    s["widget_K"] = list(s["widget_K"])
+    widget = {"images": xi.cpu().tolist(), "K": list(s["widget_K"]), "repeats": R, "iwae": {}, "best_log_px": None}
+    with torch.no_grad():
+        proposals = {"amortized": model.encode(xi), "optimal_per_point": (q_pp[0][:n_img], q_pp[1][:n_img])}
+        best = {}
+        k_top = max(s["widget_K"])
+        for name, q in proposals.items():
+            est = [iwae_spread(model, xi, k, R, q=q, seed=ctx.seed + k)
+                   for k in tqdm(s["widget_K"], desc=f"widget ({name})", disable=not ctx.progress, leave=False)]
+            widget["iwae"][name] = [e.T.round(decimals=3).tolist() for e in est]   # [K][image][repeat]
+            # Each image's best estimate pools every weight drawn from this proposal: the R IWAE-k_top
+            # estimates and one IWAE-best_K, i.e. IWAE with R * k_top + best_K samples.
+            a = torch.logsumexp(est[s["widget_K"].index(k_top)], 0) - math.log(R)          # IWAE-(R k_top)
+            b = evaluate(model, xi, "iwae", s["best_K"], q=q, seed=ctx.seed + 7)          # IWAE-best_K
+            n_a, n_b = R * k_top, s["best_K"]
+            best[name] = torch.logaddexp(a + math.log(n_a), b + math.log(n_b)) - math.log(n_a + n_b)
+        widget["best_log_px_by_proposal"] = {k: v.tolist() for k, v in best.items()}
+        widget["best_log_px"] = torch.stack(list(best.values())).max(0).values.tolist()
+        widget["best_K"] = R * k_top + s["best_K"]
+    return {
+        "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(data.image_shape),
+                    "dim": D, "n_train": len(data.train), "n_test": len(x)},
+        "eval_K": K,
+        "optimal_inference": {"paper_form": {"epochs": s["opt_epochs"], "lr": s["opt_lr"], "batch_size": 100},
+                              "per_point": {"steps": s["pp_steps"], "lr": s["pp_lr"], "K": s["pp_K"]}},
+        **out,
+        "curves": history,
+        "widget": widget,
+    }
+
+
+@experiment("elbo-tightness", "How tight is the ELBO: linear-Gaussian ground truth, IWAE-K, optimal inference "
+            "(ELBO/IWAE-10 in BPD along training)", chapter="01_elbo_tightness",
+            cost={"quick": "30 s CPU", "book": "4 min CPU", "paper": "hours GPU"})
+def elbo_tightness(ctx: Context) -> dict:
+    s = SETTINGS[ctx.preset.name] if ctx.preset.name in SETTINGS else SETTINGS["book"]
+    s = {**s, **ctx.params}
+    lg = linear_gaussian_part(ctx, s)
+    mn = mnist_part(ctx, s)
+    K = s["eval_K"]
+    metrics = {"linear_gaussian": {k: lg[k] for k in ("log_px", "elbo_amortized", "elbo_best_diagonal",
+                                                      "elbo_exact_posterior")},
+               "mnist_final_epoch": {k: mn[k][-1] for k in ("epochs", "elbo_bpd_amortized", f"iwae{K}_bpd_amortized",
+                                                            "elbo_bpd_optimal", f"iwae{K}_bpd_optimal")}}
+    metrics["linear_gaussian"]["iwae5000"] = lg["iwae"].get("5000", {}).get("mean")
+    return {"settings": s, "linear_gaussian": lg, "mnist": mn, "metrics": metrics}

@@ -1,0 +1,106 @@
+"""Chapter 1 (notebooks/01_elbo_tightness): the ELBO, IWAE-K and optimal inference against exact answers."""
+import math
+
+import pytest
+import torch
+
+from gapkit import experiments, optimal
+from gapkit.estimators import evaluate
+from gapkit.experiments.elbo_tightness import (best_diagonal, exact_posterior_elbo, gaussian_kl, iwae_spread,
+                                               make_linear_gaussian)
+
+
+@pytest.fixture(scope="module")
+def lg():
+    model = make_linear_gaussian(0)
+    g = torch.Generator().manual_seed(1)
+    _, x = model.sample(50, g)
+    with torch.no_grad():
+        return model, x, model.exact_log_px(x), best_diagonal(model, x)
+
+
+def test_iwae_5000_within_005_nats_of_exact_log_px(lg):
+    model, x, log_px, q = lg
+    with torch.no_grad():
+        est = evaluate(model, x, "iwae", 5000, q=q, seed=3)     # the under-dispersed best diagonal q
+        elbo = evaluate(model, x, "elbo", 5000, q=q, seed=3)
+    assert abs(float((est - log_px).mean())) < 0.05
+    assert float((log_px - elbo).mean()) > 0.3                 # the ELBO itself is not that close
+
+
+def test_iwae_non_decreasing_in_K_beyond_mc_error(lg):
+    model, x, log_px, q = lg
+    Ks, R = (1, 4, 16, 64, 256, 1024), 20
+    with torch.no_grad():
+        est = [iwae_spread(model, x, K, R, q=q, seed=K) for K in Ks]   # each (R, N)
+    means = [float(e.mean()) for e in est]
+    se = [float(e.mean(1).std() / math.sqrt(R)) for e in est]       # standard error of each dataset mean
+    for i in range(len(Ks) - 1):
+        assert means[i + 1] > means[i] - 3 * math.hypot(se[i], se[i + 1]), (Ks[i], means)
+    assert means[1] > means[0] + 3 * math.hypot(se[0], se[1])      # and it does increase
+    assert means[-1] <= float(log_px.mean()) + 3 * se[-1]           # while staying below log p(x)
+
+
+def test_elbo_identity_and_exact_posterior(lg):
+    model, x, log_px, q = lg
+    m, S = model.posterior(x)
+    with torch.no_grad():
+        q2 = (q[0] + 0.3, q[1] * 1.5)                                # some other diagonal q
+        for qq in (q, q2):
+            e = evaluate(model, x, "elbo", 4000, q=qq, seed=0)
+            kl = gaussian_kl(qq[0], qq[1] ** 2, m, S)
+            assert abs(float((e - (log_px - kl)).mean())) < 0.02
+        assert torch.allclose(exact_posterior_elbo(model, x, 3), log_px, atol=1e-8)
+
+
+def test_gaussian_kl_matches_torch():
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    S = A @ A.T + 0.5 * torch.eye(3, dtype=torch.float64)
+    mq, mp = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    vq = torch.rand(5, 3, generator=g, dtype=torch.float64) + 0.1
+    ref = torch.distributions.kl_divergence(torch.distributions.MultivariateNormal(mq, torch.diag_embed(vq)),
+                                            torch.distributions.MultivariateNormal(mp, S))
+    assert torch.allclose(gaussian_kl(mq, vq, mp, S), ref)
+
+
+def test_per_point_finds_the_best_diagonal_gaussian(lg):
+    model, x, log_px, q = lg
+    mu, std = optimal.per_point(model, x, steps=300, lr=5e-2, K=64, lr_decay=True, seed=1)
+    m, S = model.posterior(x)
+    with torch.no_grad():
+        excess = gaussian_kl(mu, std ** 2, m, S) - gaussian_kl(q[0], q[1] ** 2, m, S)   # >= 0, exact
+    assert excess.min() > -1e-9 and excess.mean() < 0.01 and excess.max() < 0.1
+    assert ((mu - q[0]) / q[1]).abs().mean() < 0.08     # on average (Monte Carlo noise of the last steps)
+    assert (std / q[1] - 1).abs().mean() < 0.03
+
+
+def test_make_linear_gaussian_is_correlated_and_checks_input():
+    model = make_linear_gaussian(0)
+    _, S = model.posterior(torch.zeros(1, model.x_dim, dtype=torch.float64))
+    assert S[0, 1] / torch.sqrt(S[0, 0] * S[1, 1]) < -0.5
+    with pytest.raises(ValueError):
+        make_linear_gaussian(0, column_corr=1.0)
+
+
+def test_quick_preset_end_to_end(tmp_path):
+    small = dict(lg_test=10, lg_repeats=3, lg_K=[1, 10, 100, 5000], opt_epochs=3, pp_steps=5, widget_repeats=4,
+                 widget_K=[1, 10], best_K=100)
+    r = experiments.run("elbo-tightness", preset="quick", out=tmp_path, progress=False, **small)
+    lgr, mn = r["linear_gaussian"], r["mnist"]
+    for k in ("log_px", "elbo_amortized", "elbo_best_diagonal", "elbo_exact_posterior"):
+        assert math.isfinite(lgr[k])
+    assert lgr["elbo_amortized"] <= lgr["elbo_best_diagonal"] <= lgr["elbo_exact_posterior"] + 1e-6
+    assert abs(lgr["elbo_exact_posterior"] - lgr["log_px"]) < 1e-6
+    assert set(lgr["iwae"]) == {"1", "10", "100", "5000"} and set(lgr["iwae"]["1"]) >= {"mean", "std"}
+    n = len(mn["epochs"])
+    assert n >= 2 and mn["epochs"] == sorted(mn["epochs"])
+    for k in ("elbo_bpd_amortized", "iwae10_bpd_amortized", "elbo_bpd_optimal", "iwae10_bpd_optimal"):
+        assert len(mn[k]) == n and all(0 < v < 1.5 for v in mn[k])
+    # IWAE-10 and the ELBO share their samples, so IWAE-10 is the better bound (lower BPD) at every epoch.
+    assert all(i <= e for i, e in zip(mn["iwae10_bpd_amortized"], mn["elbo_bpd_amortized"]))
+    assert all(i <= e for i, e in zip(mn["iwae10_bpd_optimal"], mn["elbo_bpd_optimal"]))
+    assert mn["dataset"]["name"] == "digits"
+    w = mn["widget"]
+    assert len(w["iwae"]["amortized"]) == 2 and len(w["iwae"]["amortized"][0][0]) == 4
+    assert (tmp_path / "results.json").exists()
