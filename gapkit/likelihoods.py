@@ -28,7 +28,14 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 
 def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """sum_d log Bernoulli(x_d; sigmoid(logits_d)), stable for any logits."""
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    # log p = x l - softplus(l); with K samples of logits (..., B, D) and one x (B, D) the product
+    # is one batched contraction, without materializing x expanded to the logits' shape.
+    lead = logits.shape[:logits.dim() - x.dim()]
+    if lead and logits.shape[len(lead):] == x.shape and x.dim() == 2:
+        xl = torch.einsum("kbd,bd->kb", logits.reshape(-1, *x.shape), x).reshape(*lead, x.shape[0])
+    else:
+        xl = (logits * x).sum(-1)
+    return xl - F.softplus(logits).sum(-1)
 
 
 def _log1mexp(t: torch.Tensor) -> torch.Tensor:
