@@ -53,3 +53,20 @@ def test_preset_from_environment(monkeypatch):
         get_preset()
     with pytest.raises(ValueError, match="unknown preset fields"):
         get_preset("quick").replace(epochz=3)
+
+
+def test_cache_key_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    from gapkit.experiments import _source_hash
+    mod = tmp_path / "exp_probe.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def h(src):
+        mod.write_text(src)
+        sys.modules.pop("exp_probe", None)
+        importlib.invalidate_caches()
+        return _source_hash(importlib.import_module("exp_probe").f)
+    base = h('"""doc"""\ndef f(ctx):\n    """one"""\n    return {"a": 1}\n')
+    assert h('"""other doc"""\ndef f(ctx):\n    """two"""\n    # comment\n    return {"a": 1}\n') == base
+    assert h('"""doc"""\ndef f(ctx):\n    """one"""\n    return {"a": 2}\n') != base
