@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make book   - install into .venv, execute every chapter (preset: $GAPKIT_PRESET, default book), HTML in _build/html
-#   make test   - install into .venv and run the tests (unit tests + every notebook with the quick preset)
+#   make test   - install into .venv and run the tests (unit tests, every notebook with the quick preset,
+#                 then the real-browser test of the quick-preset book)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -23,7 +24,9 @@ book: $(VENV)/.installed
 	$(PY) -m gapkit book
 
 test: $(VENV)/.installed
-	GAPKIT_PRESET=quick GAPKIT_RESULTS_DIR=$${GAPKIT_RESULTS_DIR:-$$(mktemp -d)} $(PY) -m pytest -n 2 -q --nbmake tests notebooks
+	export GAPKIT_PRESET=quick GAPKIT_RESULTS_DIR=$${GAPKIT_RESULTS_DIR:-$$(mktemp -d)}; \
+	$(PY) -m pytest -n 2 -q --nbmake tests notebooks -m "not browser" && \
+	$(PY) -m pytest -q -m browser tests   # alone: its book build starts kernels of its own
 
 clean:
 	rm -rf _build

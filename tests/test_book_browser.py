@@ -281,7 +281,7 @@ def _build(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
     with open(log, "w") as f:
-        rc = subprocess.call(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1800)
+        rc = subprocess.call(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=1200)
     text = log.read_text(errors="replace")
     warnings = [ln for ln in text.splitlines() if re.search(r"WARNING|ERROR", ln) and "IPKernelApp" not in ln]
     assert rc == 0 and not warnings, (f"the book build failed (rc={rc}) or warned:\n" + "\n".join(warnings[:30]) +
