@@ -38,12 +38,18 @@ def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
-    """ELBO estimate ``(1/K) sum_k log w_k``: (K, B) -> (B,)."""
+    """ELBO estimate ``(1/K) sum_k log w_k``: (K, B) -> (B,).
+
+    Chapter 0 (``notebooks/00_vae_basics``) explains it.
+    """
     return check_log_w(log_w).mean(0)
 
 
 def iwae(log_w: torch.Tensor) -> torch.Tensor:
-    """IWAE bound ``log (1/K) sum_k w_k``: (K, B) -> (B,). With K = 1 it is the ELBO."""
+    """IWAE bound ``log (1/K) sum_k w_k``: (K, B) -> (B,). With K = 1 it is the ELBO.
+
+    Chapter 1 (``notebooks/01_elbo_tightness``) explains it.
+    """
     return log_mean_exp(check_log_w(log_w), dim=0)
 
 
@@ -53,7 +59,10 @@ def nats_to_bpd(nats, dim: int):
 
 
 def bpd(bound, dim: int):
-    """Bits per dimension of a lower bound ``bound`` (nats per image, <= 0): ``-bound / (D ln 2)``."""
+    """Bits per dimension of a lower bound ``bound`` (nats per image, <= 0): ``-bound / (D ln 2)``.
+
+    Chapter 0 (``notebooks/00_vae_basics``) explains the unit.
+    """
     return -bound / (dim * math.log(2))
 
 

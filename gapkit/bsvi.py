@@ -57,6 +57,8 @@ class BufferWeights(nn.Module):
 
     ``init="uniform"`` (a = 0, pi_i = 1/(k+1)) or ``"last"`` (nearly all mass on q_k, i.e. SVI-k).
     The BSVI bound is concave in pi (Section 4.1), and optimizing it guarantees BSVI-k >= SVI-k.
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
 
     def __init__(self, steps: int, init: str = "uniform"):
@@ -84,7 +86,10 @@ class BufferWeights(nn.Module):
 
 
 def mean_position(pi: torch.Tensor) -> float:
-    """E_pi[i] / k for buffer weights pi of shape (k+1,) (0.5 for uniform weights)."""
+    """E_pi[i] / k for buffer weights pi of shape (k+1,) (0.5 for uniform weights).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
     pi = torch.as_tensor(pi)
     k = pi.shape[0] - 1
     if k == 0:
@@ -100,6 +105,8 @@ def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: 
     Runs :func:`gapkit.refine.refine` from ``init`` (default: the encoder's detached q_0) with one
     sample per step: returns the :class:`gapkit.refine.Trajectory` (all tensors detached), with
     ``log_w`` of shape (k+1, 1, B).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
     _check_steps(steps)
     if init is None:
@@ -152,6 +159,8 @@ def optimize_pi(log_w: torch.Tensor, iters: int = 500, tol: float = 1e-10) -> to
     ``(1/N) sum_n log sum_i pi_i w_{i,n}`` over the simplex by the EM fixed point
     ``pi_i <- (1/N) sum_n pi_i w_{i,n} / sum_j pi_j w_{j,n}`` (each step increases the objective;
     it is mixture-weight maximum likelihood with fixed components). Returns pi, (k+1,).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
     lw = log_w.detach().reshape(log_w.shape[0], -1).double()
     k1 = lw.shape[0]
@@ -170,6 +179,8 @@ def bsvi_prefix(log_w: torch.Tensor) -> torch.Tensor:
     """Uniform-weight BSVI-j bound for every prefix j = 0..k: (k+1, ...) -> (k+1, ...).
 
     ``out[j] = log (1/(j+1)) sum_{i<=j} w_i`` (``out[0]`` = SVI-0, ``out[k]`` = BSVI-k).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
     j = torch.arange(1, log_w.shape[0] + 1, dtype=log_w.dtype, device=log_w.device)
     return torch.logcumsumexp(log_w, dim=0) - torch.log(j).reshape(-1, *([1] * (log_w.dim() - 1)))
@@ -193,6 +204,8 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
       + kl_star)`` is the SVI-k ELBO of the final proposal (Appendix B's ELBO*, KL*, Reconstruction*).
 
     ``svi`` are :func:`buffer_trajectory`'s settings (optimizer, lr, momentum, clip).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
     _check_steps(steps)
     model.check_x(x)
@@ -275,7 +288,10 @@ class _Refined(Objective, nn.Module):
 
 class SVI(_Refined):
     """SVI training (Krishnan et al. 2018; Algorithm 1, line 14): the decoder maximizes
-    ``log p_theta(x, z_k)`` at the last proposal's sample (``steps`` = k' SVI steps)."""
+    ``log p_theta(x, z_k)`` at the last proposal's sample (``steps`` = k' SVI steps).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
 
     name = "svi"
 
@@ -295,7 +311,10 @@ class SVI(_Refined):
 class BSVI(_Refined):
     """BSVI training (Algorithm 1, line 16): the decoder maximizes ``log sum_i pi_i w_i`` over
     the whole buffer, ``w_i = p_theta(x, z_i) / q_i(z_i)`` at the fixed trajectory. With
-    ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.objective``)."""
+    ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.objective``).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
 
     name = "bsvi"
 
@@ -315,7 +334,10 @@ class BSVI(_Refined):
 
 class BSVIDS(BSVI):
     """BSVI with double sampling (Section 4.2): at every step a second sample z'_i ~ q_i, drawn
-    independently of the trajectory's update sample, gives the weight w_i = p(x, z'_i)/q_i(z'_i)."""
+    independently of the trajectory's update sample, gives the weight w_i = p(x, z'_i)/q_i(z'_i).
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
 
     name = "bsvi-ds"
 
@@ -328,7 +350,10 @@ class BSVIDS(BSVI):
 class BSVISIR(_Refined):
     """BSVI-SIR (Section 5): one sample z_j of the buffer, j ~ pi_j w_j / sum_i pi_i w_i, and the
     decoder maximizes ``log p_theta(x, z_j)``: an unbiased estimate of the BSVI gradient (Lemma 1)
-    at the cost of SVI. With ``learn_pi`` pi is trained on the BSVI bound of the detached weights."""
+    at the cost of SVI. With ``learn_pi`` pi is trained on the BSVI bound of the detached weights.
+
+    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    """
 
     name = "bsvi-sir"
 

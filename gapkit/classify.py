@@ -111,7 +111,10 @@ def accuracy(model, clf: Classifier, x: torch.Tensor, y: torch.Tensor, K: int = 
 
 def downstream_accuracy(model, data, epochs: int = 10, K: int = 100, seed: int = 0, **kw) -> float:
     """Train a classifier on ``data``'s labelled training split through ``model``'s encoder and return
-    its test accuracy (the K-sample predictive). ``data`` is a :class:`gapkit.data.Dataset` with labels."""
+    its test accuracy (the K-sample predictive). ``data`` is a :class:`gapkit.data.Dataset` with labels.
+
+    Chapter 3 (``notebooks/03_wake_sleep``) reports it (Appendix B of Zhang et al. 2022).
+    """
     if "train" not in data.labels or "test" not in data.labels:
         raise ValueError(f"dataset {data.name!r} has no labels; use 'mnist' or 'digits'")
     xtr, xte = data.fixed("train", seed), data.fixed("test", seed)

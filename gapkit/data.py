@@ -2,13 +2,13 @@
 
 ``load(name, binarization=...)`` is the one entry point:
 
-=================  ==============================================  =========
-name               what                                            pixels
-=================  ==============================================  =========
-``digits``         scikit-learn's bundled 8x8 digits (offline)     64
-``mnist``          the original MNIST IDX files                    784
-``binarized_mnist`` Larochelle & Murray's fixed binarization        784
-=================  ==============================================  =========
+===================  ==============================================  =========
+name                 what                                            pixels
+===================  ==============================================  =========
+``digits``           scikit-learn's bundled 8x8 digits (offline)     64
+``mnist``            the original MNIST IDX files                    784
+``binarized_mnist``  Larochelle & Murray's fixed binarization        784
+===================  ==============================================  =========
 
 Binarizations of ``mnist`` (and ``digits``):
 
@@ -282,13 +282,16 @@ def load(name: str = "digits", binarization: str = "threshold", subset: int | No
          test_subset: int | None = None, seed: int = 0, device=None) -> Dataset:
     """Load a dataset as flattened float32 tensors with train/valid/test splits.
 
-    Args:
-        name: one of ``digits``, ``mnist``, ``binarized_mnist``.
-        binarization: ``threshold``, ``dynamic`` or ``grey`` (``mnist``, ``digits``);
-            ``binarized_mnist`` is already binary (``fixed``).
-        subset: keep a random subset of this many training images (fixed by ``seed``).
-        test_subset: likewise for the validation and test splits.
-        device: where the tensors live (the training loop keeps data on the device).
+    :param name: one of ``digits``, ``mnist``, ``binarized_mnist``.
+    :param binarization: ``threshold``, ``dynamic`` or ``grey`` (``mnist``, ``digits``);
+        ``binarized_mnist`` is already binary (``fixed``).
+    :param subset: keep a random subset of this many training images (fixed by ``seed``).
+    :param test_subset: likewise for the validation and test splits.
+    :param seed: the seed of those random subsets.
+    :param device: where the tensors live (the training loop keeps data on the device).
+
+    Chapter 0 (``notebooks/00_vae_basics``) uses it through the experiments; the ``quick`` preset
+    loads ``digits``, the ``book`` preset ``mnist``.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")

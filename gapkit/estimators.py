@@ -33,6 +33,8 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
     """log w = log p(x, z) - log q(z|x) for K reparameterized z ~ q; shape (K, B).
 
     ``q`` is ``(mu, std)`` of shape (B, Z) each; by default the model's amortized encoder.
+
+    Chapter 1 (``notebooks/01_elbo_tightness``) explains importance weights.
     """
     if not isinstance(K, int) or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
@@ -48,15 +50,18 @@ def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, ba
              progress: bool = False) -> torch.Tensor:
     """A bound (nats) for every row of ``x``: (N, D) -> (N,).
 
-    Args:
-        bound: ``"elbo"`` (the K-sample average of log w) or ``"iwae"`` (log-mean-exp of K weights).
-        K: importance samples per image.
-        q: per-image ``(mu, std)`` of shape (N, Z) (e.g. from optimal inference), or None for the
-           amortized encoder.
-        max_rows: at most this many (sample, image) rows per forward pass; bounds memory for any K.
-           The default 4096 keeps a pass's activations in cache (``python -m gapkit bench iwae``:
-           about twice as fast on a CPU as 65536 rows, at under 1 GB for IWAE-5000).
-        generator / seed: the randomness (a generator seeded with ``seed`` when none is given).
+    :param bound: ``"elbo"`` (the K-sample average of log w) or ``"iwae"`` (log-mean-exp of K weights).
+    :param K: importance samples per image.
+    :param q: per-image ``(mu, std)`` of shape (N, Z) (e.g. from optimal inference), or None for the
+        amortized encoder.
+    :param max_rows: at most this many (sample, image) rows per forward pass; bounds memory for any K.
+        The default 4096 keeps a pass's activations in cache (``python -m gapkit bench iwae``:
+        about twice as fast on a CPU as 65536 rows, at under 1 GB for IWAE-5000).
+    :param generator: the randomness; when None, a generator seeded with ``seed``.
+    :param seed: the seed used when no ``generator`` is given.
+
+    Chapter 1 (``notebooks/01_elbo_tightness``) explains both bounds and measures this function's
+    speed; every later chapter evaluates its models with it.
     """
     if bound not in BOUNDS:
         raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")

@@ -79,6 +79,8 @@ class VAE(LatentModel):
     q_phi(z|x) = N(mu(x), diag(std(x)^2)), mu from a linear head, std = softplus(linear) + 1e-4;
     p(z) = N(0, I); p_theta(x|z) = prod_d Bernoulli(x_d; sigmoid(logit_d(z))) for binary pixels or
     the discretized logistic with per-pixel mean and log-scale for 8-bit pixels.
+
+    Chapter 0 (``notebooks/00_vae_basics``) trains it; every later chapter studies it.
     """
 
     def __init__(self, x_dim: int = 784, z_dim: int = 16, hidden=(500, 500), activation: str = "relu",
@@ -166,6 +168,9 @@ class LinearGaussian(LatentModel):
     p(z|x) = N(m(x), S) with S = (I + W^T W / s^2)^{-1}, m(x) = S W^T (x - b) / s^2.
     The encoder q(z|x) = N(A x + c, diag(exp(2 v))) can hold the exact posterior when S is
     diagonal (for instance when W has orthogonal columns).
+
+    Chapter 1 (``notebooks/01_elbo_tightness``) checks the bounds and optimal inference against it; chapter 6
+    (``notebooks/06_bsvi``) checks the BSVI bound.
     """
 
     def __init__(self, x_dim: int = 4, z_dim: int = 2, noise_std: float = 0.5, W=None, b=None,

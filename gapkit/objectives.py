@@ -45,7 +45,10 @@ def _check_K(K):
 
 
 class ELBO(Objective):
-    """The VAE objective: maximize the ELBO E_q[log p(x,z) - log q(z|x)] (K-sample average) for phi and theta."""
+    """The VAE objective: maximize the ELBO E_q[log p(x,z) - log q(z|x)] (K-sample average) for phi and theta.
+
+    Chapter 0 (``notebooks/00_vae_basics``) explains it.
+    """
 
     name = "elbo"
 
@@ -61,7 +64,11 @@ class ELBO(Objective):
 
 
 class IWAE(Objective):
-    """Burda et al.: maximize log (1/K) sum_k w_k for phi and theta (K = 1 is the ELBO)."""
+    """Burda et al.: maximize log (1/K) sum_k w_k for phi and theta (K = 1 is the ELBO).
+
+    Chapter 1 (``notebooks/01_elbo_tightness``) explains the bound; chapter 4 (``notebooks/04_iwae_snr``)
+    trains with it.
+    """
 
     name = "iwae"
 

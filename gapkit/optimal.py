@@ -45,6 +45,9 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     ``lr_decay=True`` anneals the step size along a cosine from ``lr`` to 0 over ``steps``, so that
     the last iterates settle at the optimum instead of jittering with the Monte Carlo noise of the
     gradient (chapter 1 uses it to recover the exact posterior of the linear-Gaussian model).
+
+    Chapters 1, 2 and 5 (``notebooks/01_elbo_tightness``, ``notebooks/02_generalization_gaps``,
+    ``notebooks/05_iterative_refinement``) explain it.
     """
     _check(steps, lr, K)
     if bound not in ("elbo", "iwae"):
@@ -82,6 +85,8 @@ def amortized(model, x: torch.Tensor, epochs: int = 100, lr: float = 5e-4, batch
 
     Returns a copy of ``model`` whose encoder was trained by Adam on the ELBO of ``x`` (minibatches
     of ``batch_size``, ``epochs`` passes). The original model is untouched.
+
+    Chapters 1 and 2 (``notebooks/01_elbo_tightness``, ``notebooks/02_generalization_gaps``) explain it.
     """
     _check(epochs, lr, K)
     if generator is None:

@@ -37,7 +37,10 @@ def check_beta(beta) -> float:
 
 
 class MIWAE(Objective):
-    """Maximize MIWAE(M, K) = (1/M) sum_m log (1/K) sum_k w_{m,k} for phi and theta (M K samples per image)."""
+    """Maximize MIWAE(M, K) = (1/M) sum_m log (1/K) sum_k w_{m,k} for phi and theta (M K samples per image).
+
+    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    """
 
     name = "miwae"
 
@@ -54,7 +57,10 @@ class MIWAE(Objective):
 
 
 class CIWAE(Objective):
-    """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta."""
+    """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta.
+
+    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    """
 
     name = "ciwae"
 
@@ -75,6 +81,8 @@ class LearnableCIWAE(nn.Module, Objective):
     Phi and theta maximize the CIWAE bound; ``a`` gets the gradient of the ``objective`` loss
     (the same negative bound), for which ``d/d beta = ELBO - IWAE <= 0`` on every draw.
     ``self.trace`` records beta at every training step.
+
+    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
     """
 
     name = "ciwae-learned"
@@ -105,7 +113,10 @@ class LearnableCIWAE(nn.Module, Objective):
 
 
 class PIWAE(Objective):
-    """Encoder on MIWAE(M, L), decoder on IWAE-K (K = M L by default: the same samples)."""
+    """Encoder on MIWAE(M, L), decoder on IWAE-K (K = M L by default: the same samples).
+
+    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    """
 
     name = "piwae"
 

@@ -71,4 +71,9 @@ def preset_name(name: str | None = None) -> str:
 
 
 def get_preset(name: str | None = None) -> Preset:
+    """The :class:`Preset` called ``name``, else ``$GAPKIT_PRESET``, else ``book``
+    (:func:`preset_name`; an unknown name raises ``ValueError``).
+
+    Every chapter (``notebooks/*``) starts with it; the book's landing page lists the presets.
+    """
     return PRESETS[preset_name(name)]

@@ -53,6 +53,8 @@ class Trajectory:
     * ``log_w``: (k+1, S, B), log p(x, z) - log q_i(z) for those samples under the q_i that drew them;
     * ``elbo``: (k+1, B), the mean over S of ``log_w`` (a noisy ELBO estimate at every step);
     * ``grad_norm``: (k, B), each point's gradient norm before clipping, at steps 0..k-1.
+
+    Chapter 5 (``notebooks/05_iterative_refinement``) explains it.
     """
 
     mu: torch.Tensor
@@ -109,6 +111,9 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
 
     Returns:
         :class:`Trajectory` with ``mu``, ``std``, ``z``, ``log_w``, ``elbo``, ``grad_norm``.
+
+    Chapter 5 (``notebooks/05_iterative_refinement``) explains it; chapter 6 (``notebooks/06_bsvi``) builds
+    buffered SVI on its trajectory.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")

@@ -61,6 +61,8 @@ def model_samples(model, x: torch.Tensor, latent: str = "prior", generator=None)
 
     ``latent="prior"``: z' ~ p(z); ``"posterior"``: z' ~ q(z|x_b) for each training row x_b. Then
     x' ~ p(x|z'). Drawn on ``x``'s device with ``generator``; no gradient reaches the model.
+
+    Chapter 3 (``notebooks/03_wake_sleep``) explains it.
     """
     _check_latent(latent)
     if latent == "prior":
@@ -217,7 +219,10 @@ ENCODER_OBJECTIVES = {"wake": Wake, "sleep": Sleep, "reverse_sleep": ReverseSlee
 
 def make_encoder_objective(name: str, **kw) -> Objective:
     """An encoder objective by name (``wake``, ``sleep``, ``reverse_sleep``, ``reverse_half_asleep``,
-    ``denoising``) with its keyword arguments."""
+    ``denoising``) with its keyword arguments.
+
+    Chapter 3 (``notebooks/03_wake_sleep``) explains it.
+    """
     if name not in ENCODER_OBJECTIVES:
         raise ValueError(f"unknown encoder objective {name!r}; valid: {', '.join(ENCODER_OBJECTIVES)}")
     return ENCODER_OBJECTIVES[name](**kw)

@@ -1,13 +1,13 @@
 """Signal-to-noise ratio of gradient estimators, computed in batch over repetitions.
 
 At fixed parameters, draw R independent gradient estimates ``g_1..g_R`` of a bound (each from
-its own noise ``eps_r``) on a fixed minibatch ``x``. For every parameter p
+its own noise ``eps_r``) on a fixed minibatch ``x``. For every parameter p::
 
     SNR_p = |mean_r g_{r,p}| / std_r g_{r,p}      (Rainforth et al. 2018, eq. 5)
 
 reported separately for the encoder (phi) and the decoder (theta). The directional SNR of the
 whole gradient vector (Rainforth et al. 2018, Section 4) splits each estimate into the part along
-the mean direction ``u = mean_r g_r / ||mean_r g_r||`` and the rest:
+the mean direction ``u = mean_r g_r / ||mean_r g_r||`` and the rest::
 
     DSNR = mean_r ||g_par,r|| / ||g_perp,r||,   g_par = (g . u) u,   g_perp = g - g_par.
 
@@ -375,22 +375,26 @@ def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float 
         progress: bool = False) -> SNRResult:
     """Per-parameter and directional SNR of the gradient of a bound on the minibatch ``x`` (B, D).
 
-    Args:
-        K, M: samples per IWAE estimate and number of averaged estimates (MIWAE(M, K)).
-        bound: ``"iwae"`` (M = 1), ``"miwae"`` or ``"ciwae"`` (needs ``beta``); default IWAE when
-            M = 1, else MIWAE.
-        reps: R, the number of independent gradient estimates.
-        seed: noise for chunk c comes from a generator seeded with ``seed + c``, so the second pass
-            (projections for the directional SNR) sees the same draws as the first.
-        max_rows, max_grad_floats: chunk sizes: at most this many (rep, sample, image) rows per
-            forward pass and this many per-repetition gradient floats computed at once;
-        max_keep_floats: keep all estimates when they fit (one pass), else recompute them from
-            the same seeds for the projections (two passes).
-        ghost_rows: with at most this many (sample, image) rows per repetition (M K B), an MLP's
-            statistics come from the layers' inputs and output gradients without forming the
-            per-repetition gradients (sums of outer products; memory R (M K B)^2 (in + out)).
-            The noise is then drawn in other chunks, so the numbers differ from the other path
-            by Monte Carlo error only; ``ghost_rows=0`` turns it off.
+    :param K: samples per IWAE estimate.
+    :param M: number of averaged estimates (MIWAE(M, K)).
+    :param bound: ``"iwae"`` (M = 1), ``"miwae"`` or ``"ciwae"`` (needs ``beta``); default IWAE when
+        M = 1, else MIWAE.
+    :param beta: the CIWAE mix, in [0, 1].
+    :param reps: R, the number of independent gradient estimates.
+    :param seed: noise for chunk c comes from a generator seeded with ``seed + c``, so the second pass
+        (projections for the directional SNR) sees the same draws as the first.
+    :param max_rows: chunk size: at most this many (rep, sample, image) rows per forward pass.
+    :param max_grad_floats: chunk size: at most this many per-repetition gradient floats computed
+        at once.
+    :param max_keep_floats: keep all estimates when they fit (one pass), else recompute them from
+        the same seeds for the projections (two passes).
+    :param ghost_rows: with at most this many (sample, image) rows per repetition (M K B), an MLP's
+        statistics come from the layers' inputs and output gradients without forming the
+        per-repetition gradients (sums of outer products; memory R (M K B)^2 (in + out)).
+        The noise is then drawn in other chunks, so the numbers differ from the other path
+        by Monte Carlo error only; ``ghost_rows=0`` turns it off.
+
+    Chapter 4 (``notebooks/04_iwae_snr``) explains the SNR and plots it against K and M.
     """
     bound = bound or ("iwae" if M == 1 else "miwae")
     _check(bound, M, K, beta)

@@ -70,6 +70,8 @@ def evaluate_with(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, infer
     average of log w; ``"iwae"``: log (1/K) sum_k w_k). ``inference`` picks q (module docstring);
     ``inference_kw`` its settings (``optimal``: steps, lr, K; ``optimal-encoder``: epochs, lr,
     batch_size, K). Randomness comes from generators seeded with ``seed``.
+
+    Chapter 2 (``notebooks/02_generalization_gaps``) uses it through :func:`sweep`.
     """
     if bound not in BOUNDS:
         raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
@@ -146,18 +148,21 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
           progress: bool = True, label: str = "") -> list[dict]:
     """Evaluate ``bound`` with ``inference`` on ``x`` at every checkpoint, reusing cached results.
 
-    Args:
-        checkpoints: ``[(epoch, path), ...]`` as from :func:`gapkit.train.checkpoints`, or paths
-            named ``epoch_NNNN.pt``.
-        x: (N, D) data (a fixed binarization for dynamic data).
-        bound, K: the bound (``"elbo"`` or ``"iwae"``) and its samples per image.
-        inference, inference_kw: q (``"amortized"``, ``"optimal"``, ``"optimal-encoder"``) and its
-            settings.
-        cache_dir: where per-checkpoint results live (default: ``sweep/`` next to the checkpoints).
-    Returns:
-        one dict per checkpoint, in the given order: ``epoch``, ``checkpoint``, ``nats`` (mean bound),
-        ``nats_std`` (its standard deviation over images), ``bpd``, ``n``, ``bound``, ``K``,
+    :param checkpoints: ``[(epoch, path), ...]`` as from :func:`gapkit.train.checkpoints`, or paths
+        named ``epoch_NNNN.pt``.
+    :param x: (N, D) data (a fixed binarization for dynamic data).
+    :param bound: ``"elbo"`` or ``"iwae"``.
+    :param K: the bound's samples per image.
+    :param inference: q: ``"amortized"``, ``"optimal"`` (:func:`gapkit.optimal.per_point`) or
+        ``"optimal-encoder"`` (:func:`gapkit.optimal.amortized`).
+    :param inference_kw: the inference method's settings.
+    :param cache_dir: where per-checkpoint results live (default: ``sweep/`` next to the checkpoints).
+    :returns: one dict per checkpoint, in the given order: ``epoch``, ``checkpoint``, ``nats`` (mean
+        bound), ``nats_std`` (its standard deviation over images), ``bpd``, ``n``, ``bound``, ``K``,
         ``inference``, ``inference_kw``, ``seed``, ``cached`` (True when read from the cache).
+
+    Chapter 2 (``notebooks/02_generalization_gaps``) sweeps its checkpoints with it, with the
+    encoder and with optimal inference.
     """
     if bound not in BOUNDS:
         raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")

@@ -114,6 +114,9 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     ``callback(epoch, model, history)`` runs after every epoch (after any checkpoint).
     Returns the history: ``epoch``, ``train_bound``/``test_bound`` (nats), ``train_bpd``/``test_bpd``
     per evaluation, and ``loss``, ``epoch_time`` per epoch.
+
+    Chapter 0 (``notebooks/00_vae_basics``) trains its VAE with it; chapter 3 (``notebooks/03_wake_sleep``) explains why
+    every call starts fresh optimizers.
     """
     cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
     device = torch.device(device) if device is not None else model.device

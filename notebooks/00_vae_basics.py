@@ -28,7 +28,12 @@
 # $$
 #
 # We report bounds in nats per image and in bits per dimension,
-# $\mathrm{BPD} = -\mathcal{L} / (D \ln 2)$ with $D$ pixels.
+# $\mathrm{BPD} = -\mathcal{L} / (D \ln 2)$ with $D$ pixels ({func}`gapkit.bounds.bpd`).
+#
+# In gapkit the model is a {class}`gapkit.models.VAE`; {func}`gapkit.estimators.log_weights` draws
+# $z \sim q_\phi(z \mid x)$ and returns the log-weights $\log p_\theta(x, z) - \log q_\phi(z \mid x)$,
+# {func}`gapkit.bounds.elbo` averages them, and {func}`gapkit.train.train` maximizes the ELBO
+# ({class}`gapkit.objectives.ELBO`) with Adam.
 
 # %% tags=["remove-cell"]
 # On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
@@ -53,8 +58,9 @@ print(f"preset {preset.name!r}: {preset.note}")
 # %% [markdown]
 # ## Training
 #
-# `python -m gapkit run vae-basics` does the same from the command line. The result is cached:
-# running the cell again reads `results.json` instead of training again.
+# {func}`gapkit.experiments.run` runs the `vae-basics` experiment (`python -m gapkit run vae-basics`
+# does the same from the command line). The result is cached: running the cell again reads
+# `results.json` instead of training again.
 
 # %%
 print(f"expected time: {experiments.get('vae-basics').cost.get(preset.name, 'unknown')} (cached results are reused)")
@@ -69,7 +75,8 @@ print(f"test ELBO {m['test']['elbo_nats']:.2f} nats = {m['test']['elbo_bpd']:.4f
 # ## The bound during training
 #
 # Both curves fall as the model learns; the test curve sits above the training curve (a worse
-# bound), a first glimpse of the generalization gap that chapter 2 takes apart.
+# bound), a first glimpse of the generalization gap that [chapter 2](02_generalization_gaps.ipynb)
+# takes apart.
 
 # %%
 c = res["curves"]
@@ -114,3 +121,14 @@ plots.image_grid(res["images"]["test"], shape, ax=axes[0], title="test images")
 plots.image_grid(res["images"]["reconstruction"], shape, ax=axes[1], title="reconstructions")
 plots.image_grid(res["images"]["samples"], shape, ax=axes[2], title="samples from the model")
 plt.show()
+
+# %% [markdown]
+# ## Where this leads
+#
+# The rest of the book takes this model apart:
+# [chapter 1](01_elbo_tightness.ipynb) asks how far the ELBO is from $\log p_\theta(x)$ and how much
+# a better $q$ recovers; [chapter 2](02_generalization_gaps.ipynb) asks whether the decoder or the
+# encoder overfits; [chapter 3](03_wake_sleep.ipynb) trains the encoder on the model's own samples;
+# [chapter 4](04_iwae_snr.ipynb) trains with tighter bounds; [chapter 5](05_iterative_refinement.ipynb)
+# and [chapter 6](06_bsvi.ipynb) refine $q$ per image; and [chapter 7](07_bits_back.ipynb) turns the
+# ELBO into the length of a real compressed file.

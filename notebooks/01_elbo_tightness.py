@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gapkit/gapkit/blob/main/notebooks/01_elbo_tightness.ipynb)
 #
-# The ELBO of chapter 0 falls short of the log-likelihood by exactly one KL divergence
+# The ELBO of [chapter 0](00_vae_basics.ipynb) falls short of the log-likelihood by exactly one KL divergence
 # {cite}`kingma2014auto`:
 #
 # $$
@@ -39,14 +39,17 @@
 # \mathcal{L}_1 = \mathcal{L} \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p_\theta(x),
 # $$
 #
-# which tends to $\log p_\theta(x)$ as $K \to \infty$ for any $q$ that covers the posterior. This
+# which tends to $\log p_\theta(x)$ as $K \to \infty$ for any $q$ that covers the posterior
+# ({func}`gapkit.bounds.iwae`; {func}`gapkit.bounds.elbo` is the case $K = 1$). This
 # chapter checks all of this against exact answers, then repeats Zhang et al.'s Figure 9a: under
 # optimal inference, the ELBO and IWAE-10 nearly coincide, so the ELBO is tight.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -80,7 +83,8 @@ print(f"done ({res['provenance']['wall_time_s']:.0f} s when computed)")
 # %% [markdown]
 # ## 1. On ground truth: the linear-Gaussian model
 #
-# With $p(z) = \mathcal{N}(0, I)$ and $p(x \mid z) = \mathcal{N}(Wz + b, s^2 I)$ both
+# With $p(z) = \mathcal{N}(0, I)$ and $p(x \mid z) = \mathcal{N}(Wz + b, s^2 I)$
+# ({class}`gapkit.models.LinearGaussian`) both
 # $\log p(x) = \log \mathcal{N}(x; b, WW^\top + s^2 I)$ and the posterior
 # $p(z \mid x) = \mathcal{N}(m(x), S)$ are known in closed form. We choose $W$ with correlated columns
 # so that the posterior is correlated and **no diagonal Gaussian can equal it**. Three $q$'s:
@@ -89,7 +93,7 @@ print(f"done ({res['provenance']['wall_time_s']:.0f} s when computed)")
 #   trained on the ELBO of only a few points for a short while (its family does contain the best
 #   diagonal $q$ of every $x$, so whatever it loses is amortization and generalization);
 # * the **best diagonal Gaussian** for every test point, found by per-data-point optimal inference
-#   (`gapkit.optimal.per_point`: free $\mu_i, \log\sigma_i$ for every point, all optimized together)
+#   ({func}`gapkit.optimal.per_point`: free $\mu_i, \log\sigma_i$ for every point, all optimized together)
 #   and compared with its closed form (mean $m$, variances $1/(S^{-1})_{jj}$);
 # * the **exact posterior** (full covariance), whose every importance weight equals $p(x)$.
 
@@ -205,9 +209,9 @@ print("IWAE-K is non-decreasing in K within Monte Carlo error:", monotone)
 # We now train a VAE (threshold binarization, as in {cite}`zhang2022generalization`) and, at
 # checkpoints along training, evaluate the test bound four ways: the ELBO and IWAE-10 with the
 # amortized encoder, and the ELBO and IWAE-10 with **optimal inference**. The solid optimal-inference
-# curves use **the paper's form** (`gapkit.optimal.amortized`: the trained encoder is copied and
+# curves use **the paper's form** ({func}`gapkit.optimal.amortized`: the trained encoder is copied and
 # trained on the test set with the decoder fixed); the dotted ones use the **per-data-point form**
-# (`gapkit.optimal.per_point`: free mean and log-std for every test image, all optimized together
+# ({func}`gapkit.optimal.per_point`: free mean and log-std for every test image, all optimized together
 # from the encoder's output). Both bounds of one $q$ use the same 10 samples.
 
 # %%
@@ -355,7 +359,11 @@ redraw()
 # %% [markdown]
 # ## Closing note
 #
-# The chapter's numbers, printed from this run's results:
+# Where this leads: [chapter 2](02_generalization_gaps.ipynb) uses the same optimal inference to ask
+# whether the encoder or the decoder overfits; [chapter 4](04_iwae_snr.ipynb) *trains* with the IWAE
+# bound and finds that tighter is not always better; [chapter 5](05_iterative_refinement.ipynb)
+# closes the amortization gap by refining $q$ step by step. The chapter's numbers, printed from this
+# run's results:
 
 # %%
 K_top = str(Ks.max())
@@ -370,7 +378,7 @@ print(f"{ds['name']} at epoch {ep[-1]} (test BPD): ELBO amortized {mn['elbo_bpd_
 
 # %% [markdown]
 # The speed of IWAE evaluation is measured by `python -m gapkit bench iwae`: IWAE-1000 and
-# IWAE-5000 of MNIST test images with the `book` model, evaluated by `gapkit.estimators.evaluate`
+# IWAE-5000 of MNIST test images with the `book` model, evaluated by {func}`gapkit.estimators.evaluate`
 # (images in batches, samples in chunks of at most 4,096 rows per forward pass, a running
 # log-sum-exp, so memory does not grow with K or with the number of images), against the
 # machine's own matrix-multiply rate measured in the same run, and against a per-image loop (all

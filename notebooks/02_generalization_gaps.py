@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gapkit/gapkit/blob/main/notebooks/02_generalization_gaps.ipynb)
 #
-# A VAE trained on a finite training set can overfit it: its training bound keeps improving
+# A VAE trained on a finite training set ([chapter 0](00_vae_basics.ipynb)) can overfit it: its training bound keeps improving
 # while its test bound gets worse. This chapter asks *which half of the VAE overfits*, the
 # generative model $p_\theta(x \mid z)$ or the encoder $q_\phi(z \mid x)$, following
 # {cite}`zhang2022generalization` (Sections 1, 2 and 4).
@@ -56,19 +56,21 @@
 #
 # is the amortized inference generalization gap (Eq. 12 of the paper), and the optimal-inference
 # curve shows the generative model's own overfitting. Here $q^*$ is found per test image by
-# gradient ascent on its ELBO (`gapkit.optimal.per_point`: free means and standard deviations for
+# gradient ascent on its ELBO ({func}`gapkit.optimal.per_point`, as in [chapter 1](01_elbo_tightness.ipynb): free means and standard deviations for
 # every image, all optimized at once, starting from the encoder's output); the paper instead
-# retrains a copy of the encoder on the test set (`gapkit.optimal.amortized`), and the sweep
+# retrains a copy of the encoder on the test set ({func}`gapkit.optimal.amortized`), and the sweep
 # accepts both (`inference="optimal"` or `"optimal-encoder"`). On a linear-Gaussian model, where
-# the posterior is known, the tests check that this gap equals the exact
+# the posterior is known, the tests check that this gap ({func}`gapkit.sweep.inference_gap`) equals the exact
 # $\mathrm{KL}(q_\phi \,\|\, p(z \mid x))$ averaged over the data.
 #
 # We report bounds in bits per dimension, $\mathrm{BPD} = -\mathrm{ELBO} / (D \ln 2)$: lower is better.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -99,7 +101,7 @@ print("expected time when not cached:", experiments.get("generalization-gaps").c
 # `python -m gapkit run generalization-gaps` does the same from the command line. The experiment
 # trains one VAE on binary pixels (Bernoulli decoder) and one on grey pixels (the discretized
 # logistic decoder of {cite}`salimans2017pixelcnn`, 256 values per pixel), saves a checkpoint every
-# few epochs, and then sweeps the checkpoints (`gapkit.sweep.sweep`): the training and test ELBO
+# few epochs, and then sweeps the checkpoints ({func}`gapkit.sweep.sweep`): the training and test ELBO
 # with the encoder, and the test (and training) ELBO with optimal inference. Every
 # per-checkpoint result is cached, so nothing is computed twice. The `book` preset trains on a
 # small subset of MNIST so that overfitting shows within CPU minutes; the `paper` preset is the
@@ -305,3 +307,8 @@ display(Markdown("\n\n".join(table(k) for k in D)))
 # the `book` preset trains on far fewer images, so its numbers are worse and it overfits sooner.
 # How fast is optimal inference for a whole test set at once? `python -m gapkit bench
 # optimal-inference` times it against a loop over images.
+#
+# Where this leads: the encoder's overfitting is the problem that [chapter 3](03_wake_sleep.ipynb)
+# attacks by training the encoder on samples from the model, and the inference gap measured here
+# is the test-set amortization gap that [chapter 5](05_iterative_refinement.ipynb) closes by
+# refinement.

@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gapkit/gapkit/blob/main/notebooks/03_wake_sleep.ipynb)
 #
-# Chapter 2 showed that the encoder $q_\phi(z \mid x)$ of a VAE overfits its training set: on test
+# [Chapter 2](02_generalization_gaps.ipynb) showed that the encoder $q_\phi(z \mid x)$ of a VAE overfits its training set: on test
 # images its ELBO is worse than what the same decoder allows. This chapter follows
 # {cite}`zhang2022generalization` (Sections 3-4, Appendices B-D) in asking what an encoder *should*
 # be trained on, and answers: on samples from the model, which are unlimited.
@@ -53,9 +53,11 @@
 # $$
 #
 # In gapkit these are interchangeable objectives for the one training loop
-# (`gapkit.sleep.Wake`, `Sleep`, `ReverseSleep`, `ReverseHalfAsleep`, `Denoising`). Model samples are
+# ({class}`gapkit.sleep.Wake`, {class}`~gapkit.sleep.Sleep`, {class}`~gapkit.sleep.ReverseSleep`,
+# {class}`~gapkit.sleep.ReverseHalfAsleep`, {class}`~gapkit.sleep.Denoising`), with model samples from
+# {func}`gapkit.sleep.model_samples`. Model samples are
 # drawn fresh for every minibatch. For post-hoc encoder training the decoder is fixed: the objectives
-# return no decoder loss, and every call of `gapkit.train.train` starts fresh Adam optimizers, so a
+# return no decoder loss, and every call of {func}`gapkit.train.train` starts fresh Adam optimizers, so a
 # new phase never inherits the last one's gradients or moments.[^zero]
 #
 # [^zero]: The original implementation never zeroed the encoder's gradients in its wake-sleep
@@ -63,9 +65,11 @@
 #     step's gradients from that step's loss alone.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -88,7 +92,7 @@ for name in ("sleep-consistency", "reverse-half-asleep"):
 # ## Consistency on synthetic data (Figure 3)
 #
 # To test the requirement we need a case where the model *is* the data distribution. Take a VAE
-# trained on binarized MNIST (chapter 0's model at this preset) as the teacher, and declare its
+# trained on binarized MNIST ([chapter 0](00_vae_basics.ipynb)'s model at this preset) as the teacher, and declare its
 # decoder the truth: $p_d(x) = \int p_{\text{teacher}}(x \mid z)\,p(z)\,dz$. Sample a finite training
 # set and a test set from it, copy the teacher's decoder into a student with a fresh encoder, fix the
 # decoder, and train the encoder by wake (the ELBO of the training set), sleep and reverse sleep. All
@@ -267,7 +271,8 @@ widgets.interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]),
 # The encoder is also a representation: a classifier $p_\eta(y \mid z)$ (an MLP with two hidden
 # layers of 200 ReLU units, dropout 0.1) is trained on $z \sim q_\phi(z \mid x)$ of the labelled
 # training images, and predicts test labels with
-# $p(y \mid x) \approx \frac1K \sum_k p_\eta(y \mid z_k)$, $z_k \sim q_\phi(z \mid x)$.
+# $p(y \mid x) \approx \frac1K \sum_k p_\eta(y \mid z_k)$, $z_k \sim q_\phi(z \mid x)$
+# ({func}`gapkit.classify.downstream_accuracy`).
 
 # %%
 acc = rh["classifier"]
@@ -301,7 +306,9 @@ else:
 # %% [markdown]
 # ## Closing note
 #
-# The tables of this chapter, printed from the results of this run.
+# Where this leads: [chapter 7](07_bits_back.ipynb) codes images with the reverse half-asleep encoder
+# and finds that a better encoder gives shorter files. The tables of this chapter, printed from the
+# results of this run.
 
 # %%
 print(f"Figure 3 ({preset.name}): final test BPD " + ", ".join(f"{k} {v:.4f}" for k, v in sc["final_test_bpd"].items())

@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gapkit/gapkit/blob/main/notebooks/04_iwae_snr.ipynb)
 #
-# The IWAE bound {cite}`burda2016importance` gets tighter as the number of importance samples $K$
+# The IWAE bound {cite}`burda2016importance` of [chapter 1](01_elbo_tightness.ipynb) gets tighter as the number of importance samples $K$
 # grows, $\mathcal{L}_K = \mathbb{E}\log \frac1K\sum_{k} w_k \to \log p_\theta(x)$ with
 # $w_k = p_\theta(x, z_k)/q_\phi(z_k \mid x)$. Rainforth et al. {cite}`rainforth2018tighter` showed
 # that a tighter bound is good for the decoder $\theta$ but bad for the encoder $\phi$: the
@@ -34,9 +34,11 @@
 # {cite}`rainforth2018reproduction` extends) with the same budget of $MK = 64$ samples per image.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -64,7 +66,8 @@ print("estimated time when not cached:", experiments.get("iwae-snr").cost.get(pr
 #
 # `python -m gapkit run iwae-snr` trains six models with 64 samples per image each, evaluates
 # them on the test set, and measures the SNR of the IWAE gradient on the IWAE-64-trained model
-# ({mod}`gapkit.snr` computes all repetitions in one batched backward pass).
+# ({func}`gapkit.snr.snr` computes all repetitions in one batched backward pass). The models are
+# trained by {func}`gapkit.train.train` with {class}`gapkit.objectives.IWAE` and the objectives below.
 
 # %%
 res = experiments.run("iwae-snr", preset=preset.name)
@@ -146,10 +149,11 @@ print(f"K = {grid[0]} -> {grid[-1]}: decoder DSNR {d['theta'][0]:.2f} -> {d['the
 # %% [markdown]
 # ## The three fixes, with the same 64 samples per image
 #
-# * **MIWAE(M, K)**: $\frac1M\sum_m \log\frac1K\sum_k w_{m,k}$ ({func}`gapkit.bounds.miwae`); M = 1 is
+# * **MIWAE(M, K)**: $\frac1M\sum_m \log\frac1K\sum_k w_{m,k}$ ({func}`gapkit.bounds.miwae`,
+#   {class}`gapkit.piwae.MIWAE`); M = 1 is
 #   IWAE-K, K = 1 the ELBO averaged over M samples.
 # * **CIWAE($\beta$)**: $\beta\,\mathcal{L}_1 + (1-\beta)\,\mathcal{L}_K$ on the same K samples
-#   ({func}`gapkit.bounds.ciwae`).
+#   ({func}`gapkit.bounds.ciwae`, {class}`gapkit.piwae.CIWAE`).
 # * **PIWAE(M, L)**: the encoder trains on MIWAE(M, L), the decoder on IWAE-$ML$
 #   ({class}`gapkit.piwae.PIWAE`, two losses for the one training loop).
 #
@@ -203,7 +207,8 @@ display(Markdown("\n".join(f"- {c}: **{'held' if ok else 'did not hold'}** ({num
 # ## Learning $\beta$
 #
 # The reproduction {cite}`rainforth2018reproduction` learns CIWAE's $\beta$ by gradient descent but
-# leaves it unconstrained, so it can leave $[0, 1]$. Here $\beta = \mathrm{sigmoid}(a)$ stays inside.
+# leaves it unconstrained, so it can leave $[0, 1]$. Here $\beta = \mathrm{sigmoid}(a)$ stays inside
+# ({class}`gapkit.piwae.LearnableCIWAE`).
 # There is a catch: on every draw, $\partial\,\mathrm{CIWAE}/\partial\beta = \mathcal{L}_1 - \mathcal{L}_K \le 0$
 # (Jensen), so maximizing the bound over $\beta$ can only push $\beta$ down toward IWAE; Adam's step
 # size, not the data, sets how fast.
@@ -296,6 +301,9 @@ for r in bench_rows:
 
 # %% [markdown]
 # ## Closing note
+#
+# Where this leads: [chapter 6](06_bsvi.ipynb) generalizes the IWAE bound to dependent proposals
+# (the steps of an SVI trajectory) and trains with it.
 
 # %%
 display(Markdown(

@@ -29,7 +29,8 @@
 # and the difference $\mathcal{L}(x; \lambda^*) - \mathcal{L}(x; \lambda_\phi(x))
 # = \mathrm{KL}(q_\phi \,\|\, p_\theta(z \mid x)) - \mathrm{KL}(q_{\lambda^*} \,\|\, p_\theta(z \mid x))$
 # is the **amortization gap** {cite}`cremer2018inference,shu2019buffered`. Measured on the
-# training data it is what the encoder failed to fit; measured on test data it is chapter 2's
+# training data it is what the encoder failed to fit; measured on test data it is
+# [chapter 2](02_generalization_gaps.ipynb)'s
 # **inference generalization gap** {cite}`zhang2022generalization`, which also contains what the
 # encoder failed to *generalize*.
 #
@@ -45,11 +46,11 @@
 # $$
 #
 # with $\lambda = (\mu, \log\sigma)$, $S$ reparameterized samples per step, momentum, and the
-# gradient norm clipped *per data point*. `gapkit.refine.refine` does this for a whole batch at
+# gradient norm clipped *per data point*. {func}`gapkit.refine.refine` does this for a whole batch at
 # once: the objective is the **sum** over points of their own ELBOs, so each point's gradient is
 # exactly its own (the original GDIR code averaged over the minibatch, which silently divided every
 # step size by the batch size). It returns the whole trajectory $\lambda_0, \dots, \lambda_k$ with its
-# samples and log-weights, which chapter 6 reuses.
+# samples and log-weights ({class}`gapkit.refine.Trajectory`), which [chapter 6](06_bsvi.ipynb) reuses.
 #
 # How good a proposal is for importance sampling is measured by the normalized **effective sample
 # size** of $K$ weights $w_k = p(x, z_k) / q(z_k)$, $z_k \sim q$:
@@ -58,12 +59,15 @@
 # \mathrm{ESS} = \frac{\left(\sum_k w_k\right)^2}{K \sum_k w_k^2} \in \left[\tfrac1K, 1\right],
 # $$
 #
-# which is 1 when $q$ is the exact posterior (all weights equal) and $1/K$ when one weight dominates.
+# which is 1 when $q$ is the exact posterior (all weights equal) and $1/K$ when one weight dominates
+# ({func}`gapkit.bounds.ess`).
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -104,7 +108,8 @@ print(f"{res['dataset']['name']}: {res['dataset']['n_train']} training images, D
 # ## 1. The amortization gap and the inference generalization gap
 #
 # For the plain VAE: the encoder's ELBO and the ELBO of per-point optimal inference (the best
-# diagonal Gaussian for every point, `gapkit.optimal.per_point`), on training images (the
+# diagonal Gaussian for every point, {func}`gapkit.optimal.per_point`, as in
+# [chapter 1](01_elbo_tightness.ipynb)), on training images (the
 # amortization gap) and on test images (the inference generalization gap), and how much of each gap
 # 50 steps of refinement recover.
 
@@ -182,7 +187,7 @@ display(Markdown(
 # Refinement can also be used while training {cite}`hjelm2016iterative,krishnan2018challenges`. On
 # a minibatch the encoder proposes $\lambda_0$, $k$ refinement steps give $\lambda_k$ (no gradient
 # flows through them), and the two networks get different losses
-# (`gapkit.refine.GDIR`, an objective for the book's one training loop):
+# ({class}`gapkit.refine.GDIR`, an objective for the book's one training loop, {func}`gapkit.train.train`):
 #
 # $$
 # \text{encoder: } \max_\phi\, \mathcal{L}(x; \lambda_\phi(x)), \qquad
@@ -304,7 +309,10 @@ widgets.interact(draw, steps=widgets.IntSlider(20, 0, 50, 1, description="steps"
 #
 # ## Closing note
 #
-# The numbers of this run, from `results.json`:
+# Where this leads: [chapter 6](06_bsvi.ipynb) keeps the whole refinement trajectory instead of its
+# last step and gets a tighter bound from it; [chapter 7](07_bits_back.ipynb) runs optimal inference
+# inside a compressor, where every nat of gap is a longer file. The numbers of this run, from
+# `results.json`:
 
 # %%
 m = res["metrics"]

@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gapkit/gapkit/blob/main/notebooks/06_bsvi.ipynb)
 #
-# Chapter 5 closed part of the amortization gap with stochastic variational inference (SVI): start
+# [Chapter 5](05_iterative_refinement.ipynb) closed part of the amortization gap with stochastic variational inference (SVI): start
 # from the encoder's proposal $q_0 = q_\phi(z \mid x)$ with parameters $\lambda_0$ and take $k$
 # gradient steps on the data point's own ELBO,
 #
@@ -27,7 +27,8 @@
 #
 # SVI keeps only the last proposal $q_k$ and throws away the *trajectory* $q_0, \dots, q_k$ and its
 # importance weights $w_0, \dots, w_k$. Buffered SVI (BSVI) {cite}`shu2019buffered` keeps them in a
-# buffer and averages them like IWAE {cite}`burda2016importance` does:
+# buffer and averages them like IWAE {cite}`burda2016importance` ([chapter 1](01_elbo_tightness.ipynb),
+# [chapter 4](04_iwae_snr.ipynb)) does:
 #
 # $$
 # \text{BSVI-}k(x) = \mathbb{E}_{q(z_{0:k} \mid x)} \log \sum_{i=0}^{k} \pi_i \, w_i ,
@@ -47,12 +48,16 @@
 # first), so the weighted sum is an unbiased estimate of $p(x)$, and Jensen's inequality does the
 # rest. SVI-$k$ ($\pi = (0, \dots, 0, 1)$) and IWAE (independent identical proposals, uniform $\pi$)
 # are special cases. We call SVI-0 the encoder's ELBO, SVI-$k$ the ELBO $\mathbb{E} \log w_k$ of the
-# last proposal, and BSVI-$k$ the bound above (uniform $\pi_i = 1/(k+1)$ unless we say otherwise).
+# last proposal, and BSVI-$k$ the bound above (uniform $\pi_i = 1/(k+1)$ unless we say otherwise;
+# {func}`gapkit.bounds.bsvi`). The trajectory is {func}`gapkit.refine.refine`'s, run by
+# {func}`gapkit.bsvi.buffer_trajectory`.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -92,12 +97,14 @@ if k != 9:
 # %% [markdown]
 # ## 1. The generalized IWAE bound, checked exactly
 #
-# On the linear-Gaussian model $\log p(x)$ is known in closed form. We start SVI at the prior
+# On the linear-Gaussian model ({class}`gapkit.models.LinearGaussian`, as in
+# [chapter 1](01_elbo_tightness.ipynb)) $\log p(x)$ is known in closed form. We start SVI at the prior
 # ($q_0 = \mathcal{N}(0, I)$, a deliberately bad encoder), run many independent trajectories for a
 # few data points, and compare the Monte Carlo means of SVI-$k$ and BSVI-$k$ with $\log p(x)$.
 # "Optimized" uses the one global $\pi$ that maximizes the bound on a *separate* set of
 # trajectories (maximizing $\frac1N\sum_n \log\sum_i \pi_i w_{i,n}$ over the simplex is concave;
-# we solve it with the EM fixed point $\pi_i \leftarrow \frac1N \sum_n \pi_i w_{i,n} / \sum_j \pi_j w_{j,n}$).
+# we solve it with the EM fixed point $\pi_i \leftarrow \frac1N \sum_n \pi_i w_{i,n} / \sum_j \pi_j w_{j,n}$,
+# {func}`gapkit.bsvi.optimize_pi`).
 
 # %%
 lg = res["linear_gaussian"]
@@ -128,7 +135,8 @@ print(f"Largest (bound − log p(x)) / standard error over {len(lg['log_px'])} d
 # %% [markdown]
 # ## 2. BSVI on a trained VAE
 #
-# The VAE trained with the plain ELBO, evaluated on test images: for every $k$ the encoder's ELBO
+# The VAE trained with the plain ELBO, evaluated on test images ({func}`gapkit.bsvi.refined_bounds`):
+# for every $k$ the encoder's ELBO
 # (SVI-0), the ELBO of the $k$-th SVI proposal (SVI-$k$), and BSVI-$k$ with uniform and optimized
 # buffer weights (π fitted on training images). Section 6.5 of {cite}`shu2019buffered` uses the
 # ordering BSVI-$k$ ≥ SVI-$k$ ≥ SVI-0 as a health check of training.
@@ -199,13 +207,14 @@ print(f"BSVI-{K} is at least as tight as IWAE-{5 * K} for {len(wins)} of {len(es
 # The encoder $\phi$ is trained on its own ELBO, $\log w(z_0; \lambda_0)$. The decoder $\theta$ is
 # trained on the refined proposals:
 #
-# * **SVI-$k'$**: $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
-# * **BSVI-$k$**: $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
+# * **SVI-$k'$** ({class}`gapkit.bsvi.SVI`): $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
+# * **BSVI-$k$** ({class}`gapkit.bsvi.BSVI`): $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
 #   $\mathbb{E}_{r(i)} \nabla_\theta \log p_\theta(x, z_i)$ with $r(i) = \pi_i w_i / \sum_j \pi_j w_j$
 #   (Lemma 1);
-# * **BSVI-$k$-SIR**: one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
+# * **BSVI-$k$-SIR** ({class}`gapkit.bsvi.BSVISIR`): one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
 #   the same gradient in expectation, at the cost of SVI;
-# * **-π**: a global $\pi = \mathrm{softmax}(a)$ trained by gradient ascent on the BSVI bound.
+# * **-π**: a global $\pi = \mathrm{softmax}(a)$ trained by gradient ascent on the BSVI bound
+#   ({class}`gapkit.bsvi.BufferWeights`).
 #
 # The table gives the test log-likelihood (BSVI-$K$, uniform π), ELBO\* (the ELBO of the $K$-th
 # SVI proposal), and its two terms KL\* $= \mathrm{KL}(q_K \,\|\, p(z))$ and
@@ -340,7 +349,8 @@ widgets.interact(draw,
 # %% [markdown]
 # ## Closing note
 #
-# The numbers of this run (preset printed at the top), in one place:
+# Where this leads: [chapter 7](07_bits_back.ipynb) turns bounds like these into code lengths. The
+# numbers of this run (preset printed at the top), in one place:
 
 # %%
 print(f"Ordering on the {o['model']} test images at k = {o['k']}: BSVI-k {o['bsvik']:.2f} (opt. π {o['bsvik_opt']:.2f}) "

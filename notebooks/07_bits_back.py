@@ -18,14 +18,17 @@
 #
 # A VAE's negative ELBO is measured in nats, but it is more than a score: with *bits-back
 # coding* {cite}`townsend2019practical` it becomes the length of a real compressed file. This
-# chapter builds that compressor, checks that it is lossless and that its code length is the
-# -ELBO, and then shows what the rest of the book buys: better inference gives shorter files
+# chapter builds that compressor ({class}`gapkit.coding.codec.BitsBackCodec`), checks that it is lossless and that its code length is the
+# -ELBO of [chapter 0](00_vae_basics.ipynb)'s VAE, and then shows what the rest of the book buys:
+# better inference gives shorter files
 # {cite}`zhang2022generalization`.
 
 # %% tags=["remove-cell"]
-# Install gapkit when it is missing (on Colab); a no-op in the book's own environment.
+# On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
 import importlib.util, subprocess, sys
 if importlib.util.find_spec("gapkit") is None:
+    if "google.colab" not in sys.modules:
+        raise ModuleNotFoundError("gapkit is not installed in this kernel: run `pip install -e .` in the repository")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/gapkit/gapkit"], check=True)
 
 # %%
@@ -114,7 +117,8 @@ print(f"toy round trip exact: {decoded == list(symbols)}; constriction round tri
 # Bernoulli (binary images) or discretized logistic {cite}`salimans2017pixelcnn` (8-bit images).
 #
 # The experiment trains the VAE (latent size 10, as in the paper's compression experiment), a
-# second encoder for the same decoder by reverse half-asleep (chapter 3), and compresses the
+# second encoder for the same decoder by reverse half-asleep ([chapter 3](03_wake_sleep.ipynb),
+# {class}`gapkit.sleep.ReverseHalfAsleep`), and compresses the
 # whole test set.
 
 # %%
@@ -146,7 +150,9 @@ print(f"-log2 q(z|x) = {t['neg_log2_q']:.1f} bits popped; -log2 p(x|z) = {t['neg
 # All images are chained in one message, so the random bits the very first pop needs are paid once
 # (reported separately below; decoding hands them back at the end). To be fast, the coder treats
 # each group of images as one "super-image" whose latents and pixels factorize, so the networks run
-# on a whole group at a time, and encoder and decoder do bit-identical arithmetic.
+# on a whole group at a time, and encoder and decoder do bit-identical arithmetic. For comparison,
+# the same images go through general-purpose compressors (gzip, bz2, lzma and PNG,
+# {func}`gapkit.coding.baselines.baseline_bpd`).
 
 # %%
 f, comp = res["full"], res["compressors"]
@@ -174,8 +180,10 @@ print(f"achieved {b['bpd']:.4f} BPD = {b['ratio_to_neg_elbo']:.4f} x the test -E
 #
 # The code length is the $-$ELBO of the $q$ the coder uses, so any gap between $q$ and the true
 # posterior costs bits. Two remedies from the paper: a better amortized encoder (reverse half-asleep,
-# chapter 3, at no extra cost per image), and $K$ steps of optimal inference *inside* the coder
-# (Algorithm 2): before popping $z$, Adam refines the encoder's $(\mu, \log\sigma)$ for this image;
+# [chapter 3](03_wake_sleep.ipynb), at no extra cost per image), and $K$ steps of optimal inference *inside* the coder
+# (Algorithm 2; the optimal inference of [chapter 2](02_generalization_gaps.ipynb) and the refinement of
+# [chapter 5](05_iterative_refinement.ipynb)): before popping $z$, Adam refines the encoder's
+# $(\mu, \log\sigma)$ for this image;
 # the decoder, which has just recovered $x$, repeats the same steps bit for bit before pushing $z$
 # back.
 

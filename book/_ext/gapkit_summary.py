@@ -24,6 +24,8 @@ from pathlib import Path
 __all__ = ["Panel", "adapter", "collect", "draw"]
 
 _ADAPTERS: dict = {}
+# within a chapter, panels follow the chapter's order (else the names')
+_ORDER = {"sleep-consistency": 0, "reverse-half-asleep": 1}
 
 
 @dataclass
@@ -76,6 +78,135 @@ def _elbo_tightness(res: dict) -> Panel:
     return Panel("elbo-tightness", "", "How tight is the ELBO? (test, negative bounds)", "BPD", values, finding)
 
 
+def _better(d: float, unit: str, fmt: str = ".3f") -> str:
+    """``"0.012 BPD lower"`` style: the size of a difference ``d`` (new - old) and its direction."""
+    return f"{abs(d):{fmt}} {unit} {'lower' if d < 0 else 'higher'}"
+
+
+@adapter("generalization-gaps")
+def _generalization_gaps(res: dict) -> Panel:
+    ds = res["datasets"]
+    key = "binary" if "binary" in ds else next(iter(ds))
+    g = ds[key]
+    ep, amort, opt, train = g["epochs"], g["test_bpd_amortized"], g["test_bpd_optimal"], g["train_bpd"]
+    values = {"train, encoder q": train[-1], "test, encoder q": amort[-1], "test, optimal q": opt[-1]}
+    best = min(range(len(amort)), key=amort.__getitem__)
+    rise = amort[-1] - amort[best]
+    opt_change = opt[-1] - opt[best]
+    if best == len(amort) - 1 or rise <= 0:
+        finding = (f"The test BPD with the encoder's q was lowest at the last checkpoint (epoch {ep[-1]}): "
+                   f"no overfitting at this preset.")
+    else:
+        gap_change = rise - opt_change          # amortized = optimal + inference gap
+        who = "the encoder's" if gap_change > opt_change else "the decoder's"
+        finding = (f"From epoch {ep[best]} to {ep[-1]} the test BPD with the encoder's q rose by {rise:.3f}: the "
+                   f"inference gap (encoder) grew by {gap_change:+.3f} and the test BPD with per-image optimal q "
+                   f"(decoder) changed by {opt_change:+.3f}, so the overfitting is mostly {who}.")
+    return Panel("generalization-gaps", "", f"Generalization gaps at epoch {ep[-1]} (negative ELBO)", "BPD",
+                 values, finding)
+
+
+@adapter("sleep-consistency")
+def _sleep_consistency(res: dict) -> Panel:
+    f = res["final_test_bpd"]
+    names = {"wake": "wake", "sleep": "sleep", "reverse_sleep": "reverse sleep"}
+    values = {names[k]: f[k] for k in ("wake", "sleep", "reverse_sleep")}
+    epochs = res["methods"]["wake"]["epochs"][-1]
+    observed = " < ".join(sorted(values, key=values.get))
+    holds = values["reverse sleep"] < values["sleep"] < values["wake"]
+    finding = (f"Fresh encoders for a fixed decoder, after {epochs} epochs: test BPD orders {observed}; the "
+               f"expected order reverse sleep < sleep < wake {'held' if holds else 'did not hold'}.")
+    return Panel("sleep-consistency", "", "Wake, sleep, reverse sleep: test negative ELBO", "BPD", values, finding)
+
+
+@adapter("reverse-half-asleep")
+def _reverse_half_asleep(res: dict) -> Panel:
+    rows = {r["method"]: r["test_bpd"] for r in res["table1"]}
+
+    def row(prefix):
+        return next(k for k in rows if k.startswith(prefix))
+    base, wake, rha, sleep = (row("VAE (base"), row("VAE + wake"), row("reverse half-asleep"), row("sleep"))
+    values = {"base VAE": rows[base], "wake post hoc (α=0)": rows[wake], "reverse half-asleep (α=0.5)": rows[rha],
+              "sleep": rows[sleep]}
+    den = [k for k in rows if k.startswith("denoising")]
+    if den:
+        d = min(den, key=rows.get)
+        values[f"best {d.replace('sigma', 'σ')}"] = rows[d]
+    best = min(values, key=values.get)
+    finding = (f"Training the encoder post hoc with half its batch from the model (α=0.5) gives a test -ELBO "
+               f"{_better(rows[rha] - rows[wake], 'BPD', fmt='.4f')} than with real images only (α=0) and "
+               f"{_better(rows[rha] - rows[sleep], 'BPD', fmt='.4f')} than sleep; the best row is {best}.")
+    return Panel("reverse-half-asleep", "", f"Reverse half-asleep: test negative ELBO (K={res['table1_K']})", "BPD",
+                 values, finding)
+
+
+@adapter("iwae-snr")
+def _iwae_snr(res: dict) -> Panel:
+    t = res["table"]
+    order = ["IWAE", "MIWAE", "CIWAE(0.5)", "PIWAE", "VAE"]
+    keys = [next(k for k in t if k.startswith(p) and "learned" not in k) for p in order]
+    values = {k: t[k]["log_p_hat"] for k in keys}
+    best = max(values, key=values.get)
+    ref = res.get("reference", {}).get("table", {})
+    agree = ""
+    if ref:
+        ref_best = max(ref, key=lambda k: ref[k]["log_p_hat"])
+        same = best.split("(")[0].split("-")[0] == ref_best.split("(")[0].split("-")[0]
+        agree = f" ({'as in' if same else 'unlike'} the paper's Table 1, where {ref_best} is best)"
+    sl = res["slopes"]
+    finding = (f"{best} reaches the highest log p̂, {values[best]:.2f} nats{agree}; the encoder's gradient SNR "
+               f"scales as K^{sl['phi_K']:+.2f} and the decoder's as K^{sl['theta_K']:+.2f} "
+               f"(theory: K^-0.5 and K^+0.5).")
+    return Panel("iwae-snr", "", "Tighter bounds: log p̂ of the trained models (test)", "nats", values, finding,
+                 lower_is_better=False)
+
+
+@adapter("refinement")
+def _refinement(res: dict) -> Panel:
+    t = res["table"]
+    steps = res["settings"]["test_steps"]
+    values = {"VAE": t["vae"]["bound"], f"VAE + {steps} refinement steps": t["vae"]["bound_refined"],
+              "GDIR": t["gdir"]["bound"], f"GDIR + {steps} refinement steps": t["gdir"]["bound_refined"]}
+    d_ref = t["vae"]["bound_refined"] - t["vae"]["bound"]
+    d_gdir = t["gdir"]["bound"] - t["vae"]["bound"]
+    finding = (f"{steps} steps of test-time refinement make the VAE's test -ELBO {_better(d_ref, 'nats', fmt='.2f')} "
+               f"(against per-image optimal q its encoder is {res['inference_generalization_gap']:.2f} nats "
+               f"behind); GDIR's encoder alone is {_better(d_gdir, 'nats', fmt='.2f')} than the VAE's.")
+    return Panel("refinement", "", "Iterative refinement: test negative ELBO", "nats", values, finding)
+
+
+@adapter("bsvi")
+def _bsvi(res: dict) -> Panel:
+    o = res["ordering"]
+    k = o["k"]
+    values = {"SVI-0 (encoder q)": o["svi0"], f"SVI-{k}": o["svik"], f"BSVI-{k}": o["bsvik"]}
+    svik, bsvik = res["svik"][1:], res["bsvik"][1:]
+    n_ge = sum(b >= s for b, s in zip(bsvik, svik))
+    held = o["bsvik"] >= o["svik"] >= o["svi0"]
+    finding = (f"After {k} SVI steps on test images ({o['model']}), BSVI-{k} is {o['bsvik'] - o['svik']:+.2f} nats "
+               f"over SVI-{k}, which is {o['svik'] - o['svi0']:+.2f} over SVI-0: the ordering BSVI-k ≥ SVI-k ≥ SVI-0 "
+               f"{'held' if held else 'did not hold'} at k={k}, and BSVI-k ≥ SVI-k at {n_ge} of {len(svik)} steps.")
+    return Panel("bsvi", "", "Buffered SVI: test bounds (higher is tighter)", "nats", values, finding,
+                 lower_is_better=False)
+
+
+@adapter("bits-back")
+def _bits_back(res: dict) -> Panel:
+    f = res["full"]["baseline"]
+    c = res["compressors"]
+    K = res["full"]["iwae_K"]
+    values = {"bits-back ANS": f["bpd"], "-ELBO": f["neg_elbo_bpd"], f"-IWAE-{K} (≈ -log p(x))": res["full"]["neg_log_px_iwae_bpd"]}
+    values.update({k: c[k] for k in ("bz2", "lzma", "gzip") if k in c})
+    others = [k for k in ("bz2", "gzip") if k in c]
+    beats = [f"{k} ({c[k]:.3f})" for k in others if f["bpd"] < c[k]]
+    loses = [f"{k} ({c[k]:.3f})" for k in others if f["bpd"] >= c[k]]
+    vs = ([f"beats {' and '.join(beats)}"] if beats else []) + ([f"loses to {' and '.join(loses)}"] if loses else [])
+    finding = (f"Bits-back coding of {f['n_images']:,} test images takes {f['bpd']:.4f} BPD, "
+               f"{f['ratio_to_neg_elbo']:.2%} of the -ELBO, {'every image decoded exactly' if f['exact'] else 'NOT decoded exactly'}; "
+               f"it {' and '.join(vs)}.")
+    return Panel("bits-back", "", "Bits-back coding: achieved code length", "BPD", values, finding)
+
+
 def _generic(name: str, res: dict) -> Panel | None:
     s = res.get("book_summary")
     if not isinstance(s, dict) or not isinstance(s.get("values"), dict):
@@ -100,27 +231,38 @@ def collect(preset: str | None = None) -> tuple[list, str]:
             continue
         try:
             panel = _ADAPTERS[name](res) if name in _ADAPTERS else _generic(name, res)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, IndexError, StopIteration):
             panel = _generic(name, res)  # an adapter that no longer fits the results: fall back
         if panel is None:
             continue
         panel.chapter = exp.chapter
         panels.append(panel)
-    panels.sort(key=lambda q: (q.chapter or "~", q.experiment))
+    panels.sort(key=lambda q: (q.chapter or "~", _ORDER.get(q.experiment, 0), q.experiment))
     return panels, p.name
 
 
-def draw(panels: list, path: Path, preset_note: str = "") -> Path:
-    """Draw ``panels`` (one small bar chart each, at most 4 per row) into the SVG file ``path``."""
+def draw(panels: list, path: Path, preset_note: str = "", findings: bool = False) -> Path:
+    """Draw ``panels`` into the SVG file ``path`` (the format follows the suffix: ``.png`` works too).
+
+    One small dot chart per panel, at most 4 per row (3 when that fills the rows better): each value
+    is a dot with its number beside it, on an axis zoomed to the panel's values (the axis label gives
+    the unit and which way is better). With ``findings``, each panel's sentence is printed under it
+    (the README picture); the book's page gives the sentences in the caption instead.
+    """
+    import textwrap
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from gapkit import plots
     plots.use_theme()
     n = max(len(panels), 1)
-    ncol = min(n, 4)
-    nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol + 0.6, 2.3 * nrow + 0.4), squeeze=False)
+    nrow = math.ceil(n / 4)
+    ncol = math.ceil(n / nrow)
+    width = 5.0 if findings else 4.2
+    height = (3.55 if findings else 2.35)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow + 0.4), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ax in enumerate(axes.flat):
         if i >= len(panels):
@@ -129,25 +271,65 @@ def draw(panels: list, path: Path, preset_note: str = "") -> Path:
         q = panels[i]
         labels = list(q.values)
         vals = [q.values[k] for k in labels]
-        y = range(len(labels))
-        ax.barh(y, vals, color=[colors[j % len(colors)] for j in y])
-        ax.set_yticks(list(y), labels)
-        ax.invert_yaxis()
-        lo, hi = min(vals + [0.0]), max(vals + [0.0])
-        span = (hi - lo) or 1.0
-        ax.set_xlim(lo - 0.4 * span if lo < 0 else 0, hi + 0.4 * span if hi > 0 else 0)
+        y = list(range(len(labels)))
+        lo, hi = min(vals), max(vals)
+        span = (hi - lo) or (abs(hi) * 0.1 or 1.0)
+        left, right = lo - 0.12 * span, hi + 0.45 * span
+        ax.hlines(y, left, vals, color="0.82", lw=1.5, zorder=1)
+        ax.scatter(vals, y, s=42, color=[colors[j % len(colors)] for j in y], zorder=2)
+        digits = max(0, min(4, 2 - math.floor(math.log10(span)))) if span > 0 else 3
         for j, v in enumerate(vals):
-            ax.text(v + (0.02 if v >= 0 else -0.02) * span, j, f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}",
-                    va="center", ha="left" if v >= 0 else "right", fontsize=9)
+            ax.text(v + 0.04 * span, j, f"{v:.{digits}f}", va="center", ha="left", fontsize=9)
+        ax.set_xlim(left, right)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.tick_params(axis="both", labelsize=9)
+        ax.grid(axis="y", visible=False)
         better = "lower is better" if q.lower_is_better else "higher is better"
-        ax.set_xlabel(f"{q.unit} ({better})" if q.unit else better)
+        ax.set_xlabel(f"{q.unit}, {better}" if q.unit else better, fontsize=9)
         num = (q.chapter.split("_")[0].lstrip("0") or "0") if q.chapter else ""
-        ax.set_title((f"Ch. {num}: " if num else "") + q.title, fontsize=10, loc="left")
+        ax.set_title("\n".join(textwrap.wrap((f"Ch. {num}: " if num else "") + q.title, 44)),
+                     fontsize=10, loc="left")
+        if findings and q.finding:
+            ax.text(0.0, -0.30, "\n".join(textwrap.wrap(q.finding, 62)), transform=ax.transAxes,
+                    va="top", ha="left", fontsize=8, color="0.25")
     if preset_note:
         fig.suptitle(preset_note, fontsize=9, x=0.01, ha="left", color="0.35")
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.2 if not findings else 2.0, w_pad=1.5)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg")
+    fmt = path.suffix.lstrip(".") or "svg"
+    # no date, fixed ids: the same results give the same file (the README picture is committed)
+    meta = {"Date": None} if fmt in ("svg", "pdf") else {}
+    with plt.rc_context({"svg.hashsalt": "gapkit-summary"}):
+        fig.savefig(path, format=fmt, bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return path
+
+
+def main(argv=None) -> Path:
+    """``python book/_ext/gapkit_summary.py --preset book --out book/images/summary.svg``: the summary
+    figure (with each panel's finding under it) from the cached results, for the README."""
+    import argparse
+    ap = argparse.ArgumentParser(description="Draw the book's summary figure from cached experiment results.")
+    ap.add_argument("--preset", default=None, help="quick, book or paper (default: $GAPKIT_PRESET or book)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images" / "summary.svg"),
+                    help="output file (.svg, or .png)")
+    ap.add_argument("--no-findings", action="store_true", help="leave the sentences out of the picture")
+    args = ap.parse_args(argv)
+    from gapkit.presets import get_preset
+    preset = get_preset(args.preset)
+    panels, name = collect(preset.name)
+    if not panels:
+        raise SystemExit(f"no cached results for the {name!r} preset: run the chapters first (python -m gapkit book)")
+    out = draw(panels, Path(args.out), preset_note=f"gapkit, preset {name!r}: {preset.note}",
+               findings=not args.no_findings)
+    for q in panels:
+        print(f"[{q.experiment}] {q.finding}")
+    print(f"wrote {out} ({len(panels)} panels)")
+    return out
+
+
+if __name__ == "__main__":
+    main()

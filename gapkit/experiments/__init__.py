@@ -28,7 +28,7 @@ from ..device import default_device, describe
 from ..io import read_json, write_json
 from ..presets import Preset, get_preset
 
-__all__ = ["experiment", "registry", "run", "load", "Context", "results_dir"]
+__all__ = ["experiment", "registry", "get", "run", "load", "Context", "results_dir"]
 
 _REGISTRY: dict = {}
 

@@ -49,6 +49,8 @@ def encoder_share(res: dict) -> dict:
     With e* the checkpoint of lowest amortized test BPD and e_last the last one:
     rise = A(e_last) - A(e*), of which the inference gap's change G(e_last) - G(e*) is the
     encoder's and the optimal curve's change O(e_last) - O(e*) the decoder's (A = O + G).
+
+    Chapter 2 (``notebooks/02_generalization_gaps``) prints its verdict.
     """
     a, o, g = res["test_bpd_amortized"], res["test_bpd_optimal"], res["inference_gap"]
     best = min(range(len(a)), key=a.__getitem__)
