@@ -64,6 +64,10 @@ def matmul_rate(n: int = 1024, device="cpu", dtype=torch.float32, repeat: int = 
     """The machine's measured matrix-multiply rate in FLOP/s (2 n^3 per n x n product)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
+    t_end = time.perf_counter() + 0.5  # warm up the thread pool and clocks: a cold process reads low
+    while time.perf_counter() < t_end:
+        a @ b
+    _sync(device)
     t = timed(lambda: a @ b, repeat, device)
     return 2 * n ** 3 / t
 
