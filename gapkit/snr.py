@@ -117,14 +117,12 @@ def _per_rep_bounds(model, x, eps, bound, beta):
     return miwae(lw.permute(1, 2, 0, 3)).mean(-1)                   # (M, K, R, B) -> (R,)
 
 
-def _estimates_linear(model, x, eps, bound, beta, lins):
-    """Per-repetition gradients of an MLP model by one ordinary backward pass.
-
-    Each repetition's bound depends only on its own slice of every layer's activations, so the
-    gradient of the sum over repetitions with respect to a layer's output ``y = a W^T + b``, taken
-    once, holds every repetition's ``dL_r/dy``; the per-repetition parameter gradients are then
-    ``dL_r/dW = sum_n (dL_r/dy_n)^T a_n`` and ``dL_r/db = sum_n dL_r/dy_n`` over that repetition's rows.
-    """
+def _hooked_backward(model, x, eps, bound, beta, lins):
+    """One ordinary backward pass of the sum over repetitions of the bound, recording every call
+    of the linear layers ``lins``: a list of ``(layer, a, d)`` with the layer's input ``a``
+    (R, rows, in) and the gradient ``d`` (R, rows, out) of the summed bound with respect to its
+    output. Each repetition's bound depends only on its own rows, so ``d`` holds every
+    repetition's ``dL_r/dy`` at once."""
     calls = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0], out))) for m in lins]
     try:
@@ -141,10 +139,16 @@ def _estimates_linear(model, x, eps, bound, beta, lins):
         for h in hooks:
             h.remove()
     R = len(eps)
+    return [(mod, a.detach().reshape(R, -1, a.shape[-1]), d.reshape(R, -1, d.shape[-1]))
+            for (mod, a, _), d in zip(calls, deltas)]
+
+
+def _estimates_linear(model, x, eps, bound, beta, lins):
+    """Per-repetition gradients of an MLP model by one ordinary backward pass:
+    ``dL_r/dW = sum_n (dL_r/dy_n)^T a_n`` and ``dL_r/db = sum_n dL_r/dy_n`` over repetition r's rows
+    (a layer called more than once adds up its calls)."""
     grads = {}
-    for (mod, a, _), d in zip(calls, deltas):
-        a = a.detach().reshape(R, -1, a.shape[-1])                  # (R, rows, in)
-        d = d.reshape(R, -1, d.shape[-1])                           # (R, rows, out)
+    for mod, a, d in _hooked_backward(model, x, eps, bound, beta, lins):
         gw = torch.bmm(d.transpose(1, 2), a)                        # (R, out, in)
         gb = d.sum(1)                                               # (R, out)
         for p, gp in ((mod.weight, gw), (mod.bias, gb)):
@@ -157,26 +161,10 @@ def _layer_terms(model, x, eps, bound, beta, lins):
     """Each linear layer's inputs ``a`` (R, n, in) and output gradients ``d`` (R, n, out) for one
     batched backward pass (the per-repetition gradient is ``d_r^T a_r``), or None when a layer is
     called more than once."""
-    calls = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append((mod, inp[0], out))) for m in lins]
-    try:
-        with torch.enable_grad():
-            params = [p for m in lins for p in m.parameters()]
-            req = [p.requires_grad for p in params]
-            for p in params:
-                p.requires_grad_(True)
-            total = _per_rep_bounds(model, x, eps, bound, beta).sum()
-            deltas = torch.autograd.grad(total, [out for _, _, out in calls])
-            for p, r in zip(params, req):
-                p.requires_grad_(r)
-    finally:
-        for h in hooks:
-            h.remove()
-    if len({id(m) for m, _, _ in calls}) != len(calls):
+    terms = _hooked_backward(model, x, eps, bound, beta, lins)
+    if len({id(m) for m, _, _ in terms}) != len(terms):
         return None
-    R = len(eps)
-    return [(mod, a.detach().reshape(R, -1, a.shape[-1]), d.reshape(R, -1, d.shape[-1]))
-            for (mod, a, _), d in zip(calls, deltas)]
+    return terms
 
 
 def _ghost_add(acc, terms, names_by_id):
