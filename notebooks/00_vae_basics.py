@@ -47,13 +47,9 @@ if importlib.util.find_spec("gapkit") is None:
 import matplotlib.pyplot as plt
 import gapkit
 from gapkit import experiments, plots
-from gapkit.device import default_device
-from gapkit.presets import get_preset
+from gapkit.notebook import setup
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}")
+preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## Training

@@ -60,16 +60,9 @@ import numpy as np
 from matplotlib.patches import Ellipse
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
-from gapkit.presets import get_preset
+from gapkit.notebook import setup
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}")
-print(f"device: {device}")
-cost = experiments.get("elbo-tightness").cost.get(preset.name, "unknown")
-print(f"expected time of `elbo-tightness` at this preset when not cached: {cost}")
+preset, device = setup("elbo-tightness")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # `python -m gapkit run elbo-tightness` computes the same from the command line; the result is

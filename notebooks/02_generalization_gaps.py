@@ -79,21 +79,16 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
+from gapkit.notebook import setup
 from gapkit.experiments.generalization_gaps import SETTINGS
-from gapkit.presets import get_preset
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
+preset, device = setup("generalization-gaps")  # theme, $GAPKIT_PRESET, device, expected times
 s = SETTINGS[preset.name]
-print(f"preset {preset.name!r}: {preset.note}")
 for key in ("binary", "grey"):
     c = {**s["changes"], **s.get("per_dataset", {}).get(key, {})}
     print(f"this chapter, {key}: {preset.dataset}, {c.get('train_subset') or 'all'} training images, "
           f"{c['epochs']} epochs, a checkpoint every {c['checkpoint_every']}; optimal inference: "
           f"{s['steps']} Adam steps per checkpoint on {s['n_eval']} test and {s['n_eval']} training images")
-print("expected time when not cached:", experiments.get("generalization-gaps").cost.get(preset.name, "?"))
 
 # %% [markdown]
 # ## Training past the point of overfitting

@@ -78,15 +78,9 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
-from gapkit.presets import get_preset
+from gapkit.notebook import setup
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}; device {device}")
-for name in ("sleep-consistency", "reverse-half-asleep"):
-    print(f"{name}: about {experiments.get(name).cost.get(preset.name, '?')} when not cached")
+preset, device = setup("sleep-consistency", "reverse-half-asleep")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## Consistency on synthetic data (Figure 3)

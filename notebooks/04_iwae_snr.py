@@ -50,16 +50,10 @@ import torch
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
+from gapkit.notebook import setup
 from gapkit.experiments.iwae_snr import SETTINGS, load_model
-from gapkit.presets import get_preset
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}; device {device}")
-print("estimated time when not cached:", experiments.get("iwae-snr").cost.get(preset.name, "?"),
-      "(the result is cached; a second run only reads results.json)")
+preset, device = setup("iwae-snr")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## Running the experiment

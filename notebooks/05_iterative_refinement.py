@@ -77,17 +77,11 @@ import torch
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
+from gapkit.notebook import setup
 from gapkit.experiments.refinement import load_model
-from gapkit.presets import get_preset
 from gapkit.refine import refine
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}; device {device}")
-cost = experiments.get("refinement").cost.get(preset.name, "?")
-print(f"estimated time for the experiment at this preset: {cost} (cached after the first run)")
+preset, device = setup("refinement")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## The experiment

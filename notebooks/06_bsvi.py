@@ -66,14 +66,9 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
-from gapkit.device import default_device
-from gapkit.presets import get_preset
+from gapkit.notebook import setup
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}; device {device}")
-print("expected time when not cached:", experiments.get("bsvi").cost.get(preset.name, "?"))
+preset, device = setup("bsvi")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## Running the experiment

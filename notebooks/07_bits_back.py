@@ -39,15 +39,11 @@ import torch
 from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
+from gapkit.notebook import setup
 from gapkit.coding import BitsBackCodec
-from gapkit.device import default_device
 from gapkit.models import VAE
-from gapkit.presets import get_preset
 
-plots.use_theme()
-preset = get_preset()  # $GAPKIT_PRESET: quick, book (default) or paper
-device = default_device()
-print(f"preset {preset.name!r}: {preset.note}")
+preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## 1. Source coding and ANS, a stack of bits

@@ -70,3 +70,12 @@ def test_cache_key_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
     base = h('"""doc"""\ndef f(ctx):\n    """one"""\n    return {"a": 1}\n')
     assert h('"""other doc"""\ndef f(ctx):\n    """two"""\n    # comment\n    return {"a": 1}\n') == base
     assert h('"""doc"""\ndef f(ctx):\n    """one"""\n    return {"a": 2}\n') != base
+
+
+def test_notebook_setup(capsys):
+    from gapkit.notebook import setup
+    preset, device = setup("vae-basics")
+    out = capsys.readouterr().out
+    assert preset.name == "quick" and "vae-basics: about" in out and device.type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="valid experiments"):
+        setup("no-such-experiment")
