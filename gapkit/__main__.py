@@ -31,9 +31,15 @@ def _cmd_run(args):
     from .experiments import run
     res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,
               device=args.device, progress=not args.no_progress)
-    summary = res.get("metrics", {})
-    print(json.dumps({"experiment": args.name, "preset": res["config"]["preset"]["name"],
-                      "metrics": summary, "wall_time_s": res["provenance"]["wall_time_s"]}, indent=1))
+    from .experiments import default_out
+    path = Path(args.out) if args.out else default_out(args.name, res["config"]["preset"]["name"], args.seed)
+    out = {"experiment": args.name, "preset": res["config"]["preset"]["name"],
+           "results": str(path / "results.json"), "wall_time_s": res["provenance"]["wall_time_s"]}
+    if "metrics" in res:
+        out["metrics"] = res["metrics"]
+    else:  # no summary: name what results.json holds
+        out["keys"] = [k for k in res if k not in ("config", "provenance")]
+    print(json.dumps(out, indent=1))
 
 
 def _cmd_bench(args):
