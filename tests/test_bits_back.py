@@ -214,7 +214,7 @@ def test_cli_round_trip_and_errors(tmp_path, model):
     save_checkpoint(ck, model)
     x = binary(30).reshape(30, 4, 4)
     np.save(tmp_path / "x.npy", x)
-    from gapkit.coding.cli import _main
+    from gapkit.__main__ import main as _main
 
     class R:
         def __init__(self, code, err):

@@ -89,19 +89,3 @@ def add_commands(subparsers):
     d.add_argument("--checkpoint", required=True, help="the checkpoint that compressed it")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_decompress)
-
-
-def _main(argv=None):
-    """Stand-alone entry (``python -m gapkit.coding.cli compress ...``), same as ``python -m gapkit``."""
-    import argparse
-    ap = argparse.ArgumentParser(prog="gapkit.coding.cli")
-    add_commands(ap.add_subparsers(dest="cmd", required=True))
-    args = ap.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"gapkit: error: {e}")
-
-
-if __name__ == "__main__":
-    _main()
