@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -88,6 +90,7 @@ plt.show()
 
 # %%
 import ipywidgets as widgets
+from gapkit.widgets import interact
 
 
 def curves_until(epoch):
@@ -101,8 +104,8 @@ def curves_until(epoch):
     plt.show()
 
 
-widgets.interact(curves_until, epoch=widgets.SelectionSlider(options=c["epoch"], value=c["epoch"][-1],
-                                                             description="epoch"));
+interact(curves_until, epoch=widgets.SelectionSlider(options=c["epoch"], value=c["epoch"][-1],
+                                                     description="epoch"));
 
 # %% [markdown]
 # ## Reconstructions and samples

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -330,24 +332,11 @@ plt.show()
 
 # %%
 import ipywidgets as widgets
-from IPython.display import display
+from gapkit.widgets import interact
 
-out = widgets.Output()
-k_slider = widgets.SelectionSlider(options=w_K, value=10 if 10 in w_K else w_K[0], description="K")
-prop = widgets.Dropdown(options=list(wd["iwae"]), value="amortized", description="proposal")
-
-
-def redraw(*_):
-    with out:
-        out.clear_output(wait=True)
-        draw_widget(k_slider.value, prop.value)
-        plt.show()
-
-
-k_slider.observe(redraw, names="value")
-prop.observe(redraw, names="value")
-display(widgets.VBox([widgets.HBox([k_slider, prop]), out]))
-redraw()
+interact(draw_widget,
+         K=widgets.SelectionSlider(options=w_K, value=10 if 10 in w_K else w_K[0], description="K"),
+         proposal=widgets.Dropdown(options=list(wd["iwae"]), value="amortized", description="proposal"));
 
 # %% [markdown]
 # ## Closing note

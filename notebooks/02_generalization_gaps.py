@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -262,6 +264,7 @@ plt.show()
 
 # %%
 import ipywidgets as widgets  # noqa: E402
+from gapkit.widgets import interact  # noqa: E402
 
 
 def _show(dataset, checkpoint):
@@ -271,8 +274,8 @@ def _show(dataset, checkpoint):
 
 
 n_ck = max(len(d["epochs"]) for d in D.values())
-widgets.interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
-                 checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #"));
+interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
+         checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #"));
 
 # %% [markdown]
 # ## The numbers

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -249,6 +251,7 @@ plt.show()
 
 # %%
 import ipywidgets as widgets  # noqa: E402
+from gapkit.widgets import interact  # noqa: E402
 
 
 def _show(alpha):
@@ -257,7 +260,7 @@ def _show(alpha):
     plt.show()
 
 
-widgets.interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]), value=0.5, description="alpha"));
+interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]), value=0.5, description="alpha"));
 
 # %% [markdown]
 # ## What a better encoder buys downstream (Appendix B)

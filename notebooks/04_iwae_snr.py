@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -266,12 +268,13 @@ draw()
 
 # %%
 import ipywidgets as widgets
+from gapkit.widgets import interact
 
-widgets.interact(draw,
-                 K=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000], value=64),
-                 M=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64], value=1),
-                 beta=widgets.FloatSlider(min=0.0, max=1.0, step=0.05, value=0.0),
-                 reps=widgets.fixed(100));
+interact(draw,
+         K=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000], value=64),
+         M=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64], value=1),
+         beta=widgets.FloatSlider(min=0.0, max=1.0, step=0.05, value=0.0),
+         reps=widgets.fixed(100));
 
 # %% [markdown]
 # ## Speed: many gradient estimates in one pass

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -290,11 +292,12 @@ draw()
 
 # %%
 import ipywidgets as widgets
+from gapkit.widgets import interact
 
-widgets.interact(draw, steps=widgets.IntSlider(20, 0, 50, 1, description="steps"),
-                 lr=widgets.FloatLogSlider(0.1, base=10, min=-3, max=0.5, step=0.25, description="step size"),
-                 optimizer=widgets.Dropdown(options=["sgd", "momentum", "adam"], value="momentum"),
-                 start=widgets.Dropdown(options=["prior", "encoder"], value="prior"));
+interact(draw, steps=widgets.IntSlider(20, 0, 50, 1, description="steps"),
+         lr=widgets.FloatLogSlider(0.1, base=10, min=-3, max=0.5, step=0.25, description="step size"),
+         optimizer=widgets.Dropdown(options=["sgd", "momentum", "adam"], value="momentum"),
+         start=widgets.Dropdown(options=["prior", "encoder"], value="prior"));
 
 # %% [markdown]
 # Too small a step size and the mean crawls; too large and it overshoots and the ELBO falls

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -334,12 +336,13 @@ draw(default_model, None, "uniform")
 
 # %%
 import ipywidgets as widgets
+from gapkit.widgets import interact
 
 kmax = len(curves[default_model]["svik"]) - 1
-widgets.interact(draw,
-                 model=widgets.Dropdown(options=list(curves), value=default_model, description="model"),
-                 k_sel=widgets.IntSlider(value=kmax, min=0, max=kmax, step=1, description="k"),
-                 weighting=widgets.Dropdown(options=WEIGHTINGS, value="uniform", description="π"));
+interact(draw,
+         model=widgets.Dropdown(options=list(curves), value=default_model, description="model"),
+         k_sel=widgets.IntSlider(value=kmax, min=0, max=kmax, step=1, description="k"),
+         weighting=widgets.Dropdown(options=WEIGHTINGS, value="uniform", description="π"));
 
 # %% [markdown]
 # ## Closing note

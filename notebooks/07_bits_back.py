@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -271,10 +273,11 @@ plt.show()
 
 # %%
 import ipywidgets as widgets
+from gapkit.widgets import interact
 
 
 def show(bits=6):
     print(f"2^{bits} bins: {toy_bpd(bits):.4f} BPD")
 
 
-widgets.interact(show, bits=widgets.IntSlider(6, 1, 12, 1, description="log2 bins"));
+interact(show, bits=widgets.IntSlider(6, 1, 12, 1, description="log2 bins"));

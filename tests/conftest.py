@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("GAPKIT_PRESET", "quick")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers (and the notebook kernels they start, which inherit this) share the cores: one
+    # thread each. Two torch processes with two OpenMP threads each on two cores run many times slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("GAPKIT_RESULTS_DIR", tempfile.mkdtemp(prefix="gapkit-results-"))
 
 
