@@ -53,6 +53,7 @@ def _cmd_book(args):
         sys.exit("gapkit book: run this from a checkout of the gapkit repository (no _config.yml found)")
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the chapters' figures need the inline backend
+    env.setdefault("GAPKIT_PROGRESS", "0")  # no progress bars on the rendered pages
     if args.preset:
         env["GAPKIT_PRESET"] = args.preset
     # jupyter_book has no __main__; -W: warnings are errors, -n: nitpicky cross-references

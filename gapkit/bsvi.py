@@ -213,7 +213,7 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
         raise ValueError(f"recon_samples must be a positive integer, got {recon_samples!r}")
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
-    from tqdm.auto import tqdm
+    from .progress import tqdm
     parts = {"log_w": [], "kl_star": [], "reconstruction_star": []}
     for s in tqdm(range(0, len(x), batch_size), desc=f"BSVI-{steps}", disable=not progress, leave=False):
         xb = x[s:s + batch_size]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .estimators import sample_q
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .bounds import bpd
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .bounds import elbo, iwae
 from .estimators import log_weights

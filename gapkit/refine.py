@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .bounds import elbo
 from .estimators import log_weights

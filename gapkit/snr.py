@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call, grad, vmap
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .bounds import ciwae, miwae
 

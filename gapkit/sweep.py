@@ -33,7 +33,7 @@ import math
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .bounds import bpd
 from .estimators import BOUNDS, evaluate

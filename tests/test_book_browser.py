@@ -7,7 +7,8 @@ serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every hos
 * no Python error output on any page (no "Traceback", no stderr or error cells);
 * every chapter page has figures, and every image on every page loads with a non-zero size;
 * math is typeset by MathJax (``mjx-container`` elements, no ``mjx-merror``);
-* widgets are drawn from their saved state (at least one in the book, every one on each page);
+* widgets are drawn from their saved state (every one on each page), and at least one shows its
+  figure under its sliders; no progress bar is left on a page;
 * the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
 * nothing is fetched from outside localhost, and no JavaScript error is thrown.
 
@@ -208,6 +209,9 @@ PROBE = r"""
     widgetsDrawn: drawn().length,
     widgetClasses: [...new Set(drawn().flatMap(e => [...e.querySelectorAll('.jupyter-widgets')]
                     .flatMap(w => [...w.classList].filter(c => c.startsWith('widget-')))))].slice(0, 20),
+    widgetFigures: drawn().flatMap(e => [...e.querySelectorAll('.widget-output img, .widget-output svg')])
+                    .filter(f => f.getBoundingClientRect().width > 0 && f.getBoundingClientRect().height > 0).length,
+    progressBars: document.querySelectorAll('.widget-hprogress, .widget-progress').length,
     colabLinks: [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map(a => a.href),
     launchColab: [...document.querySelectorAll('a')].filter(a => /colab/i.test(a.title || '') ||
                    (a.querySelector('img[alt*="Colab logo"]'))).map(a => a.href),
@@ -273,6 +277,7 @@ def _build(out: Path) -> Path:
     """Build the book with the quick preset into ``out``; return the HTML folder."""
     env = dict(os.environ, GAPKIT_PRESET="quick", GAPKIT_RESULTS_DIR=str(out / "results"))
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["GAPKIT_PROGRESS"] = "0"  # as python -m gapkit book does
     # tests/conftest.py sets MPLBACKEND=Agg for the unit tests; in the chapters' kernels it would
     # replace the inline backend and every figure would vanish from the book.
     env.pop("MPLBACKEND", None)
@@ -353,6 +358,8 @@ def test_book_in_browser(tmp_path):
                             f"typeset, {r['mathErrors']} errors{hint}")
         if r["widgetViews"] > r["widgetsDrawn"]:
             problems.append(f"{where} {r['widgetViews']} widgets saved but {r['widgetsDrawn']} drawn")
+        if r["progressBars"]:
+            problems.append(f"{where} {r['progressBars']} progress bars left on the page (GAPKIT_PROGRESS=0 hides them)")
         if r["jsErrors"] or r["consoleErrors"]:
             problems.append(f"{where} JavaScript errors: {(r['jsErrors'] + r['consoleErrors'])[:3]}")
         if vendored and r["external"]:
@@ -373,9 +380,11 @@ def test_book_in_browser(tmp_path):
                             f"both to {want}")
     if not any(r["widgetsDrawn"] for r in reports.values()):
         problems.append("no widget was drawn from its saved state on any page")
+    if not any(r["widgetFigures"] for r in reports.values()):
+        problems.append("no widget shows its figure from the saved state on any page")
     if not any(r["mathTypeset"] for r in reports.values()):
         problems.append("no math typeset on any page")
-    summary = {p: {k: r[k] for k in ("mathTypeset", "widgetsDrawn", "widgetClasses")} | {"images": len(r["images"])}
+    summary = {p: {k: r[k] for k in ("mathTypeset", "widgetsDrawn", "widgetFigures", "widgetClasses")} | {"images": len(r["images"])}
                for p, r in reports.items()}
     print(f"screenshots in {shots}\n" + json.dumps(summary, indent=1))
     assert not problems, "\n".join(problems) + f"\n(screenshots and report.json in {shots})"

@@ -74,3 +74,15 @@ def test_interact_rejects_bad_arguments():
         interact(line)
     with pytest.raises(ValueError, match="slider"):
         interact(line, n=3)
+
+
+def test_progress_bars_switch_off_with_env(monkeypatch):
+    from gapkit.progress import enabled, tqdm
+
+    monkeypatch.delenv("GAPKIT_PROGRESS", raising=False)
+    assert enabled() and not tqdm(range(3), disable=False).disable
+    for off in ("0", "off", "False"):
+        monkeypatch.setenv("GAPKIT_PROGRESS", off)
+        assert not enabled()
+        bar = tqdm(range(3), disable=False)  # an explicit disable=False is overridden
+        assert bar.disable and list(bar) == [0, 1, 2]

@@ -309,7 +309,7 @@ class BitsBackCodec:
         words the first pop reads), ``net_bits`` = message - initial, ``bpd`` = net_bits / (N D),
         ``container_bytes`` and ``header_bytes``.
         """
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
         x_u8, shape, dtype = self.check_images(images)
         n = len(x_u8)
         x = torch.from_numpy(x_u8).float()
@@ -364,7 +364,7 @@ class BitsBackCodec:
         n_init = c.pop("initial_words")
         if c != self.settings():
             return BitsBackCodec(self.model, **c).decode(data, return_initial, progress)
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
         n = int(header["n_images"])
         groups = self._groups(n)
         out = np.empty((n, self.x_dim), dtype=np.uint8)

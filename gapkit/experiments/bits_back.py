@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..bounds import bpd
 from ..coding import BitsBackCodec, baseline_bpd

@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from .. import optimal
 from ..bounds import bpd

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..bounds import ess
 from ..estimators import evaluate, log_weights

@@ -21,7 +21,7 @@ import copy
 from dataclasses import replace
 
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 from ..bounds import bpd
 from ..classify import downstream_accuracy
