@@ -214,3 +214,19 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
     assert set(s["methods"]) == {"wake", "sleep", "reverse_sleep"}
     assert s["methods"]["wake"]["epochs"] == [1, 2]
     assert isinstance(s["ordering"]["holds"], bool)
+
+
+def test_appendix_c_and_d_extras_run_and_are_recorded(tmp_path):
+    """The paper preset's extras (Appendix C: latent sizes; D: reverse half-asleep from the start),
+    shrunk to seconds: every row is a finite BPD and the from-start model has its own curve."""
+    from gapkit import experiments
+    r = experiments.run("reverse-half-asleep", preset="quick", out=tmp_path / "rha", progress=False,
+                        base_epochs=3, epochs=1, eval_every=1, seeds=1, alphas=[0.0, 0.5], sigmas=[],
+                        classifier_epochs=1, classifier_K=2, final_K=2, extras=True, latents=[2, 3])
+    ex = r["extras"]
+    assert set(ex["latent_sizes"]) == {"2", "3"}
+    for row in ex["latent_sizes"].values():
+        assert set(row) == {"VAE", "alpha=0", "alpha=0.5"} and all(0 < v < 5 for v in row.values())
+    fs = ex["from_start"]
+    assert 0 < fs["test_bpd"] < 5 and fs["VAE test_bpd"] == r["table1"][0]["test_bpd"]
+    assert fs["curve"]["epoch"] == [1, 2, 3] and len(fs["curve"]["test_bpd"]) == 3

@@ -11,7 +11,7 @@ are trained further, post hoc, by :func:`gapkit.train.train` with
 Test BPD is recorded per epoch; Table 1 takes every row's final encoder (seed 0) and evaluates its
 test ELBO with ``final_K`` samples. A classifier on z ~ q(z|x) (Appendix B, :mod:`gapkit.classify`)
 is trained on the labelled training images through the base encoder and through the post-hoc
-encoders of alpha = 0 and alpha = 0.5. In the ``paper`` preset (or with ``extras=True``) also: the
+encoders of alpha = 0 and alpha = 0.5. In the ``book`` and ``paper`` presets (or with ``extras=True``) also: the
 latent sizes of Appendix C and reverse half-asleep from the start of training (Appendix D).
 Chapter 3 (``notebooks/03_wake_sleep``).
 """
@@ -37,7 +37,7 @@ SETTINGS = {
                   final_K=10, classifier_epochs=3, classifier_K=10, extras=False, latents=(4, 8)),
     "book": dict(train_subset=2000, base_epochs=100, epochs=30, lr=1e-3, eval_every=2, eval_K=2, seeds=3,
                  alphas=(0.0, 0.25, 0.5, 0.75, 1.0), sigmas=(0.1, 0.2, 0.4, 0.8, 1.0), latent_source="prior",
-                 final_K=20, classifier_epochs=10, classifier_K=100, extras=False, latents=(16, 64, 128)),
+                 final_K=20, classifier_epochs=10, classifier_K=100, extras=True, latents=(16, 64, 128)),
     "paper": dict(train_subset=None, base_epochs=1000, epochs=100, lr=3e-4, eval_every=1, eval_K=10, seeds=3,
                   alphas=(0.0, 0.25, 0.5, 0.75, 1.0), sigmas=(0.1, 0.2, 0.4, 0.8, 1.0), latent_source="prior",
                   final_K=100, classifier_epochs=10, classifier_K=100, extras=True, latents=(16, 64, 128)),
@@ -75,7 +75,7 @@ def _train_base(ctx, data, s, latent=None, objective=None, tag="base"):
 
 @experiment("reverse-half-asleep", "Figure 4 and Table 1: post-hoc encoder training by reverse half-asleep "
             "(alpha), sleep and the denoising regularizer; downstream classifier", chapter="03_wake_sleep",
-            cost={"quick": "30 s CPU", "book": "3-4 min CPU", "paper": "several GPU hours"})
+            cost={"quick": "30 s CPU", "book": "4-5 min CPU", "paper": "several GPU hours"})
 def reverse_half_asleep(ctx: Context) -> dict:
     s = {**SETTINGS[ctx.preset.name], **ctx.params}
     data = ctx.data(train_subset=s["train_subset"])
