@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from .progress import tqdm
 
 from .estimators import sample_q
+from .progress import tqdm
 
 __all__ = ["Classifier", "train_classifier", "predictive", "accuracy", "downstream_accuracy"]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-from .progress import tqdm
 
 from .bounds import bpd
+from .progress import tqdm
 
 __all__ = ["sample_q", "log_weights", "evaluate", "evaluate_bpd", "BOUNDS"]
 

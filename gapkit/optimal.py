@@ -16,10 +16,10 @@ from __future__ import annotations
 import copy
 
 import torch
-from .progress import tqdm
 
 from .bounds import elbo, iwae
 from .estimators import log_weights
+from .progress import tqdm
 
 __all__ = ["per_point", "amortized"]
 

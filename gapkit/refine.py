@@ -33,11 +33,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from .progress import tqdm
 
 from .bounds import elbo
 from .estimators import log_weights
 from .objectives import Losses, Objective
+from .progress import tqdm
 
 __all__ = ["refine", "Trajectory", "OPTIMIZERS", "GDIR"]
 

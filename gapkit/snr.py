@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call, grad, vmap
-from .progress import tqdm
 
 from .bounds import ciwae, miwae
+from .progress import tqdm
 
 __all__ = ["BOUNDS", "SNRResult", "draw_noise", "gradient_estimates", "gradient_estimates_loop", "snr",
            "snr_from_estimates", "bound_from_noise"]

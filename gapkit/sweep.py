@@ -33,12 +33,12 @@ import math
 from pathlib import Path
 
 import torch
-from .progress import tqdm
 
 from .bounds import bpd
 from .estimators import BOUNDS, evaluate
 from .io import load_checkpoint, read_json, write_json
 from .models import build_model
+from .progress import tqdm
 
 __all__ = ["INFERENCE", "sweep", "evaluate_with", "inference_gap", "load_model", "file_digest",
            "tensor_digest"]

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from .progress import tqdm
 
 from .estimators import evaluate
 from .bounds import bpd
 from .io import load_checkpoint, save_checkpoint
+from .progress import tqdm
 
 __all__ = ["TrainConfig", "train", "History", "lr_factor"]
 
