@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_theme", "image_grid", "curves", "PALETTE"]
+__all__ = ["use_theme", "image_grid", "curves", "table", "PALETTE"]
 
 PALETTE = "colorblind"
 
@@ -59,3 +59,53 @@ def curves(x, ys: dict, xlabel: str, ylabel: str, ax=None, title: str = "", mark
         ax.set_title(title)
     ax.legend()
     return ax
+
+
+def table(rows, columns=None, formats=None, caption: str = ""):
+    """A results table as real HTML (rendered as a table in the book and in Jupyter).
+
+    ``rows`` is a list of dicts (or of sequences, then ``columns`` names them); ``columns`` picks and
+    orders the keys, whose names are the header (put units there: ``"test BPD"``, ``"nats"``);
+    ``formats`` maps a column to a format spec (``".4f"``) or a callable; other floats get ``.4g``.
+    Numbers are right-aligned, text left-aligned. Returns an ``IPython.display.HTML`` object.
+    """
+    import html
+    import numbers
+
+    from IPython.display import HTML
+
+    rows = list(rows)
+    if columns is None:
+        if not rows or not isinstance(rows[0], dict):
+            raise ValueError("table: give columns=... when rows are not dicts")
+        columns = list(rows[0])
+    columns = list(columns)
+    formats = dict(formats or {})
+    bad = set(formats) - set(columns)
+    if bad:
+        raise ValueError(f"table: formats for unknown columns {sorted(bad)}; columns: {columns}")
+
+    def cell(col, value):
+        fmt = formats.get(col)
+        if value is None:
+            return "&ndash;", True
+        if callable(fmt):
+            return html.escape(str(fmt(value))), isinstance(value, numbers.Number)
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
+            return html.escape(format(value, fmt or (".4g" if isinstance(value, float) else "d"))), True
+        return html.escape(str(value)), False
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for r in rows:
+        vals = [r.get(c) for c in columns] if isinstance(r, dict) else list(r)
+        if len(vals) != len(columns):
+            raise ValueError(f"table: a row has {len(vals)} values for {len(columns)} columns")
+        tds = []
+        for c, v in zip(columns, vals):
+            text, num = cell(c, v)
+            tds.append(f'<td style="text-align:right">{text}</td>' if num else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return HTML(f'<table class="gapkit-table">{cap}<thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>')
