@@ -28,11 +28,12 @@ def _cmd_list(args):
 
 
 def _cmd_run(args):
-    from .experiments import run
+    from .experiments import default_out, identity, run
+    ident = identity(args.name, args.preset, args.seed)  # checks the name, preset and seed before any work
     res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,
               device=args.device, progress=not args.no_progress)
-    from .experiments import default_out
-    path = Path(args.out) if args.out else default_out(args.name, res["config"]["preset"]["name"], args.seed)
+    path = Path(args.out) if args.out is not None else default_out(args.name, ident["preset"]["name"],
+                                                                   args.seed, ident)
     out = {"experiment": args.name, "preset": res["config"]["preset"]["name"],
            "results": str(path / "results.json"), "wall_time_s": res["provenance"]["wall_time_s"]}
     if "metrics" in res:
@@ -44,7 +45,7 @@ def _cmd_run(args):
 
 def _cmd_bench(args):
     from .bench import run
-    run(args.name, **({"device": args.device} if args.device else {}))
+    run(args.name, **({"device": args.device} if args.device is not None else {}))
 
 
 def _cmd_book(args):
@@ -54,13 +55,43 @@ def _cmd_book(args):
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the chapters' figures need the inline backend
     env.setdefault("GAPKIT_PROGRESS", "0")  # no progress bars on the rendered pages
-    if args.preset:
-        env["GAPKIT_PRESET"] = args.preset
+    from .presets import preset_name
+    # the preset (argument or $GAPKIT_PRESET) and the device are checked before the build starts
+    env["GAPKIT_PRESET"] = preset_name(args.preset)
+    if env.get("GAPKIT_DEVICE"):
+        from .device import default_device
+        default_device(env["GAPKIT_DEVICE"], announce=False)
+    if args.path_output is not None:
+        from .io import check_output
+        check_output(args.path_output, "dir", what="--path-output folder")
     # jupyter_book has no __main__; -W: warnings are errors, -n: nitpicky cross-references
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
            "-W", "-n", "--keep-going"] + (["--all"] if args.all else []) \
         + (["--path-output", args.path_output] if args.path_output else []) + [str(root)]
-    sys.exit(subprocess.call(cmd, env=env, cwd=root))
+    sys.exit(_run_forwarding_signals(cmd, env=env, cwd=root))
+
+
+def _run_forwarding_signals(cmd, **kw) -> int:
+    """Run ``cmd`` and pass SIGINT/SIGTERM on to it (and its process group), so that stopping
+    ``gapkit book`` stops jupyter-book and the kernels it started; returns its exit code."""
+    import signal
+    child = subprocess.Popen(cmd, start_new_session=True, **kw)
+
+    def forward(signum, frame):
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # pragma: no cover - handled by forward()
+                forward(signal.SIGINT, None)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def main(argv=None):
@@ -70,9 +101,10 @@ def main(argv=None):
     r = sub.add_parser("run", help="run an experiment and write results.json")
     r.add_argument("name")
     r.add_argument("--preset", default=None, help="quick, book or paper (default: $GAPKIT_PRESET or book)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default=None, help="output folder (default: the results cache)")
-    r.add_argument("--force", action="store_true", help="recompute even if results exist")
+    r.add_argument("--seed", type=int, default=0, help="an integer in 0..2^63-1 (default 0)")
+    r.add_argument("--out", default=None, help="output folder (default: the results cache); it must be empty, "
+                   "new, or hold a run of the same identity")
+    r.add_argument("--force", action="store_true", help="move an existing run folder aside and run from scratch")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_cmd_run)
@@ -90,7 +122,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, TypeError, FloatingPointError, FileNotFoundError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as e:
         sys.exit(f"gapkit: error: {e}")
 
 

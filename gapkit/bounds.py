@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .checks import positive_int
+
 __all__ = ["log_mean_exp", "elbo", "iwae", "bpd", "nats_to_bpd", "check_log_w"]
 
 
@@ -28,6 +30,17 @@ def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> t
                          f"first, e.g. (K, B); got shape {tuple(log_w.shape)}")
     if log_w.shape[0] < 1:
         raise ValueError(f"{name} needs K >= 1 samples, got shape {tuple(log_w.shape)}")
+    finite = torch.isfinite(log_w.detach())
+    try:
+        all_finite = bool(finite.all())
+    except RuntimeError:  # inside torch.func.vmap no value can be read: the caller checks the result
+        return log_w
+    if not all_finite:
+        bad = log_w.detach()[~finite]
+        kinds = sorted({"NaN" if torch.isnan(v) else ("+inf" if v > 0 else "-inf") for v in bad[:1000]})
+        raise ValueError(f"{name} has {int((~finite).sum())} non-finite log-weight(s) ({', '.join(kinds)}) of "
+                         f"{log_w.numel()}: a bound needs finite log p(x, z) - log q(z|x); check the model, "
+                         "the data (inside the likelihood's support) and q's scale")
     return log_w
 
 
@@ -55,15 +68,16 @@ def iwae(log_w: torch.Tensor) -> torch.Tensor:
 
 def nats_to_bpd(nats, dim: int):
     """Bits per dimension of a negative log-likelihood ``nats`` (>= 0) per D-pixel image."""
-    return nats / (dim * math.log(2))
+    return nats / (positive_int("dim (pixels per image)", dim) * math.log(2))
 
 
 def bpd(bound, dim: int):
     """Bits per dimension of a lower bound ``bound`` (nats per image, <= 0): ``-bound / (D ln 2)``.
 
-    Chapter 0 (``notebooks/00_vae_basics``) explains the unit.
+    ``dim`` (D, the pixels per image) must be a positive integer. Chapter 0
+    (``notebooks/00_vae_basics``) explains the unit.
     """
-    return -bound / (dim * math.log(2))
+    return -bound / (positive_int("dim (pixels per image)", dim) * math.log(2))
 
 
 def ess(log_w: torch.Tensor) -> torch.Tensor:

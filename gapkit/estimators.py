@@ -15,6 +15,7 @@ import math
 import torch
 
 from .bounds import bpd
+from .checks import one_of, positive_int
 from .progress import tqdm
 
 __all__ = ["sample_q", "log_weights", "evaluate", "evaluate_bpd", "BOUNDS"]
@@ -36,8 +37,7 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
 
     Chapter 1 (``notebooks/01_elbo_tightness``) explains importance weights.
     """
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    positive_int("K", K)
     mu, std = model.encode(x) if q is None else q
     z = sample_q(mu, std, K, generator)                               # (K, B, Z)
     log_w = model.log_joint(x, z) - model.log_q(z, mu, std)           # (K, B)
@@ -63,11 +63,17 @@ def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, ba
     Chapter 1 (``notebooks/01_elbo_tightness``) explains both bounds and measures this function's
     speed; every later chapter evaluates its models with it.
     """
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    one_of("bound", bound, BOUNDS)
+    positive_int("K", K)
+    positive_int("batch_size", batch_size)
+    positive_int("max_rows", max_rows)
     model.check_x(x)
+    if q is not None:
+        if not (isinstance(q, (tuple, list)) and len(q) == 2 and all(torch.is_tensor(t) for t in q)
+                and q[0].shape == q[1].shape and q[0].dim() == 2 and len(q[0]) == len(x)):
+            raise ValueError(f"q must be (mu, std), each of shape (N, Z) with N = {len(x)} rows of x")
+        if not bool(torch.isfinite(q[0]).all()) or not bool((q[1] > 0).all()) or not bool(torch.isfinite(q[1]).all()):
+            raise ValueError("q must have finite means and finite, positive standard deviations")
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     n = len(x)

@@ -15,6 +15,42 @@ import torch.nn.functional as F
 
 LOG_2PI = math.log(2 * math.pi)
 
+SUPPORT = {"bernoulli": "values in [0, 1] (binary pixels, or probabilities for dynamic binarization)",
+           "logistic": "integers 0..255 (8-bit pixels stored as floats)",
+           "gaussian": "finite real values"}
+
+
+def check_data(x: torch.Tensor, likelihood: str, name: str = "x") -> torch.Tensor:
+    """Refuse data outside a likelihood's support, or with NaN or infinite values (``ValueError``).
+
+    A Bernoulli model takes values in [0, 1]; the discretized logistic integers 0..255; a Gaussian
+    any finite value. One NaN pixel would otherwise turn every parameter into NaN, and a pixel of 2
+    under a Bernoulli model would give a finite number that is no bound at all.
+    """
+    if likelihood not in SUPPORT:
+        raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(SUPPORT)}")
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got "
+                        f"{x.dtype if torch.is_tensor(x) else type(x).__name__}")
+    if x.numel() == 0:
+        return x
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        n = int((~finite).sum())
+        raise ValueError(f"{name} has {n} NaN or infinite value(s) (first at flat index "
+                         f"{int((~finite).flatten().nonzero()[0])}); a {likelihood} model takes {SUPPORT[likelihood]}")
+    if likelihood == "bernoulli":
+        bad = (x < 0) | (x > 1)
+    elif likelihood == "logistic":
+        bad = (x < 0) | (x > 255) | (x != torch.round(x))
+    else:
+        return x
+    if bool(bad.any()):
+        v = x[bad].flatten()[0].item()
+        raise ValueError(f"{name} has {int(bad.sum())} value(s) outside the {likelihood} model's support "
+                         f"(e.g. {v:g}); it takes {SUPPORT[likelihood]}")
+    return x
+
 
 def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """sum_d log N(z_d; mu_d, std_d^2)."""

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .likelihoods import (bernoulli_log_prob, discretized_logistic_log_prob, gaussian_log_prob,
+from .checks import int_sizes
+from .likelihoods import (bernoulli_log_prob, check_data, discretized_logistic_log_prob, gaussian_log_prob,
                           standard_normal_log_prob)
 
 __all__ = ["VAE", "LinearGaussian", "build_model", "ACTIVATIONS", "LIKELIHOODS"]
@@ -30,10 +31,7 @@ LIKELIHOODS = ("bernoulli", "logistic")
 MIN_STD = 1e-4
 
 
-def _positive_int(name, v):
-    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return v
+from .checks import positive_int as _positive_int  # noqa: E402
 
 
 def mlp(sizes, activation: str) -> nn.Sequential:
@@ -66,7 +64,7 @@ class LatentModel(nn.Module):
                             f"{type(x).__name__ if not torch.is_tensor(x) else x.dtype}")
         if x.dim() != 2 or x.shape[-1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        return x
+        return check_data(x, getattr(self, "likelihood", "gaussian"))
 
     @property
     def device(self) -> torch.device:
@@ -88,9 +86,7 @@ class VAE(LatentModel):
         super().__init__()
         _positive_int("x_dim", x_dim)
         _positive_int("latent size z_dim", z_dim)
-        hidden = tuple(int(h) for h in hidden)
-        for h in hidden:
-            _positive_int("hidden size", h)
+        hidden = int_sizes("hidden", hidden)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if likelihood not in LIKELIHOODS:

@@ -9,6 +9,16 @@ epochs the train and test bounds (nats and BPD) go into the history; every
 ``resume.pt`` (optimizers, generator state, history) are written atomically. A run started
 again with the same ``out_dir`` continues from ``resume.pt`` and ends with the same parameters
 as one that was never interrupted (on the CPU).
+
+A training folder belongs to one identity: the model's architecture, the objective and its
+settings, the training config (seed, learning rates, epochs, ...) and the data (a SHA-256 of the
+training tensor with its name and binarization). It is stored in ``resume.pt`` and checked before
+any work: a folder of another identity (or one with snapshots but no ``resume.pt``) is refused with
+a message that shows the differences, so a rerun never returns another run's model.
+
+Training stops at the first non-finite loss or parameter with an error naming the epoch and step,
+and writes no non-finite checkpoint; data with NaN or values outside the likelihood's support are
+refused before the first step.
 """
 from __future__ import annotations
 
@@ -21,7 +31,9 @@ import torch
 
 from .estimators import evaluate
 from .bounds import bpd
-from .io import load_checkpoint, save_checkpoint
+from . import checks
+from .io import CheckpointError, load_checkpoint, save_checkpoint
+from .likelihoods import check_data
 from .progress import tqdm
 
 __all__ = ["TrainConfig", "train", "History", "lr_factor"]
@@ -48,19 +60,21 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_K"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            checks.positive_int(name, getattr(self, name))
         for name in ("eval_every", "checkpoint_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-        for name in ("lr", "lr_encoder", "lr_decoder"):
-            v = getattr(self, name)
-            if v is not None and not v >= 0:
-                raise ValueError(f"{name} must be >= 0, got {v!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; valid: None, 'constant', 'burda'")
+            checks.nonneg_int(name, getattr(self, name))
+        checks.number("lr", self.lr, lo=0.0)
+        for name in ("lr_encoder", "lr_decoder"):
+            if getattr(self, name) is not None:
+                checks.number(name, getattr(self, name), lo=0.0)
+        if self.grad_clip is not None:
+            checks.number("grad_clip", self.grad_clip, lo=0.0, lo_open=True)
+        checks.seed(self.seed)
+        checks.optional_positive_int("eval_train_subset", self.eval_train_subset)
+        checks.one_of("schedule", self.schedule, SCHEDULES)
+        checks.one_of("eval_bound", self.eval_bound, ("elbo", "iwae"))
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
 
 
 def lr_factor(schedule, epoch: int) -> float:
@@ -106,6 +120,60 @@ def _evaluate_into(history, model, data, cfg, epoch, device):
     return row
 
 
+def _objective_config(objective) -> dict:
+    cfg = objective.config() if callable(getattr(objective, "config", None)) else None
+    if not isinstance(cfg, dict):
+        cfg = {k: v for k, v in vars(objective).items()
+               if not k.startswith("_") and isinstance(v, (bool, int, float, str, type(None), tuple, list))}
+    return {"class": f"{type(objective).__module__}.{type(objective).__qualname__}", **cfg}
+
+
+def _data_fingerprint(data) -> dict:
+    import hashlib
+    x = data.train.detach().contiguous().cpu()
+    return {"name": getattr(data, "name", None), "binarization": getattr(data, "binarization", None),
+            "dynamic": bool(getattr(data, "dynamic", False)), "shape": list(x.shape),
+            "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}
+
+
+def train_identity(model, data, objective, cfg: "TrainConfig") -> dict:
+    """What a training folder belongs to: architecture, objective, config (not ``progress``) and data."""
+    import json
+    c = asdict(cfg)
+    c.pop("progress", None)
+    ident = {"model": dict(model.config), "objective": _objective_config(objective), "train_config": c,
+             "data": _data_fingerprint(data)}
+    return json.loads(json.dumps(ident, default=str))
+
+
+def _check_training_folder(out_dir: Path, ident: dict):
+    """Refuse a training folder that holds another run, before any work."""
+    ck_dir = out_dir / "checkpoints"
+    resume_path = ck_dir / "resume.pt"
+    if resume_path.exists():
+        try:
+            old = load_checkpoint(resume_path).get("identity")
+        except CheckpointError as e:
+            raise CheckpointError(f"refusing to train into {out_dir}: {e}") from None
+        if old != ident:
+            from .experiments import _differences
+            diff = "; ".join(_differences(old, ident)) if isinstance(old, dict) else "it has no identity"
+            raise ValueError(f"refusing to train into {out_dir}: it holds another training run (differences: "
+                             f"{diff}). Nothing was changed; give another out_dir or remove that folder.")
+        return True
+    if ck_dir.exists() and any(ck_dir.glob("epoch_*.pt")):
+        raise ValueError(f"refusing to train into {out_dir}: its checkpoints/ holds snapshots but no resume.pt, "
+                         "so they cannot be shown to belong to this run; give another out_dir or remove them")
+    return False
+
+
+def _first_nonfinite(named_tensors):
+    for name, t in named_tensors:
+        if t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, resume: bool = True,
           device=None, callback=None, **overrides) -> History:
     """Train ``model`` on ``data`` (a :class:`gapkit.data.Dataset`) with ``objective``.
@@ -118,10 +186,28 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     Chapter 0 (``notebooks/00_vae_basics``) trains its VAE with it; chapter 3 (``notebooks/03_wake_sleep``) explains why
     every call starts fresh optimizers.
     """
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    checks.known_keys("TrainConfig fields", overrides, TrainConfig.__dataclass_fields__)
     cfg = TrainConfig(**{**asdict(cfg or TrainConfig()), **overrides})
-    device = torch.device(device) if device is not None else model.device
+    if not callable(objective):
+        raise TypeError(f"objective must be callable as objective(model, x, generator), got {type(objective).__name__}")
+    likelihood = getattr(model, "likelihood", "gaussian")
+    for split in ("train", "test"):
+        check_data(getattr(data, split), likelihood, name=f"data.{split}")
+    if len(data.train) == 0:
+        raise ValueError("data.train is empty: training needs at least one image")
+    if out_dir is not None:
+        from .io import check_output
+        out_dir = check_output(out_dir, "dir", what="training folder")
+    if device is not None:
+        from .device import default_device
+        device = default_device(device, announce=False)
+    else:
+        device = model.device
     model.to(device)
     data.to(device)
+    ident = train_identity(model, data, objective, cfg)
     enc, dec = model.encoder_parameters(), model.decoder_parameters()
     own = list(objective.parameters()) if isinstance(objective, torch.nn.Module) else []
     lr_e = cfg.lr if cfg.lr_encoder is None else cfg.lr_encoder
@@ -134,8 +220,10 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     history: History = {}
     start = 0
 
-    out_dir = Path(out_dir) if out_dir is not None else None
     resume_path = out_dir / "checkpoints" / "resume.pt" if out_dir is not None else None
+    if out_dir is not None and _check_training_folder(out_dir, ident) and not resume:
+        raise ValueError(f"{out_dir} already holds this training run; resume=False would overwrite it: "
+                         "give another out_dir or remove that folder")
     if resume and resume_path is not None and resume_path.exists():
         ck = load_checkpoint(resume_path, model, map_location=device)
         for k, o in opts.items():
@@ -185,7 +273,22 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
                 if any(p.grad is not None for g in o.param_groups for p in g["params"]):
                     o.step()
             main = losses.decoder if losses.decoder is not None else losses.encoder
-            total += float(main.detach()) if main is not None else 0.0
+            # one host read per step (as before): the loss, and whether every loss and parameter is finite
+            ok = torch.stack([torch.isfinite(t.detach()).all() for t in
+                              (losses.encoder, losses.decoder, losses.objective) if t is not None]
+                             + [torch.isfinite(p.detach()).all() for p in enc + dec + own]).all()
+            value = torch.stack([main.detach().float() if main is not None else torch.zeros((), device=device),
+                                 ok.float()]).cpu()
+            if value[1] != 1:
+                what = _first_nonfinite([("encoder loss", losses.encoder), ("decoder loss", losses.decoder),
+                                         ("objective loss", losses.objective)]
+                                        + [(n, p) for n, p in model.named_parameters()]
+                                        + [(f"objective.{n}", p) for n, p in (objective.named_parameters() if own else [])])
+                raise FloatingPointError(
+                    f"training stopped at epoch {epoch + 1}, step {i + 1} of {steps}: non-finite {what} "
+                    "(NaN or inf). No checkpoint of this state was written; lower the learning rate, clip "
+                    "gradients (grad_clip) or check the data.")
+            total += float(value[0]) if main is not None else 0.0
         e = epoch + 1
         history.setdefault("loss", []).append(total / steps)
         history.setdefault("epoch_time", []).append(time.perf_counter() - t0)
@@ -196,7 +299,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
             save_checkpoint(out_dir / "checkpoints" / f"epoch_{e:04d}.pt", model, epoch=e)
             state = {"optimizers": {k: o.state_dict() for k, o in opts.items()},
                      "generator": gen.get_state(), "history": history, "epoch": e,
-                     "train_config": asdict(cfg)}
+                     "train_config": asdict(cfg), "identity": ident}
             if own:
                 state["objective_state"] = objective.state_dict()
             save_checkpoint(resume_path, model, **state)

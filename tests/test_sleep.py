@@ -69,8 +69,9 @@ def test_alpha_one_uses_no_training_data():
     assert torch.isfinite(loss)
     same = ReverseSleep()(m, batch(seed=9), torch.Generator().manual_seed(3)).encoder
     torch.testing.assert_close(loss, same, rtol=0, atol=0)
-    # ... whereas alpha < 1 does read them
-    assert torch.isnan(ReverseHalfAsleep(0.5)(m, x_nan, torch.Generator().manual_seed(3)).encoder)
+    # ... whereas alpha < 1 does read them (and the bound refuses the NaN log-weights they give)
+    with pytest.raises(ValueError, match="non-finite log-weight"):
+        ReverseHalfAsleep(0.5)(m, x_nan, torch.Generator().manual_seed(3))
 
 
 def test_half_asleep_is_the_mixture_of_its_two_terms():
@@ -153,9 +154,9 @@ def test_reverse_sleep_recovers_the_exact_posterior_on_linear_gaussian():
     g = torch.Generator().manual_seed(0)
     W = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # diagonal posterior
     lg = LinearGaussian(4, 2, noise_std=0.7, W=W, generator=g)
-    # Reverse sleep never reads the training rows (only their number sets the steps per epoch): nan
-    # rows prove it. The encoder starts at A = 0, c = 0, std = 1, far from the posterior.
-    data = _Data(torch.full((5000, 4), float("nan"), dtype=torch.float64), lg.sample(100, g)[1])
+    # Reverse sleep never reads the training rows (only their number sets the steps per epoch; the
+    # training loop refuses NaN rows, so zeros stand in). The encoder starts at A = 0, c = 0, std = 1.
+    data = _Data(torch.zeros((5000, 4), dtype=torch.float64), lg.sample(100, g)[1])
     # two phases, each with a fresh Adam (the loop makes new optimizers per call): a fast one, then a fine one
     train(lg, data, ReverseSleep(K=4), epochs=10, batch_size=500, lr=0.05, eval_every=0, progress=False, seed=1)
     train(lg, data, ReverseSleep(K=4), epochs=10, batch_size=500, lr=0.005, eval_every=0, progress=False, seed=2)

@@ -54,7 +54,7 @@ def test_checkpoint_from_another_architecture_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="another model"):
         load_checkpoint(tmp_path / "a.pt", VAE(64, 3, (16,)))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="not a gapkit checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     ck = load_checkpoint(tmp_path / "a.pt", VAE(64, 2, (16,)))
     assert ck["model_config"]["z_dim"] == 2

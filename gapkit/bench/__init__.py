@@ -39,6 +39,9 @@ def run(name: str, **kw):
     reg = registry()
     if name not in reg:
         raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(reg) or '(none yet)'}")
+    if "device" in kw:  # an unknown name or a GPU this machine lacks: a clear message before any work
+        from ..device import default_device
+        kw["device"] = default_device(kw["device"], announce=False)
     return reg[name][0](**kw)
 
 

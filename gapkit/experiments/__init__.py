@@ -1,18 +1,37 @@
 """Experiments: each chapter's computation, runnable without a notebook.
 
 An experiment is a function registered with :func:`experiment`; it takes a :class:`Context`
-(preset, seed, output folder, device) and returns a dict of results. :func:`run` adds the config
-and provenance (gapkit version, git commit, device, torch version, wall time), writes
-``results.json`` atomically, and reuses a finished result with the same config, gapkit
-version and experiment source (a hash of its module) unless ``force=True``::
+(preset, seed, output folder, device, settings) and returns a dict of results. :func:`run` adds
+the config and provenance (gapkit version, git commit, device, torch version, wall time) and
+writes ``results.json`` atomically with a checksum::
 
     python -m gapkit run vae-basics --preset quick --seed 0 --out DIR
+
+**Run identity.** A run folder belongs to one identity: the experiment, the effective preset
+(which names the data: dataset, binarization, subsets), the effective settings, the seed, the
+gapkit version and a hash of the source of the whole ``gapkit`` package (so that fixing a bug in
+any module the experiment uses invalidates its results). The identity is written to
+``identity.json`` (with a checksum) before any work. A run reuses a finished result or resumes an
+unfinished one only from a folder of the same identity; a folder of another identity, or one that
+is not a gapkit run, is refused before any work with a message that shows both identities, and
+``force=True`` (``--force``) moves the old folder aside and starts from scratch, training included.
+The results cache (the default output, under :func:`results_dir`) puts each identity in its own
+folder, so a changed setting or changed code never meets an old result.
+
+**Settings.** An experiment declares its settings per preset (``@experiment(..., settings=SETTINGS)``);
+``run(name, ..., **params)`` overrides them by name. Unknown names are refused with the list of
+valid ones, and each value must have its default's type and sign (see :func:`check_settings`).
 
 Every module in this package is imported by :func:`registry`, so a new experiment is a new file.
 """
 from __future__ import annotations
 
+import ast
+import hashlib
 import importlib
+import inspect
+import json
+import numbers
 import os
 import pkgutil
 import platform
@@ -25,10 +44,16 @@ import torch
 
 from .. import __version__
 from ..device import default_device, describe
-from ..io import read_json, write_json
+from .. import checks
+from ..io import IntegrityError, read_json, write_json
 from ..presets import Preset, get_preset
 
-__all__ = ["experiment", "registry", "get", "run", "load", "Context", "results_dir"]
+__all__ = ["experiment", "registry", "get", "run", "load", "Context", "results_dir", "identity",
+           "check_settings", "code_hash", "RunIdentityError"]
+
+
+class RunIdentityError(ValueError):
+    """An output folder that holds another run (or something that is not a gapkit run)."""
 
 _REGISTRY: dict = {}
 
@@ -40,14 +65,80 @@ class Experiment:
     description: str
     chapter: str = ""
     cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}
+    settings: dict | None = None              # preset -> {setting: default}; "book" stands in for a missing preset
+
+    def defaults(self, preset_name: str) -> dict:
+        """The experiment's settings at a preset, with their default values."""
+        if not self.settings:
+            return {}
+        return dict(self.settings.get(preset_name, self.settings.get("book", {})))
 
 
-def experiment(name: str, description: str, chapter: str = "", cost: dict | None = None):
-    """Register ``func(ctx) -> dict`` as the experiment ``name``."""
+def experiment(name: str, description: str, chapter: str = "", cost: dict | None = None,
+               settings: dict | None = None):
+    """Register ``func(ctx) -> dict`` as the experiment ``name``; ``settings`` maps each preset name
+    to the experiment's settings and their defaults (``ctx.settings`` holds them, overrides applied)."""
     def wrap(func):
-        _REGISTRY[name] = Experiment(name, func, description, chapter, cost or {})
+        _REGISTRY[name] = Experiment(name, func, description, chapter, cost or {}, settings)
         return func
     return wrap
+
+
+def _check_value(key: str, v, default):
+    """``v`` checked against the type and sign of its ``default`` (see :func:`check_settings`)."""
+    if isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise ValueError(f"setting {key} must be True or False, got {v!r}")
+        return v
+    if isinstance(default, numbers.Integral):
+        return checks.integer(key, v, lo=1 if default > 0 else (0 if default == 0 else None))
+    if isinstance(default, numbers.Real):
+        lo = 0.0 if default >= 0 else None
+        return checks.number(key, v, lo=lo, lo_open=default > 0)
+    if isinstance(default, str):
+        if not isinstance(v, str):
+            raise ValueError(f"setting {key} must be a string such as {default!r}, got {v!r}")
+        return v
+    if isinstance(default, (list, tuple)):
+        if isinstance(v, (str, bytes, dict)) or not isinstance(v, (list, tuple)):
+            raise ValueError(f"setting {key} must be a list such as {list(default)!r}, got {v!r}")
+        if default:
+            proto = min(default, key=lambda d: d if isinstance(d, numbers.Real) and not isinstance(d, bool) else 0) \
+                if all(isinstance(d, numbers.Real) for d in default) else default[0]
+            return [_check_value(f"{key}[{i}]", x, proto) for i, x in enumerate(v)]
+        return list(v)
+    if isinstance(default, dict):
+        if not isinstance(v, dict):
+            raise ValueError(f"setting {key} must be a dict such as {default!r}, got {v!r}")
+        if default:
+            checks.known_keys(f"keys in setting {key}", v, default)
+            return {k: _check_value(f"{key}.{k}", x, default[k]) for k, x in v.items()}
+        return dict(v)
+    # a default of None: None, a positive number, a string, or a list of those
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return checks.integer(key, v, lo=1) if isinstance(v, numbers.Integral) else checks.number(key, v, 0, lo_open=True)
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, numbers.Real)) and not isinstance(x, bool) for x in v):
+        return list(v)
+    raise ValueError(f"setting {key} must be None, a positive number, a string or a list of those, got {v!r}")
+
+
+def check_settings(exp: "Experiment", preset_name: str, params: dict) -> dict:
+    """Validate overrides of ``exp``'s settings at a preset -> the checked overrides.
+
+    Names must be settings the experiment declares (the message lists them). A value must match its
+    default: a bool for a bool; an integer for an integer, >= 1 when the default is positive
+    (``epochs=-3`` is refused before any work); a finite number for a float, > 0 when the default is
+    positive; a string for a string; a list for a list (each element checked against the defaults'
+    smallest); a dict for a dict (with known keys); for a default of None: None, a positive number, a
+    string or a list of those.
+    """
+    defaults = exp.defaults(preset_name)
+    if params and not defaults:
+        raise ValueError(f"experiment {exp.name!r} takes no settings, got {', '.join(map(repr, params))}")
+    checks.known_keys(f"settings for experiment {exp.name!r} at preset {preset_name!r}", params, defaults)
+    return {k: _check_value(k, v, defaults[k]) for k, v in params.items()}
 
 
 def registry() -> dict:
@@ -81,7 +172,13 @@ class Context:
     out: Path
     device: torch.device
     progress: bool = True
-    params: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)      # the checked overrides
+    defaults: dict = field(default_factory=dict)    # the experiment's settings at this preset
+
+    @property
+    def settings(self) -> dict:
+        """The effective settings: the experiment's defaults at this preset, overrides applied."""
+        return {**self.defaults, **self.params}
 
     def data(self, **changes):
         """The preset's dataset (``changes`` override preset fields such as ``binarization``)."""
@@ -118,22 +215,46 @@ def _git_commit():
         return None
 
 
-def _source_hash(func) -> str:
-    """A short hash of the experiment module's code (its syntax tree without docstrings, so that
-    editing prose or comments keeps cached results, while any change to what runs invalidates them)."""
-    import ast
-    import hashlib
-    import inspect
-    try:
-        tree = ast.parse(inspect.getsource(inspect.getmodule(func)))
-    except (OSError, TypeError, SyntaxError):
-        return "unknown"
+def _code_digest(source: str) -> str:
+    """SHA-256 of Python source as a syntax tree without docstrings: editing prose or comments keeps
+    cached results, while any change to what runs invalidates them."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:12]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _source_hash(func) -> str:
+    """A short hash of one module's code (the module that defines ``func``)."""
+    try:
+        return _code_digest(inspect.getsource(inspect.getmodule(func)))[:12]
+    except (OSError, TypeError, SyntaxError):
+        return "unknown"
+
+
+_CODE_CACHE: dict = {}
+
+
+def code_hash() -> str:
+    """A short hash of the code of every module of the ``gapkit`` package (docstrings and comments
+    aside). Every cached result is keyed by it, so that no result computed by code that no longer
+    exists is ever shown. Recomputed only when a file's size or modification time changes."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(root.rglob("*.py"))
+    stamp = tuple((str(f.relative_to(root)), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    if _CODE_CACHE.get("stamp") != stamp:
+        h = hashlib.sha256()
+        for f in files:
+            try:
+                d = _code_digest(f.read_text())
+            except (SyntaxError, UnicodeDecodeError):
+                d = hashlib.sha256(f.read_bytes()).hexdigest()
+            h.update(f"{f.relative_to(root).as_posix()}:{d}\n".encode())
+        _CODE_CACHE.update(stamp=stamp, hash=h.hexdigest()[:16])
+    return _CODE_CACHE["hash"]
 
 
 def provenance(device, wall_time: float) -> dict:
@@ -142,44 +263,119 @@ def provenance(device, wall_time: float) -> dict:
             "wall_time_s": round(wall_time, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def default_out(name: str, preset: str, seed: int) -> Path:
-    return results_dir() / name / f"{preset}-seed{seed}"
+def identity(name: str, preset: str | None = None, seed: int = 0, **params) -> dict:
+    """The identity of a run: what makes its results what they are (see the module docstring).
+
+    Raises ``ValueError`` for an unknown experiment or preset, a bad seed, or bad settings.
+    """
+    exp = get(name)
+    p = get_preset(preset)
+    seed = checks.seed(seed)
+    params = check_settings(exp, p.name, params)
+    ident = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": params,
+             "settings": {**exp.defaults(p.name), **params}, "code": code_hash(), "gapkit_version": __version__}
+    return json.loads(json.dumps(ident))  # as it reads back from identity.json (tuples become lists)
+
+
+def run_id(ident: dict) -> str:
+    """A short hash of an identity (names the run's folder in the results cache)."""
+    from ..io import content_digest
+    return content_digest(ident)[:12]
+
+
+def default_out(name: str, preset: str, seed: int, ident: dict | None = None) -> Path:
+    """Where the results cache keeps a run: ``results_dir()/NAME/PRESET-seedSEED-RUNID``."""
+    ident = ident if ident is not None else identity(name, preset, seed)
+    return results_dir() / name / f"{preset}-seed{seed}-{run_id(ident)}"
+
+
+def _differences(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(k, "(absent)"), b.get(k, "(absent)"), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} there, {b!r} in this run"]
+
+
+def _move_aside(out: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = out.with_name(f"{out.name}.old-{stamp}")
+    i = 1
+    while dest.exists():
+        dest = out.with_name(f"{out.name}.old-{stamp}-{i}")
+        i += 1
+    os.replace(out, dest)
+    print(f"gapkit: moved the old run folder aside to {dest}")
+    return dest
+
+
+def _claim(out: Path, ident: dict, force: bool) -> dict | None:
+    """Make ``out`` this run's folder before any work; return a finished result to reuse, else None."""
+    idf, res = out / "identity.json", out / "results.json"
+    if out.is_dir() and any(out.iterdir()):
+        problem = None
+        try:
+            old = read_json(idf, require_checksum=True) if idf.exists() else None
+        except IntegrityError as e:
+            old, problem = None, str(e)
+        if old is None:
+            problem = problem or "it holds files but no identity.json: it is not a gapkit run folder"
+        elif old != ident:
+            diff = "; ".join(_differences(old, ident)) or "(unreadable)"
+            problem = f"it holds another run (differences: {diff})"
+        if problem is not None and not force:
+            raise RunIdentityError(f"refusing to use {out}: {problem}. Nothing was changed. Give another --out, "
+                                   "or --force (force=True) to move that folder aside and start this run from scratch.")
+        if force:
+            _move_aside(out)
+        elif res.exists():
+            result = read_json(res, require_checksum=True)
+            if result.get("config") != ident:
+                raise RunIdentityError(f"refusing {res}: its config does not match the folder's identity.json "
+                                       "(edited by hand?); use --force to start again")
+            return result
+    out.mkdir(parents=True, exist_ok=True)
+    if not idf.exists():
+        write_json(idf, ident, checksum=True)
+    return None
 
 
 def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bool = False,
         device=None, progress: bool = True, **params) -> dict:
     """Run (or reuse) experiment ``name`` and return its results dict (also in ``out/results.json``).
 
+    Everything is checked before any work: the experiment, preset, seed (0..2^63-1), settings
+    (``params``, see :func:`check_settings`), device and output folder. A folder of another identity
+    is refused (:class:`RunIdentityError`); ``force=True`` moves it aside and starts from scratch.
     Every chapter calls it; chapter 0 (``notebooks/00_vae_basics``) explains the cache.
     """
-    exp = get(name)
-    p = get_preset(preset)
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = Path(out) if out is not None else default_out(name, p.name, seed)
-    config = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": params,
-              "code": _source_hash(exp.func)}
-    path = out / "results.json"
-    if path.exists() and not force:
-        try:
-            old = read_json(path)
-        except ValueError:
-            old = {}
-        if old.get("config") == config and old.get("provenance", {}).get("gapkit_version") == __version__:
-            return old
+    from ..io import check_output
+    ident = identity(name, preset, seed, **params)
+    exp, p = get(name), get_preset(preset)
     dev = default_device(device)
-    out.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        out = default_out(name, p.name, ident["seed"], ident)
+    out = check_output(out, "dir", what="run folder")
+    cached = _claim(out, ident, force)
+    if cached is not None:
+        return cached
     t0 = time.perf_counter()
-    result = exp.func(Context(p, seed, out, dev, progress, dict(params)))
-    result = {"config": config, **result, "provenance": provenance(dev, time.perf_counter() - t0)}
-    write_json(path, result)
-    return read_json(path)
+    ctx = Context(p, ident["seed"], out, dev, progress, dict(ident["params"]), exp.defaults(p.name))
+    result = exp.func(ctx)
+    result = {"config": ident, **result, "provenance": provenance(dev, time.perf_counter() - t0)}
+    write_json(out / "results.json", result, checksum=True)
+    return read_json(out / "results.json", require_checksum=True)
 
 
-def load(name: str, preset: str | None = None, seed: int = 0, out=None) -> dict:
-    """Read a finished ``results.json`` without running anything."""
+def load(name: str, preset: str | None = None, seed: int = 0, out=None, **params) -> dict:
+    """Read a finished ``results.json`` (checksum verified) without running anything."""
+    ident = identity(name, preset, seed, **params)
     p = get_preset(preset)
-    path = (Path(out) if out is not None else default_out(name, p.name, seed)) / "results.json"
+    path = (Path(out) if out is not None else default_out(name, p.name, ident["seed"], ident)) / "results.json"
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}; run: python -m gapkit run {name} --preset {p.name}")
-    return read_json(path)
+    res = read_json(path, require_checksum=True)
+    if res.get("config") != ident:
+        raise RunIdentityError(f"{path} belongs to another run: {'; '.join(_differences(res.get('config'), ident))}")
+    return res

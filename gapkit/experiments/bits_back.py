@@ -74,9 +74,9 @@ def _train_pair(ctx: Context, data, latent, epochs, posthoc_epochs, name):
 
 
 @experiment("bits-back", "Bits-back ANS compression with a VAE: BPD vs -ELBO, K-step inference, gzip/bz2/lzma/PNG",
-            chapter="07_bits_back", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "1 h GPU"})
+            chapter="07_bits_back", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "1 h GPU"}, settings=SETTINGS)
 def bits_back(ctx: Context) -> dict:
-    s = SETTINGS[ctx.preset.name]
+    s = ctx.settings
     p = ctx.preset
     data = ctx.data(test_subset=None)   # the whole test set
     base, rha = _train_pair(ctx, data, s["latent"], p.epochs, s["posthoc_epochs"], "binary")

@@ -35,25 +35,21 @@ from . import Context, experiment
 SETTINGS = {
     "quick": dict(k=3, epochs=15, svi_lr=0.1, svi_momentum=0.5, svi_clip=1.0, eval_steps=20, n_eval=250,
                   curve_steps=20, grad_clip=5.0, lg_repeats=1000, lg_steps=10, pi_variants=True,
-                  extra=False),
+                  extra=False, batch_size=None, lr=None, methods=None),
     "book": dict(k=4, epochs=None, svi_lr=0.1, svi_momentum=0.5, svi_clip=1.0, eval_steps=100, n_eval=500,
-                 curve_steps=50, grad_clip=5.0, lg_repeats=4000, lg_steps=20, pi_variants=True, extra=False),
+                 curve_steps=50, grad_clip=5.0, lg_repeats=4000, lg_steps=20, pi_variants=True, extra=False,
+                 batch_size=None, lr=None, methods=None),
     # The paper: k = 9, SGD with momentum (lr 1.0, m 0.5, clip 1.0) for the local parameters, clip 5.0
     # for the networks, batch 50, lr 1e-3, 200k steps (about 167 epochs of 60k images), BSVI-500.
     "paper": dict(k=9, epochs=167, batch_size=50, lr=1e-3, svi_lr=1.0, svi_momentum=0.5, svi_clip=1.0,
                   eval_steps=500, n_eval=10000, curve_steps=50, grad_clip=5.0, lg_repeats=20000, lg_steps=50,
-                  pi_variants=True, extra=True),
+                  pi_variants=True, extra=True, methods=None),
 }
 SVI_LRS = (1.0, 0.5, 0.2, 0.1, 0.05)
 
 
 def _settings(ctx: Context) -> dict:
-    s = dict(SETTINGS.get(ctx.preset.name, SETTINGS["book"]))
-    s.update({k: v for k, v in ctx.params.items() if k in s})
-    bad = set(ctx.params) - set(s) - {"methods"}
-    if bad:
-        raise ValueError(f"unknown bsvi parameters {sorted(bad)}; valid: {sorted(s)} and 'methods'")
-    return s
+    return ctx.settings  # checked by gapkit.experiments.check_settings (unknown names refused)
 
 
 def _methods(s: dict):
@@ -134,7 +130,7 @@ def linear_gaussian_check(steps: int = 20, repeats: int = 4000, n_points: int = 
 
 @experiment("bsvi", "Buffered SVI: the generalized IWAE bound, BSVI-k vs SVI-k vs SVI-0, BSVI as an "
             "estimator, and training with SVI / BSVI-SIR (nats)", chapter="06_bsvi",
-            cost={"quick": "20 s CPU", "book": "4-5 min CPU", "paper": "1 day GPU"})
+            cost={"quick": "20 s CPU", "book": "4-5 min CPU", "paper": "1 day GPU"}, settings=SETTINGS)
 def bsvi_experiment(ctx: Context) -> dict:
     s = _settings(ctx)
     p = ctx.preset
@@ -152,8 +148,8 @@ def bsvi_experiment(ctx: Context) -> dict:
     x_test = data.fixed("test", seed=ctx.seed)[:s["n_eval"]]
     x_fit = data.binarize(data.train[:s["n_eval"]], g)          # images to fit the global pi on
     methods = _methods(s)
-    if "methods" in ctx.params:
-        want = list(ctx.params["methods"])
+    if s["methods"] is not None:
+        want = list(s["methods"])
         methods = [m for m in methods if m[0] in want or m[1] in want]
     tc = dict(grad_clip=s["grad_clip"])
     for key in ("epochs", "batch_size", "lr"):

@@ -250,10 +250,9 @@ def mnist_part(ctx: Context, s: dict) -> dict:
 
 @experiment("elbo-tightness", "How tight is the ELBO: linear-Gaussian ground truth, IWAE-K, optimal inference "
             "(ELBO/IWAE-10 in BPD along training)", chapter="01_elbo_tightness",
-            cost={"quick": "30 s CPU", "book": "4 min CPU", "paper": "hours GPU"})
+            cost={"quick": "30 s CPU", "book": "4 min CPU", "paper": "hours GPU"}, settings=SETTINGS)
 def elbo_tightness(ctx: Context) -> dict:
-    s = SETTINGS[ctx.preset.name] if ctx.preset.name in SETTINGS else SETTINGS["book"]
-    s = {**s, **ctx.params}
+    s = ctx.settings
     lg = linear_gaussian_part(ctx, s)
     mn = mnist_part(ctx, s)
     K = s["eval_K"]

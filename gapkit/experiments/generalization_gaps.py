@@ -68,9 +68,9 @@ def encoder_share(res: dict) -> dict:
 @experiment("generalization-gaps",
             "Train a VAE past overfitting; test BPD with amortized vs optimal inference at every checkpoint",
             chapter="02_generalization_gaps",
-            cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "10 h GPU"})
+            cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "10 h GPU"}, settings=SETTINGS)
 def generalization_gaps(ctx: Context) -> dict:
-    s = SETTINGS[ctx.preset.name]
+    s = ctx.settings
     ctx.preset = ctx.preset.replace(**s["changes"])
     kw_opt = {"steps": s["steps"], "lr": s["opt_lr"], "K": 1}
     out = {"settings": {"n_eval": s["n_eval"], "elbo_K": s["K"], "optimal": {"method": "per-point", **kw_opt},

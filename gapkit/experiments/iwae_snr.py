@@ -119,9 +119,9 @@ def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
 
 
 @experiment("iwae-snr", "SNR of IWAE gradients vs K and M; IWAE, MIWAE, CIWAE, PIWAE, VAE (Rainforth et al. 2018)",
-            chapter="04_iwae_snr", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "days GPU"})
+            chapter="04_iwae_snr", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "days GPU"}, settings=SETTINGS)
 def iwae_snr(ctx: Context) -> dict:
-    s = settings(ctx.preset.name)
+    s = ctx.settings
     data = ctx.data(**s["data"])
     x_test = data.fixed("test", seed=ctx.seed)
     g = torch.Generator(device=ctx.device)

@@ -106,9 +106,9 @@ def train_widget_model(ctx: Context):
 @experiment("refinement",
             "Amortization gap, refinement curves (ELBO, ESS vs steps), GDIR training vs a plain VAE",
             chapter="05_iterative_refinement",
-            cost={"quick": "1 min CPU", "book": "5 min CPU", "paper": "5 h GPU"})
+            cost={"quick": "1 min CPU", "book": "5 min CPU", "paper": "5 h GPU"}, settings=SETTINGS)
 def refinement(ctx: Context) -> dict:
-    s = SETTINGS[ctx.preset.name]
+    s = ctx.settings
     if s["changes"]:
         ctx.preset = ctx.preset.replace(**s["changes"])
     timings = {}
