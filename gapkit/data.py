@@ -293,7 +293,7 @@ def load(name: str = "digits", binarization: str = "threshold", subset: int | No
     Chapter 0 (``notebooks/00_vae_basics``) uses it through the experiments; the ``quick`` preset
     loads ``digits``, the ``book`` preset ``mnist``.
     """
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     if name == "binarized_mnist":
         if binarization not in ("fixed", "threshold"):
@@ -303,9 +303,13 @@ def load(name: str = "digits", binarization: str = "threshold", subset: int | No
     elif binarization not in ("threshold", "dynamic", "grey"):
         raise ValueError(f"unknown binarization {binarization!r} for {name}; valid: "
                          "'threshold', 'dynamic', 'grey'")
-    for arg, v in (("subset", subset), ("test_subset", test_subset)):
-        if v is not None and (not isinstance(v, int) or v <= 0):
-            raise ValueError(f"{arg} must be a positive integer or None, got {v!r}")
+    from .checks import optional_positive_int, seed as check_seed
+    subset = optional_positive_int("subset", subset)           # True is not a subset size
+    test_subset = optional_positive_int("test_subset", test_subset)
+    seed = check_seed(seed)
+    if device is not None:
+        from .device import default_device
+        device = default_device(device, announce=False)
 
     labels = {}
     if name == "binarized_mnist":

@@ -4,7 +4,8 @@
     python -m gapkit decompress message.gkbb images.npy --checkpoint model.pt
 
 The model is a gapkit checkpoint (:func:`gapkit.io.save_checkpoint`) of a trained VAE. Every input
-is checked before anything is written; outputs are written atomically, so a failure leaves no file.
+is checked before anything is written; the output must not be one of the inputs (same resolved path
+or inode); outputs are written atomically, so a failure leaves no file.
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ def _read_npy(path):
 
 
 def _cmd_compress(args):
-    from ..io import atomic_write_bytes
+    from ..io import atomic_write_bytes, check_output
     from .codec import BitsBackCodec
+    check_output(args.output, "file", inputs=[args.input, args.checkpoint])  # never overwrite an input
     images = _read_npy(args.input)
     codec = BitsBackCodec(load_model(args.checkpoint), latent_bits=args.latent_bits,
                           posterior_precision=args.posterior_precision, pixel_precision=args.pixel_precision,
@@ -56,8 +58,9 @@ def _cmd_compress(args):
 
 
 def _cmd_decompress(args):
-    from ..io import atomic_write_bytes
+    from ..io import atomic_write_bytes, check_output
     from .codec import decode
+    check_output(args.output, "file", inputs=[args.input, args.checkpoint])  # never overwrite an input
     path = Path(args.input)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")

@@ -33,8 +33,12 @@ image's (mu, log sigma) from the encoder's output with a generator seeded by the
 (:func:`gapkit.optimal.per_point`); the decoder repeats them on the recovered images.
 
 Failing loudly. The container (:mod:`gapkit.coding.container`) holds a hash of the model's
-parameters, a SHA-256 of the images, and a SHA-256 of a probe run of the coder's arithmetic. A
-decode first re-runs the probe (a machine or torch build that rounds differently is refused before
+parameters, a SHA-256 of the images with their count, shape and dtype, and a SHA-256 of a probe run
+of the coder's arithmetic. Before anything is decoded, every header field is checked
+(:func:`validate_header`): its type, the image shape against the model, the dtype against an
+allow-list, and every count, size and step number against fixed limits and against the message's
+length, so an edited header (even with its CRC recomputed) is a :class:`CodecError`, never a hang,
+a huge allocation or images of another shape. A decode then re-runs the probe (a machine or torch build that rounds differently is refused before
 any decoding), and at the end checks that the stack gave back exactly the initial random words and
 that the images hash to the stored value; any mismatch raises :class:`CodecError`.
 """
@@ -54,7 +58,25 @@ from ..models import VAE
 from ..optimal import per_point
 from .container import CodecError, pack, unpack
 
-__all__ = ["BitsBackCodec", "encode", "decode", "model_hash", "CodecError", "read_header"]
+__all__ = ["BitsBackCodec", "encode", "decode", "model_hash", "CodecError", "read_header", "validate_header",
+           "LIMITS", "DTYPES"]
+
+# Fixed limits on what a coder (and so a message header) may ask for.
+LIMITS = {
+    "steps": 1000,                  # K-step optimal inference inside the coder
+    "lr": 10.0,                     # its Adam learning rate
+    "group_size": 4096,             # images per network pass
+    "group_table": 1 << 27,         # group_size * z_dim * 2^latent_bits entries of q's table (512 MB in float32)
+    "decoded_bytes": 1 << 31,       # n_images * pixels of the decoded array (2 GiB of uint8)
+    "initial_words": 1 << 24,       # 64 MiB of initial random words
+    "images_per_bit": 64,           # at most 64 images per bit of the message (a real image costs > 1 bit)
+}
+# The dtypes a message may restore (what check_images accepts), as numpy's dtype.str.
+DTYPES = ("|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8")
+HEADER_KEYS = ("codec", "coder", "dtype", "image_shape", "images_sha256", "likelihood", "model_config", "model_hash",
+               "n_images", "probe_sha256", "torch")
+CODER_KEYS = ("group_size", "initial_words", "latent_bits", "lr", "pixel_precision", "posterior_precision", "seed",
+              "steps")
 
 INIT_SEED_STREAM = 0x6761706B  # "gapk": the stream of the initial random words
 
@@ -87,9 +109,78 @@ def _one_thread():
 
 
 def _int_param(name, v, lo, hi):
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
-    return v
+    from ..checks import integer
+    return integer(name, v, lo, hi)
+
+
+def _images_digest(x_u8: np.ndarray, shape, dtype: str) -> str:
+    """SHA-256 of the images' count, per-image shape and dtype, then their pixels."""
+    h = hashlib.sha256(json.dumps([int(len(x_u8)), [int(d) for d in shape], str(dtype)]).encode())
+    h.update(np.ascontiguousarray(x_u8).tobytes())
+    return h.hexdigest()
+
+
+def _is_hex(v, n=64) -> bool:
+    return isinstance(v, str) and len(v) == n and all(c in "0123456789abcdef" for c in v)
+
+
+def validate_header(header, n_words: int) -> dict:
+    """Check every field of a message header before use -> the coder settings, ``initial_words``,
+    ``n_images``, ``image_shape`` and ``dtype``. Raises :class:`CodecError` saying what is wrong.
+
+    Types are exact; the dtype comes from :data:`DTYPES`; counts, sizes and steps are bounded by
+    :data:`LIMITS` and, for the image count, by the message's length.
+    """
+    def bad(msg):
+        raise CodecError(f"message header rejected: {msg}")
+    if not isinstance(header, dict):
+        bad(f"it must be a JSON object, got {type(header).__name__}")
+    missing, extra = sorted(set(HEADER_KEYS) - set(header)), sorted(set(header) - set(HEADER_KEYS))
+    if missing or extra:
+        bad(f"fields missing {missing} / unknown {extra}; a header has exactly {list(HEADER_KEYS)}")
+    if header["codec"] != "gapkit-bits-back":
+        bad(f"unknown codec {header['codec']!r}; valid: 'gapkit-bits-back'")
+    for k in ("model_hash", "images_sha256", "probe_sha256"):
+        if not _is_hex(header[k]):
+            bad(f"{k} must be 64 lowercase hex digits, got {str(header[k])[:80]!r}")
+    if not isinstance(header["model_config"], dict):
+        bad("model_config must be a JSON object")
+    if header["likelihood"] not in ("bernoulli", "logistic"):
+        bad(f"likelihood {header['likelihood']!r}; valid: 'bernoulli', 'logistic'")
+    if not isinstance(header["torch"], str) or len(header["torch"]) > 64:
+        bad("torch must be a version string")
+    n = header["n_images"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        bad(f"n_images must be a positive integer, got {n!r}")
+    if n > LIMITS["images_per_bit"] * 32 * max(n_words, 1):
+        bad(f"n_images {n} is impossible for a message of {n_words} words (at most {LIMITS['images_per_bit']} images "
+            "per bit)")
+    shape = header["image_shape"]
+    if (not isinstance(shape, list) or not 1 <= len(shape) <= 3
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        bad(f"image_shape must be a list of 1 to 3 positive integers, got {shape!r}")
+    dim = int(np.prod(shape))
+    if n * dim > LIMITS["decoded_bytes"]:
+        bad(f"{n} images of {dim} pixels would need {n * dim / 2**30:.1f} GiB (limit "
+            f"{LIMITS['decoded_bytes'] / 2**30:.0f} GiB)")
+    if header["dtype"] not in DTYPES:
+        bad(f"dtype {str(header['dtype'])[:40]!r} is not allowed; valid: {', '.join(DTYPES)}")
+    c = header["coder"]
+    if not isinstance(c, dict) or sorted(c) != sorted(CODER_KEYS):
+        bad(f"coder must be an object with exactly the fields {list(CODER_KEYS)}, got "
+            f"{sorted(c) if isinstance(c, dict) else type(c).__name__}")
+    c = dict(c)
+    n_init = c.pop("initial_words")
+    if not isinstance(n_init, int) or isinstance(n_init, bool) or not 1 <= n_init <= LIMITS["initial_words"]:
+        bad(f"coder.initial_words must be an integer in 1..{LIMITS['initial_words']}, got {n_init!r}")
+    for k, v in c.items():
+        if k == "lr":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                bad(f"coder.lr must be a number, got {v!r}")
+        elif not isinstance(v, int) or isinstance(v, bool):
+            bad(f"coder.{k} must be an integer, got {v!r}")
+    return {"settings": c, "initial_words": n_init, "n_images": n, "image_shape": list(shape),
+            "dtype": header["dtype"]}
 
 
 def initial_words(n: int, seed: int) -> np.ndarray:
@@ -145,12 +236,15 @@ class BitsBackCodec:
             pixel_precision = 16 if model.likelihood == "bernoulli" else 20
         lo = 2 if model.likelihood == "bernoulli" else 9
         self.pixel_precision = _int_param("pixel_precision", pixel_precision, lo, 24)
-        self.group_size = _int_param("group_size", group_size, 1, 1 << 20)
-        self.steps = _int_param("steps", steps, 0, 100000)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        self.lr = float(lr)
+        self.group_size = _int_param("group_size", group_size, 1, LIMITS["group_size"])
+        self.steps = _int_param("steps", steps, 0, LIMITS["steps"])
+        from ..checks import number
+        self.lr = number("lr", lr, 0.0, LIMITS["lr"], lo_open=True)
         self.seed = _int_param("seed", seed, 0, 2 ** 63 - 1)
+        if self.group_size * model.z_dim * 2 ** self.latent_bits > LIMITS["group_table"]:
+            raise ValueError(f"group_size {self.group_size} x {model.z_dim} latents x 2^{self.latent_bits} bins is "
+                             f"a posterior table of more than {LIMITS['group_table']} entries; lower group_size "
+                             "or latent_bits")
         self.model = copy.deepcopy(model).to("cpu", torch.float32).eval()
         self.model_hash = model_hash(self.model)
         self.likelihood = self.model.likelihood
@@ -178,8 +272,9 @@ class BitsBackCodec:
         if torch.is_tensor(images):
             images = images.detach().cpu().numpy()
         arr = np.asarray(images)
-        if arr.dtype.kind not in "buif":
-            raise ValueError(f"images must be a numeric array (bool, uint8, int or float), got dtype {arr.dtype}")
+        if arr.dtype.kind not in "buif" or arr.dtype.str not in DTYPES:
+            raise ValueError(f"images must be a numeric array (bool, uint8, int or float, little-endian), got dtype "
+                             f"{arr.dtype} ({arr.dtype.str}); valid: {', '.join(DTYPES)}")
         if arr.ndim < 2:
             raise ValueError(f"images must have shape (N, {self.x_dim}) or (N, H, W) with H*W = {self.x_dim}, "
                              f"got shape {arr.shape}")
@@ -334,7 +429,7 @@ class BitsBackCodec:
             "codec": "gapkit-bits-back", "model_hash": self.model_hash, "model_config": self.model.config,
             "n_images": n, "image_shape": list(shape), "dtype": dtype, "likelihood": self.likelihood,
             "coder": {**self.settings(), "initial_words": n_init},
-            "images_sha256": hashlib.sha256(x_u8.tobytes()).hexdigest(), "probe_sha256": probe,
+            "images_sha256": _images_digest(x_u8, shape, dtype), "probe_sha256": probe,
             "torch": torch.__version__,
         }
         data = pack(header, words)
@@ -354,18 +449,25 @@ class BitsBackCodec:
         that this machine cannot reproduce bit for bit.
         """
         header, words = unpack(data)
-        if header.get("codec") != "gapkit-bits-back":
-            raise CodecError("not a gapkit bits-back message (unknown codec in header)")
-        if header.get("model_hash") != self.model_hash:
+        meta = validate_header(header, len(words))
+        if header["model_hash"] != self.model_hash:
             raise CodecError(f"this message was encoded with another model (parameter hash "
-                             f"{str(header.get('model_hash'))[:16]}...); this model's hash is "
-                             f"{self.model_hash[:16]}...")
-        c = dict(header["coder"])
-        n_init = c.pop("initial_words")
-        if c != self.settings():
-            return BitsBackCodec(self.model, **c).decode(data, return_initial, progress)
+                             f"{header['model_hash'][:16]}...); this model's hash is {self.model_hash[:16]}...")
+        if header["likelihood"] != self.likelihood or int(np.prod(meta["image_shape"])) != self.x_dim:
+            raise CodecError(f"message header rejected: images of shape {meta['image_shape']} with "
+                             f"{header['likelihood']} pixels do not fit this model ({self.x_dim} {self.likelihood} pixels)")
+        codec = self
+        if meta["settings"] != self.settings():
+            try:
+                codec = BitsBackCodec(self.model, **meta["settings"])
+            except (TypeError, ValueError) as e:
+                raise CodecError(f"message header rejected: bad coder settings ({e})") from None
+        return codec._decode(header, words, meta, return_initial, progress)
+
+    def _decode(self, header, words, meta, return_initial, progress):
         from ..progress import tqdm
-        n = int(header["n_images"])
+        n = meta["n_images"]
+        n_init = meta["initial_words"]
         groups = self._groups(n)
         out = np.empty((n, self.x_dim), dtype=np.uint8)
         with _one_thread():
@@ -389,9 +491,10 @@ class BitsBackCodec:
         init = initial_words(n_init, self.seed)
         if not np.array_equal(back, init):
             raise CodecError("message corrupted or truncated: decoding did not return the initial bits")
-        if hashlib.sha256(out.tobytes()).hexdigest() != header["images_sha256"]:
-            raise CodecError("message corrupted: the decoded images do not match the stored hash")
-        images = out.astype(np.dtype(header["dtype"])).reshape(n, *header["image_shape"])
+        if _images_digest(out, meta["image_shape"], meta["dtype"]) != header["images_sha256"]:
+            raise CodecError("message corrupted: the decoded images (with their shape and dtype) do not match "
+                             "the stored hash")
+        images = out.astype(np.dtype(meta["dtype"])).reshape(n, *meta["image_shape"])
         return (images, init) if return_initial else images
 
     def posterior(self, images):
@@ -444,13 +547,12 @@ def encode(model, images, **settings) -> bytes:
 
 def decode(model, data, **kw):
     """Message bytes -> images, with the settings stored in the message (chapter 7)."""
-    header, _ = unpack(data)
-    c = dict(header.get("coder", {}))
-    c.pop("initial_words", None)
+    header, words = unpack(data)
+    meta = validate_header(header, len(words))
     try:
-        codec = BitsBackCodec(model, **c)
+        codec = BitsBackCodec(model, **meta["settings"])
     except (TypeError, ValueError) as e:
-        raise CodecError(f"message corrupted: bad coder settings in the header ({e})") from None
+        raise CodecError(f"message header rejected: bad coder settings ({e})") from None
     return codec.decode(data, **kw)
 
 

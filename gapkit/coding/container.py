@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["MAGIC", "FORMAT_VERSION", "CodecError", "pack", "unpack"]
 
 MAGIC = b"GAPKITBB"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the images' hash covers their count, shape and dtype; headers validated
 
 
 class CodecError(ValueError):
