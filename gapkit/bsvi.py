@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import nonneg_int, positive_int
 from .bounds import bsvi
 from .objectives import Losses, Objective
 from .refine import OPTIMIZERS, refine
@@ -47,9 +48,7 @@ __all__ = ["BufferWeights", "buffer_trajectory", "trajectory_log_weights", "sir_
 
 
 def _check_steps(k, name="steps"):
-    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {k!r}")
-    return k
+    return nonneg_int(name, k)
 
 
 class BufferWeights(nn.Module):
@@ -209,8 +208,7 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
     """
     _check_steps(steps)
     model.check_x(x)
-    if not isinstance(recon_samples, int) or recon_samples < 1:
-        raise ValueError(f"recon_samples must be a positive integer, got {recon_samples!r}")
+    positive_int("recon_samples", recon_samples)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     from .progress import tqdm

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .checks import number, positive_int
 from .estimators import sample_q
 from .progress import tqdm
 
@@ -27,10 +28,8 @@ class Classifier(nn.Module):
     def __init__(self, z_dim: int, n_classes: int = 10, hidden: int = 200, dropout: float = 0.1, layers: int = 2):
         super().__init__()
         for name, v in (("z_dim", z_dim), ("n_classes", n_classes), ("hidden", hidden), ("layers", layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+            positive_int(name, v)
+        number("dropout", dropout, 0.0, 1.0, hi_open=True)
         mods, d = [], z_dim
         for _ in range(layers):
             mods += [nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(dropout)]
@@ -58,8 +57,8 @@ def train_classifier(model, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, 
     in eval mode.
     """
     _check_xy(x, y)
-    if not isinstance(epochs, int) or epochs <= 0 or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"epochs and batch_size must be positive integers, got {epochs!r}, {batch_size!r}")
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     y = y.to(x.device)
@@ -88,8 +87,7 @@ def predictive(model, clf: Classifier, x: torch.Tensor, K: int = 100, max_rows: 
                generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:
     """p(y|x) ~= (1/K) sum_k softmax(clf(z_k)), z_k ~ q(z|x): (N, D) -> (N, C), batched with at most
     ``max_rows`` (sample, image) rows per pass."""
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    positive_int("K", K)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     clf.eval()

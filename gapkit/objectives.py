@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import positive_int
 from .bounds import elbo, iwae
 from .estimators import log_weights
 
@@ -39,9 +40,7 @@ class Objective:
 
 
 def _check_K(K):
-    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
-    return K
+    return positive_int("K", K)
 
 
 class ELBO(Objective):

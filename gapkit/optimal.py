@@ -17,6 +17,7 @@ import copy
 
 import torch
 
+from .checks import nonneg_int, number, positive_int
 from .bounds import elbo, iwae
 from .estimators import log_weights
 from .progress import tqdm
@@ -25,12 +26,9 @@ __all__ = ["per_point", "amortized"]
 
 
 def _check(steps, lr, K):
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    nonneg_int("steps", steps)
+    number("lr", lr, 0.0, lo_open=True)
+    positive_int("K", K)
 
 
 def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int = 1, init=None,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import nonneg_int, number, positive_int
 from .bounds import elbo
 from .estimators import log_weights
 from .objectives import Losses, Objective
@@ -117,10 +118,8 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    nonneg_int("steps", steps)
+    positive_int("samples", samples)
     if clip is not None and not clip > 0:
         raise ValueError(f"clip must be > 0 or None (no clipping), got {clip!r}")
     if not 0 <= momentum < 1:
@@ -207,14 +206,11 @@ class GDIR(Objective):
 
     def __init__(self, steps: int = 20, optimizer: str = "momentum", lr: float = 1.0, momentum: float = 0.5,
                  samples: int = 1, clip: float | None = 1.0, K: int = 1):
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        nonneg_int("steps", steps)
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-            raise ValueError(f"K must be a positive integer, got {K!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        positive_int("K", K)
+        number("lr", lr, 0.0, lo_open=True)
         self.steps, self.optimizer, self.lr, self.momentum = steps, optimizer, lr, momentum
         self.samples, self.clip, self.K = samples, clip, K
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, grad, vmap
 
+from .checks import integer, positive_int
 from .bounds import ciwae, miwae
 from .progress import tqdm
 
@@ -45,9 +46,8 @@ BOUNDS = ("iwae", "miwae", "ciwae")
 def _check(bound, M, K, beta):
     if bound not in BOUNDS:
         raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
-    for name, v in (("M", M), ("K", K)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    positive_int("M", M)
+    positive_int("K", K)
     if bound == "iwae" and M != 1:
         raise ValueError(f"bound 'iwae' has M = 1; use bound='miwae' for M = {M}")
     if bound == "ciwae":
@@ -386,8 +386,7 @@ def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float 
     """
     bound = bound or ("iwae" if M == 1 else "miwae")
     _check(bound, M, K, beta)
-    if not isinstance(reps, int) or reps < 2:
-        raise ValueError(f"reps must be an integer >= 2, got {reps!r}")
+    integer("reps", reps, lo=2)
     model.check_x(x)
     B, Z = len(x), model.z_dim
     n_params = sum(p.numel() for p in model.encoder_parameters() + model.decoder_parameters())

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import positive_int
 from .bounds import bpd
 from .estimators import BOUNDS, evaluate
 from .io import load_checkpoint, read_json, write_json
@@ -166,8 +167,7 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
     """
     if bound not in BOUNDS:
         raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    positive_int("K", K)
     kw = _check_method(inference, inference_kw)
     pairs = _as_pairs(checkpoints)
     data_key = tensor_digest(x)
