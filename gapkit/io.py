@@ -200,7 +200,7 @@ def check_output(path, kind: str = "file", inputs=(), what: str = "output") -> P
     if kind == "file" and p.is_dir():
         raise ValueError(f"the {what} {p} is an existing folder; give a file path")
     if kind == "dir" and p.exists() and not p.is_dir():
-        raise ValueError(f"the {what} folder {p} is an existing file; give a folder path")
+        raise ValueError(f"the {what} {p} is an existing file; give a folder path")
     folder = p if kind == "dir" else p.parent
     anc = folder
     while not anc.exists():
