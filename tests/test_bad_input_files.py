@@ -1,0 +1,309 @@
+"""Files you can trust: checksummed checkpoints and results, compressed files whose every header
+field is validated, and commands that never overwrite their own inputs (issue "Runs you can trust")."""
+import hashlib
+import io
+import json
+import os
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gapkit.coding import BitsBackCodec, CodecError, decode
+from gapkit.coding.container import MAGIC, unpack
+from gapkit.io import (CHECKPOINT_MAGIC, CheckpointError, IntegrityError, check_output, load_checkpoint,
+                       read_json, save_checkpoint, write_json)
+from gapkit.models import VAE
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return VAE(16, 3, (12,)).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def ckpt_bytes(tmp_path_factory, model):
+    p = tmp_path_factory.mktemp("ck") / "m.pt"
+    save_checkpoint(p, model, epoch=3)
+    return p.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def message(model):
+    x = (np.random.default_rng(0).random((20, 16)) < 0.3).astype(np.uint8)
+    return x, BitsBackCodec(model, group_size=8).encode(x)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path, model, ckpt_bytes):
+    (tmp_path / "m.pt").write_bytes(ckpt_bytes)
+    m = VAE(16, 3, (12,))
+    ck = load_checkpoint(tmp_path / "m.pt", m)
+    assert ck["epoch"] == 3 and all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                                                         model.state_dict().values()))
+
+
+def test_one_flipped_bit_in_tensor_data_is_refused(tmp_path, model, ckpt_bytes):
+    # find the bytes of the first weight matrix inside the payload and flip one bit there
+    w = model.state_dict()["encoder.0.weight"].numpy().tobytes()
+    at = ckpt_bytes.index(w[:64]) + 10
+    bad = bytearray(ckpt_bytes)
+    bad[at] ^= 0x01
+    (tmp_path / "m.pt").write_bytes(bytes(bad))
+    # torch alone loads it silently with a changed weight ...
+    payload = bytes(bad[len(CHECKPOINT_MAGIC) + 32:])
+    silent = torch.load(io.BytesIO(payload), weights_only=True)["model"]["encoder.0.weight"]
+    assert not torch.equal(silent, model.state_dict()["encoder.0.weight"])
+    # ... gapkit refuses it before using anything
+    m = VAE(16, 3, (12,))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        load_checkpoint(tmp_path / "m.pt", m)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_edit_of_a_checkpoint_is_refused(tmp_path, ckpt_bytes, data):
+    at = data.draw(st.integers(0, len(ckpt_bytes) - 1))
+    delta = data.draw(st.integers(1, 255))
+    bad = bytearray(ckpt_bytes)
+    bad[at] = (bad[at] + delta) % 256
+    p = tmp_path / f"edit-{at}.pt"
+    p.write_bytes(bytes(bad))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(p)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "old-format", "other-version", "text"])
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path, model, ckpt_bytes, kind):
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict()}, buf)
+    content = {"truncated": ckpt_bytes[:len(ckpt_bytes) // 2], "empty": b"", "old-format": buf.getvalue(),
+               "other-version": CHECKPOINT_MAGIC[:-1] + b"\x09" + ckpt_bytes[len(CHECKPOINT_MAGIC):],
+               "text": b"hello"}[kind]
+    (tmp_path / "c.pt").write_bytes(content)
+    msg = {"truncated": "SHA-256 mismatch", "empty": "not a gapkit checkpoint", "old-format": "older gapkit",
+           "other-version": "another format version", "text": "not a gapkit checkpoint"}[kind]
+    with pytest.raises(CheckpointError, match=msg):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_a_nan_model_is_never_checkpointed(tmp_path):
+    m = small_model()
+    with torch.no_grad():
+        m.decoder[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite values in decoder.0.weight"):
+        save_checkpoint(tmp_path / "nan.pt", m)
+    assert not (tmp_path / "nan.pt").exists()
+
+
+# --------------------------------------------------------------------------- results files
+def test_results_checksum(tmp_path):
+    write_json(tmp_path / "r.json", {"a": 1.5, "b": [1, 2], "t": (3, 4)}, checksum=True)
+    assert read_json(tmp_path / "r.json", require_checksum=True) == {"a": 1.5, "b": [1, 2], "t": [3, 4]}
+    obj = json.loads((tmp_path / "r.json").read_text())
+    obj["a"] = 2.5
+    (tmp_path / "r.json").write_text(json.dumps(obj))
+    with pytest.raises(IntegrityError, match="checksum does not match"):
+        read_json(tmp_path / "r.json")
+    write_json(tmp_path / "plain.json", {"a": 1})
+    with pytest.raises(IntegrityError, match="has no checksum"):
+        read_json(tmp_path / "plain.json", require_checksum=True)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(IntegrityError, match="not readable JSON"):
+        read_json(tmp_path / "junk.json")
+
+
+# --------------------------------------------------------------------------- outputs vs inputs
+def test_check_output(tmp_path):
+    (tmp_path / "in.npy").write_bytes(b"x")
+    os.link(tmp_path / "in.npy", tmp_path / "hard.npy")
+    os.symlink(tmp_path / "in.npy", tmp_path / "soft.npy")
+    for out in ("in.npy", "hard.npy", "soft.npy", "./sub/../in.npy"):
+        with pytest.raises(ValueError, match="also an input"):
+            check_output(tmp_path / out, inputs=[tmp_path / "in.npy"])
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match="is an existing folder"):
+        check_output(tmp_path / "d")
+    with pytest.raises(ValueError, match="path is empty"):
+        check_output("  ")
+    with pytest.raises(ValueError, match="cannot create"):
+        check_output(tmp_path / "in.npy" / "x.gkbb")
+    assert check_output(tmp_path / "new" / "x.gkbb") == tmp_path / "new" / "x.gkbb"
+    assert (tmp_path / "in.npy").read_bytes() == b"x"
+
+
+def _cli(*args):
+    from gapkit.__main__ import main
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return 0 if e.code in (None, 0) else 1, str(e.code)
+    return 0, ""
+
+
+@pytest.fixture
+def files(tmp_path, model):
+    ck = tmp_path / "model.pt"
+    save_checkpoint(ck, model)
+    x = (np.random.default_rng(1).random((12, 16)) < 0.3).astype(np.uint8)
+    np.save(tmp_path / "imgs.npy", x)
+    assert _cli("compress", str(tmp_path / "imgs.npy"), str(tmp_path / "m.gkbb"), "--checkpoint", str(ck),
+                "--quiet")[0] == 0
+    return tmp_path, {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("args", [
+    ("compress", "imgs.npy", "model.pt", "--checkpoint", "model.pt"),      # the message over the model
+    ("compress", "imgs.npy", "imgs.npy", "--checkpoint", "model.pt"),      # over its own input images
+    ("decompress", "m.gkbb", "m.gkbb", "--checkpoint", "model.pt"),        # over its own message
+    ("decompress", "m.gkbb", "model.pt", "--checkpoint", "model.pt"),      # over the model
+], ids=["compress-over-model", "compress-over-input", "decompress-over-message", "decompress-over-model"])
+def test_commands_never_overwrite_their_inputs(files, args):
+    d, before = files
+    code, err = _cli(*[str(d / a) if not a.startswith("-") and a not in ("compress", "decompress") else a
+                       for a in args])
+    assert code != 0 and "also an input" in err
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_compress_into_a_folder_is_refused(files):
+    d, before = files
+    (d / "out").mkdir()
+    code, err = _cli("compress", str(d / "imgs.npy"), str(d / "out"), "--checkpoint", str(d / "model.pt"))
+    assert code != 0 and "existing folder" in err
+
+
+# --------------------------------------------------------------------------- compressed files
+def repack(data: bytes, edit) -> bytes:
+    """Apply ``edit(header)`` and rebuild the container with a valid CRC (a deliberate edit)."""
+    header, words = unpack(data)
+    edit(header)
+    h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    body = MAGIC + struct.pack("<HI", 2, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def _set(path, value):
+    def edit(h):
+        obj = h
+        for k in path[:-1]:
+            obj = obj[k]
+        obj[path[-1]] = value
+    return edit
+
+
+def _drop(path):
+    def edit(h):
+        obj = h
+        for k in path[:-1]:
+            obj = obj[k]
+        del obj[path[-1]]
+    return edit
+
+
+HEADER_EDITS = {
+    "shape-8x8": (_set(["image_shape"], [8, 8]), "do not fit this model"),
+    "shape-2x8": (_set(["image_shape"], [2, 8]), "do not match the stored hash"),
+    "shape-str": (_set(["image_shape"], "4x4"), "image_shape must be a list"),
+    "shape-zero": (_set(["image_shape"], [0, 16]), "image_shape must be a list"),
+    "dtype-datetime": (_set(["dtype"], "<M8[ns]"), "dtype '<M8\\[ns\\]' is not allowed"),
+    "dtype-object": (_set(["dtype"], "|O"), "is not allowed"),
+    "dtype-other-allowed": (_set(["dtype"], "<f8"), "do not match the stored hash"),
+    "coder-missing": (_drop(["coder", "steps"]), "coder must be an object with exactly"),
+    "coder-extra": (_set(["coder", "foo"], 1), "coder must be an object with exactly"),
+    "coder-not-object": (_set(["coder"], [1, 2]), "coder must be an object"),
+    "steps-huge": (_set(["coder", "steps"], 100000), "steps must be an integer in 0..1000"),
+    "steps-float": (_set(["coder", "steps"], 1.5), "coder.steps must be an integer"),
+    "lr-string": (_set(["coder", "lr"], "5e-3"), "coder.lr must be a number"),
+    "lr-negative": (_set(["coder", "lr"], -1.0), "lr must be a finite number"),
+    "group-huge": (_set(["coder", "group_size"], 10 ** 9), "group_size must be an integer in 1..4096"),
+    "latent-bits": (_set(["coder", "latent_bits"], 40), "latent_bits must be an integer in 1..16"),
+    "seed-bool": (_set(["coder", "seed"], True), "coder.seed must be an integer"),
+    "initial-huge": (_set(["coder", "initial_words"], 10 ** 12), "initial_words must be an integer"),
+    "n-huge": (_set(["n_images"], 10 ** 9), "impossible for a message|GiB"),
+    "n-zero": (_set(["n_images"], 0), "n_images must be a positive integer"),
+    "n-more": (_set(["n_images"], 21), "truncated|corrupted|do not match"),
+    "codec": (_set(["codec"], "other"), "unknown codec"),
+    "model-hash": (_set(["model_hash"], "zz"), "model_hash must be 64"),
+    "other-model": (_set(["model_hash"], "0" * 64), "another model"),
+    "likelihood": (_set(["likelihood"], "gaussian"), "likelihood 'gaussian'"),
+    "missing-field": (_drop(["images_sha256"]), "fields missing \\['images_sha256'\\]"),
+    "extra-field": (_set(["note"], "hi"), "unknown \\['note'\\]"),
+    "torch-long": (_set(["torch"], "x" * 100), "torch must be a version string"),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADER_EDITS))
+def test_edited_headers_are_refused_quickly(model, message, name):
+    x, data = message
+    edit, msg = HEADER_EDITS[name]
+    bad = repack(data, edit)
+    t0 = time.perf_counter()
+    with pytest.raises(CodecError, match=msg):
+        decode(model, bad)
+    with pytest.raises(CodecError):
+        BitsBackCodec(model, group_size=8).decode(bad)
+    assert time.perf_counter() - t0 < 30  # refused before any long work
+
+
+def test_header_that_is_not_an_object(model, message):
+    _, data = message
+    header, words = unpack(data)
+    h = b"[1, 2]"
+    body = MAGIC + struct.pack("<HI", 2, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
+    with pytest.raises(CodecError, match="must be a JSON object"):
+        decode(model, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
+
+
+def test_the_unedited_message_still_decodes(model, message):
+    x, data = message
+    assert np.array_equal(decode(model, repack(data, lambda h: None)), x)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_any_single_byte_edit_of_a_compressed_file_is_refused(message, data):
+    x, msg = message
+    at = data.draw(st.integers(0, len(msg) - 1))
+    delta = data.draw(st.integers(1, 255))
+    bad = bytearray(msg)
+    bad[at] = (bad[at] + delta) % 256
+    with pytest.raises(CodecError):
+        decode(small_model(), bytes(bad))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(steps=100000), "steps must be an integer in 0..1000"),
+    (dict(group_size=10 ** 6), "group_size must be an integer in 1..4096"),
+    (dict(lr=float("inf")), "lr must be a finite number"),
+    (dict(latent_bits=16, group_size=4096), "posterior table"),
+    (dict(seed=-1), "seed must be an integer"),
+])
+def test_bad_coder_settings(model, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        BitsBackCodec(model, **kw)
+
+
+def test_images_of_an_unsupported_dtype_are_refused(model):
+    x = (np.random.default_rng(0).random((3, 16)) < 0.5).astype(">i4")
+    with pytest.raises(ValueError, match="little-endian"):
+        BitsBackCodec(model).encode(x)
+
+
+def test_message_hash_covers_shape_and_dtype(model, message):
+    x, data = message
+    header, _ = unpack(data)
+    plain = hashlib.sha256(x.tobytes()).hexdigest()
+    assert header["images_sha256"] != plain  # the count, shape and dtype are inside the hash
