@@ -183,10 +183,10 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
         cache = cdir / f"{path.stem}-{key}.json"
         if cache.exists():
             try:
-                row = read_json(cache)
+                row = read_json(cache, require_checksum=True)
                 rows.append({**row, "epoch": epoch, "checkpoint": str(path), "cached": True})
                 continue
-            except ValueError:  # a damaged cache file: compute again
+            except ValueError:  # a damaged or edited cache file (checksum): compute again
                 pass
         model = load_model(path, device if device is not None else x.device)
         nats = evaluate_with(model, x, bound, K, inference, kw, seed=seed)    # (N,)
@@ -196,6 +196,6 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
                "bpd": float(bpd(mean, x.shape[1])), "n": int(len(x)), "dim": int(x.shape[1]), **spec}
         if not math.isfinite(mean):
             raise ValueError(f"non-finite bound {mean} at checkpoint {path}")
-        write_json(cache, row)
+        write_json(cache, row, checksum=True)
         rows.append({**row, "cached": False})
     return rows

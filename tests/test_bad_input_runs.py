@@ -18,7 +18,7 @@ from gapkit.experiments import Context, RunIdentityError, experiment
 from gapkit.io import IntegrityError, read_json
 from gapkit.models import VAE
 from gapkit.objectives import ELBO, IWAE
-from gapkit.train import TrainConfig, train
+from gapkit.train import train
 
 PROBE_SETTINGS = {"quick": {"epochs": 2, "lr": 0.01, "flag": False, "Ks": [1, 2], "label": "a", "limit": None,
                             "opts": {"beta": 0.5}}}

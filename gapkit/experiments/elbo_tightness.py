@@ -21,7 +21,6 @@ The ELBO and the IWAE-10 of one q use the same samples (one seed), so IWAE-10 >=
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 
 import torch
 from ..progress import tqdm
@@ -169,27 +168,10 @@ def _bounds(model, x, K, q=None, seed=0):
     return e, i
 
 
-def _drop_stale_checkpoints(out, cfg):
-    """Remove the checkpoints of an earlier run in ``out`` made with another training config (a run
-    with the same config is resumed by :func:`gapkit.train.train` instead)."""
-    resume = out / "checkpoints" / "resume.pt"
-    if not resume.exists():
-        return
-    old = dict(load_checkpoint(resume).get("train_config", {}))
-    new = asdict(cfg)
-    old.pop("progress", None)
-    new.pop("progress", None)
-    if old != new:
-        for _, p in checkpoints(out):
-            p.unlink()
-        resume.unlink()
-
-
 def mnist_part(ctx: Context, s: dict) -> dict:
     data = ctx.data()
     model = ctx.model(data)
     cfg = ctx.train_config(checkpoint_every=s["checkpoint_every"])
-    _drop_stale_checkpoints(ctx.out, cfg)
     history = train(model, data, ELBO(), cfg, out_dir=ctx.out)
     x = data.fixed("test", seed=ctx.seed)
     D, K = data.dim, s["eval_K"]
