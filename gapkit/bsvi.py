@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from .checks import nonneg_int, positive_int
 from .bounds import bsvi
 from .objectives import Losses, Objective
-from .refine import OPTIMIZERS, refine
+from .refine import check_svi_settings, refine
 
 __all__ = ["BufferWeights", "buffer_trajectory", "trajectory_log_weights", "sir_indices", "optimize_pi",
            "bsvi_prefix", "mean_position", "refined_bounds", "SVI", "BSVI", "BSVISIR", "BSVIDS",
@@ -244,10 +244,10 @@ class _Refined(Objective, nn.Module):
                  momentum: float = 0.5, clip: float | None = 1.0, record: bool = True):
         nn.Module.__init__(self)
         self.steps = _check_steps(steps)
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
+        check_svi_settings(optimizer, lr, momentum, clip)
+        for name, v in (("learn_pi", learn_pi), ("record", record)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name} must be True or False, got {v!r}")
         self.svi = dict(optimizer=optimizer, lr=lr, momentum=momentum, clip=clip)
         self.learn_pi = bool(learn_pi)
         self.buffer = BufferWeights(steps) if self.learn_pi else None

@@ -83,8 +83,8 @@ def number(name: str, v, lo: float | None = None, hi: float | None = None, lo_op
         ok = not ((lo is not None and (v <= lo if lo_open else v < lo)) or
                   (hi is not None and (v >= hi if hi_open else v > hi)))
     if not ok:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
+        left = "(" if lo_open or lo is None else "["
+        right = ")" if hi_open or hi is None else "]"
         rng = f" in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
         raise ValueError(f"{name} must be a finite number{rng if lo is not None or hi is not None else ''}, "
                          f"got {v!r}")

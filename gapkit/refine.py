@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import nonneg_int, number, positive_int
+from .checks import nonneg_int, number, one_of, positive_int
 from .bounds import elbo
 from .estimators import log_weights
 from .objectives import Losses, Objective
@@ -89,6 +89,16 @@ def _check_lr(lr, B, device, dtype):
     if not bool((lr_t > 0).all()) or not bool(torch.isfinite(lr_t).all()):
         raise ValueError("lr must be > 0 and finite for every data point")
     return lr_t[:, None]  # (B, 1)
+
+
+def check_svi_settings(optimizer: str, lr: float, momentum: float, clip) -> None:
+    """The refiners' settings: a known optimizer, lr a finite number > 0, momentum in [0, 1), clip
+    a finite number > 0 or None (``ValueError`` otherwise)."""
+    one_of("optimizer", optimizer, OPTIMIZERS)
+    number("lr", lr, 0.0, lo_open=True)
+    number("momentum", momentum, 0.0, 1.0, hi_open=True)
+    if clip is not None:
+        number("clip", clip, 0.0, lo_open=True)
 
 
 def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = "momentum", lr=1.0,
@@ -207,10 +217,9 @@ class GDIR(Objective):
     def __init__(self, steps: int = 20, optimizer: str = "momentum", lr: float = 1.0, momentum: float = 0.5,
                  samples: int = 1, clip: float | None = 1.0, K: int = 1):
         nonneg_int("steps", steps)
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        check_svi_settings(optimizer, lr, momentum, clip)
         positive_int("K", K)
-        number("lr", lr, 0.0, lo_open=True)
+        positive_int("samples", samples)
         self.steps, self.optimizer, self.lr, self.momentum = steps, optimizer, lr, momentum
         self.samples, self.clip, self.K = samples, clip, K
 

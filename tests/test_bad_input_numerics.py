@@ -217,3 +217,30 @@ def test_train_arguments():
     with pytest.raises(ValueError, match="unknown device"):
         train(m, _toy_data(), ELBO(), epochs=1, progress=False, device="tpu")
     assert math.isfinite(sum(float(p.detach().sum()) for p in m.parameters()))
+
+
+def _objective_cases():
+    from gapkit.bsvi import BSVI, BSVISIR, SVI
+    from gapkit.piwae import CIWAE, MIWAE, PIWAE, LearnableCIWAE
+    from gapkit.refine import GDIR
+    from gapkit.sleep import Denoising, ReverseHalfAsleep, ReverseSleep, Sleep, Wake
+    return {
+        "ciwae-beta": lambda: CIWAE(beta=2), "ciwae-nan": lambda: CIWAE(beta=float("nan")),
+        "learned-beta0": lambda: LearnableCIWAE(beta0=0), "miwae-M": lambda: MIWAE(M=0),
+        "miwae-bool": lambda: MIWAE(M=True), "piwae-L": lambda: PIWAE(M=2, L=0),
+        "denoising-sigma": lambda: Denoising(sigma=-1), "denoising-weight": lambda: Denoising(weight=2),
+        "rha-alpha": lambda: ReverseHalfAsleep(alpha=2), "rha-latent": lambda: ReverseHalfAsleep(latent="x"),
+        "reverse-sleep-K": lambda: ReverseSleep(K=0), "sleep-latent": lambda: Sleep(latent=3),
+        "wake-flag": lambda: Wake(train_decoder="yes"), "gdir-steps": lambda: GDIR(steps=-1),
+        "gdir-lr": lambda: GDIR(lr=float("nan")), "gdir-momentum": lambda: GDIR(momentum=2),
+        "gdir-clip": lambda: GDIR(clip=-1), "gdir-optimizer": lambda: GDIR(optimizer="sgdx"),
+        "bsvi-steps": lambda: BSVI(steps=-1), "bsvi-lr": lambda: BSVISIR(steps=2, lr=float("inf")),
+        "svi-steps": lambda: SVI(steps=2.5), "bsvi-momentum": lambda: BSVISIR(steps=2, momentum=-1),
+        "bsvi-flag": lambda: BSVISIR(steps=2, learn_pi="no"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_objective_cases()))
+def test_every_objective_checks_its_settings(name):
+    with pytest.raises(ValueError):
+        _objective_cases()[name]()
