@@ -28,10 +28,11 @@ def _cmd_list(args):
 
 
 def _cmd_run(args):
-    from .experiments import default_out, identity, run
-    ident = identity(args.name, args.preset, args.seed)  # checks the name, preset and seed before any work
+    from .experiments import default_out, identity, parse_sets, run
+    overrides = parse_sets(args.set)
+    ident = identity(args.name, args.preset, args.seed, overrides)  # checks everything before any work
     res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,
-              device=args.device, progress=not args.no_progress)
+              device=args.device, progress=not args.no_progress, overrides=overrides)
     path = Path(args.out) if args.out is not None else default_out(args.name, ident["preset"]["name"],
                                                                    args.seed, ident)
     out = {"experiment": args.name, "preset": res["config"]["preset"]["name"],
@@ -41,6 +42,38 @@ def _cmd_run(args):
     else:  # no summary: name what results.json holds
         out["keys"] = [k for k in res if k not in ("config", "provenance")]
     print(json.dumps(out, indent=1))
+
+
+def _cmd_show(args):
+    from .experiments import describe_settings, get, parse_sets
+    rows = describe_settings(args.name, args.preset, parse_sets(args.set))
+    print(f"{args.name}: {get(args.name).description}")
+    fmt = lambda v: json.dumps(v if not isinstance(v, tuple) else list(v))  # noqa: E731
+    w = max(len(r["name"]) for r in rows)
+    wv = min(40, max(len(fmt(r["value"])) for r in rows))
+    print(f"{'setting':<{w}}  {'value':<{wv}}  {'default':<{wv}}  source")
+    for r in rows:
+        print(f"{r['name']:<{w}}  {fmt(r['value']):<{wv}}  {fmt(r['default']):<{wv}}  {r['source']}")
+
+
+def _cmd_grid(args):
+    from .grid import parse_grid_sets, parse_seeds, run_grid
+    res = run_grid(args.name, preset=args.preset, seeds=parse_seeds(args.seeds), grid=parse_grid_sets(args.set),
+                   out=args.out, engine=args.engine, address=args.address, workers=args.workers,
+                   device=args.device, progress=not args.no_progress)
+    print(_grid_summary(res))
+
+
+def _grid_summary(res) -> str:
+    lines = [f"grid {res['spec']['experiment']} ({res['spec']['preset']}): {res['counts']['done']} of "
+             f"{len(res['cells'])} cells done, {res['counts']['failed']} failed; {res['wall_time_s']:.1f} s"]
+    for s in res["settings"]:
+        head = ", ".join(f"{k}={v}" for k, v in s["overrides"].items()) or "(preset settings)"
+        metric = {k: v for k, v in s["scalars"].items() if k.startswith("metrics/")}
+        some = list(metric.items())[:6] or list(s["scalars"].items())[:6]
+        vals = "; ".join(f"{k}: {v['mean']:.5g} ± {v['std']:.2g}" for k, v in some)
+        lines.append(f"  {head} [n={s['n']}] {vals}")
+    return "\n".join(lines)
 
 
 def _cmd_bench(args):
@@ -107,7 +140,28 @@ def main(argv=None):
     r.add_argument("--force", action="store_true", help="move an existing run folder aside and run from scratch")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting or preset field "
+                   "(repeatable); `gapkit show NAME` lists them")
     r.set_defaults(func=_cmd_run)
+    sh = sub.add_parser("show", help="the effective settings of an experiment, their defaults and sources")
+    sh.add_argument("name")
+    sh.add_argument("--preset", default=None)
+    sh.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sh.set_defaults(func=_cmd_show)
+    g = sub.add_parser("grid", help="run an experiment over seeds and a grid of settings (locally or on Ray)")
+    g.add_argument("name")
+    g.add_argument("--preset", default=None)
+    g.add_argument("--seeds", default="0", help="e.g. 0-2 or 0,3,5 (default 0)")
+    g.add_argument("--set", action="append", metavar="KEY=V1,V2", help="grid values of a setting or preset "
+                   "field, comma-separated (a list value in brackets); repeatable: the cross product")
+    g.add_argument("--engine", default="local", choices=["local", "ray"])
+    g.add_argument("--address", default=None, help="Ray cluster address (auto, or ray://host:port); default: "
+                   "a local Ray started for the grid")
+    g.add_argument("--workers", type=int, default=None, help="cells at once (local: default one per core)")
+    g.add_argument("--out", default=None, help="grid folder (default: the results cache)")
+    g.add_argument("--device", default=None)
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(func=_cmd_grid)
     b = sub.add_parser("bench", help="run a benchmark and print its table")
     b.add_argument("name")
     b.add_argument("--device", default=None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-__all__ = ["Preset", "PRESETS", "get_preset", "preset_name", "DEFAULT_PRESET"]
+__all__ = ["Preset", "PRESETS", "get_preset", "preset_name", "DEFAULT_PRESET", "check_field", "FIELDS"]
 
 DEFAULT_PRESET = "book"
 
@@ -60,6 +60,45 @@ PRESETS = {
                     epochs=1000, batch_size=100, lr=3e-4, eval_every=100, checkpoint_every=100, eval_K=5000,
                     note="Zhang et al. 2022 settings: 2x500 ReLU, latent 16, Adam 3e-4, 1000 epochs (GPU)"),
 }
+
+
+FIELDS = {  # what each overridable field holds
+    "dataset": "one of digits, mnist, binarized_mnist",
+    "binarization": "threshold, dynamic, grey or fixed",
+    "train_subset": "a positive integer or null (the whole training split)",
+    "test_subset": "a positive integer or null (the whole test split)",
+    "hidden": "hidden layer sizes, e.g. 500,500",
+    "latent": "a positive integer (latent dimensions)",
+    "activation": "relu, tanh, elu or softplus",
+    "epochs": "a positive integer", "batch_size": "a positive integer", "lr": "a number > 0",
+    "eval_every": "a non-negative integer (epochs)", "checkpoint_every": "a non-negative integer (epochs)",
+    "eval_K": "a positive integer (samples of the reported IWAE bounds)",
+}
+
+
+def check_field(name: str, value):
+    """A preset field's override, checked and converted (``hidden=500`` -> ``(500,)``); ``ValueError``
+    naming the valid fields or values. ``name`` and ``note`` cannot be overridden."""
+    from . import checks
+    if name not in FIELDS:
+        raise ValueError(f"unknown preset field {name!r}; valid: {', '.join(FIELDS)}")
+    if name == "dataset":
+        from .data import DATASETS
+        return checks.one_of("dataset", value, DATASETS)
+    if name == "binarization":
+        return checks.one_of("binarization", value, ("threshold", "dynamic", "grey", "fixed"))
+    if name in ("train_subset", "test_subset"):
+        return checks.optional_positive_int(name, value)
+    if name == "hidden":
+        return checks.int_sizes("hidden", (value,) if isinstance(value, int) and not isinstance(value, bool) else value)
+    if name == "activation":
+        from .models import ACTIVATIONS
+        return checks.one_of("activation", value, tuple(ACTIVATIONS))
+    if name == "lr":
+        return checks.number("lr", value, 0.0, lo_open=True)
+    if name in ("eval_every", "checkpoint_every"):
+        return checks.nonneg_int(name, value)
+    return checks.positive_int(name, value)
 
 
 def preset_name(name: str | None = None) -> str:

@@ -194,5 +194,5 @@ def test_experiment_runs_small(tmp_path):
     assert row["elbo_star"] == pytest.approx(-(row["kl_star"] + row["reconstruction_star"]), abs=1e-3)
     assert set(r["estimator_table"]["VAE"]) == {"bsvi_k", "iwae_k", "iwae_2k", "iwae_3k", "iwae_4k", "iwae_5k"}
     assert "BSVI-3-SIR" in r["monitor"]
-    with pytest.raises(ValueError, match="unknown settings for experiment .bsvi."):
+    with pytest.raises(ValueError, match="unknown setting or preset field 'bogus' for experiment 'bsvi'"):
         experiments.run("bsvi", preset="quick", out=tmp_path / "x", bogus=1)

@@ -48,8 +48,9 @@ from .. import checks
 from ..io import IntegrityError, read_json, write_json
 from ..presets import Preset, get_preset
 
-__all__ = ["experiment", "registry", "get", "run", "load", "Context", "results_dir", "identity",
-           "check_settings", "code_hash", "RunIdentityError"]
+__all__ = ["experiment", "registry", "get", "run", "load", "finished", "Context", "results_dir", "identity",
+           "check_settings", "resolve_overrides", "effective", "describe_settings", "parse_value", "code_hash",
+           "RunIdentityError"]
 
 
 class RunIdentityError(ValueError):
@@ -66,6 +67,7 @@ class Experiment:
     chapter: str = ""
     cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}
     settings: dict | None = None              # preset -> {setting: default}; "book" stands in for a missing preset
+    preset_settings: tuple = ()               # settings that are dicts of preset-field changes (e.g. "changes")
 
     def defaults(self, preset_name: str) -> dict:
         """The experiment's settings at a preset, with their default values."""
@@ -75,11 +77,13 @@ class Experiment:
 
 
 def experiment(name: str, description: str, chapter: str = "", cost: dict | None = None,
-               settings: dict | None = None):
+               settings: dict | None = None, preset_settings: tuple = ()):
     """Register ``func(ctx) -> dict`` as the experiment ``name``; ``settings`` maps each preset name
-    to the experiment's settings and their defaults (``ctx.settings`` holds them, overrides applied)."""
+    to the experiment's settings and their defaults (``ctx.settings`` holds them, overrides applied);
+    ``preset_settings`` names the settings that hold changes to preset fields (the experiment applies
+    them itself, so a preset-field override of the same field is refused in favour of the setting)."""
     def wrap(func):
-        _REGISTRY[name] = Experiment(name, func, description, chapter, cost or {}, settings)
+        _REGISTRY[name] = Experiment(name, func, description, chapter, cost or {}, settings, tuple(preset_settings))
         return func
     return wrap
 
@@ -134,11 +138,72 @@ def check_settings(exp: "Experiment", preset_name: str, params: dict) -> dict:
     smallest); a dict for a dict (with known keys); for a default of None: None, a positive number, a
     string or a list of those.
     """
+    from ..presets import check_field
     defaults = exp.defaults(preset_name)
     if params and not defaults:
         raise ValueError(f"experiment {exp.name!r} takes no settings, got {', '.join(map(repr, params))}")
     checks.known_keys(f"settings for experiment {exp.name!r} at preset {preset_name!r}", params, defaults)
-    return {k: _check_value(k, v, defaults[k]) for k, v in params.items()}
+    out = {}
+    for k, v in params.items():
+        if k in exp.preset_settings and isinstance(v, dict):  # preset-field changes: checked as preset fields
+            out[k] = {f: check_field(f, x) for f, x in v.items() if f in _preset_fields()} | \
+                {f: _check_value(f"{k}.{f}", x, defaults[k].get(f)) for f, x in v.items() if f not in _preset_fields()}
+        else:
+            out[k] = _check_value(k, v, defaults[k])
+    return out
+
+
+def _preset_fields() -> tuple:
+    from ..presets import FIELDS
+    return tuple(FIELDS)
+
+
+def resolve_overrides(exp: "Experiment", preset_name: str, overrides: dict) -> tuple[dict, dict]:
+    """Split ``overrides`` into (preset-field changes, setting overrides), both checked.
+
+    A key is a setting of the experiment (``alpha``), a dotted path into a dict setting
+    (``changes.epochs`` changes one entry and keeps the others), a preset field (``epochs``) or an
+    explicit ``preset.FIELD`` / ``settings.NAME``. A bare name that is both a setting and a preset field
+    means the setting. A preset field that the experiment sets itself through one of its
+    ``preset_settings`` is refused, naming the setting to change instead.
+    """
+    from ..presets import check_field
+    defaults = exp.defaults(preset_name)
+    fields = _preset_fields()
+    preset_changes, params = {}, {}
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"an override needs a name, got {key!r}")
+        kind, name = None, key
+        if key.startswith("preset."):
+            kind, name = "preset", key[len("preset."):]
+        elif key.startswith("settings."):
+            kind, name = "setting", key[len("settings."):]
+        root = name.split(".")[0]
+        if kind is None:
+            kind = "setting" if root in defaults else "preset" if name in fields else None
+        if kind is None:
+            raise ValueError(f"unknown setting or preset field {key!r} for experiment {exp.name!r} at preset "
+                             f"{preset_name!r}; valid settings: {', '.join(sorted(defaults)) or '(none)'}; valid "
+                             f"preset fields: {', '.join(fields)}")
+        if kind == "preset":
+            value = check_field(name, value)
+            for ps in exp.preset_settings:
+                if name in (defaults.get(ps) or {}):
+                    raise ValueError(f"experiment {exp.name!r} sets the preset field {name!r} itself through its "
+                                     f"setting {ps}.{name} (= {defaults[ps][name]!r} at preset {preset_name!r}); "
+                                     f"override that instead: --set {ps}.{name}=VALUE")
+            preset_changes[name] = value
+        elif "." in name:
+            if root not in defaults or not isinstance(defaults[root], dict):
+                raise ValueError(f"{key!r}: {root!r} is not a dict setting of experiment {exp.name!r}; valid "
+                                 f"dict settings: {', '.join(k for k, v in defaults.items() if isinstance(v, dict)) or '(none)'}")
+            sub = name.split(".", 1)[1]
+            base = params.get(root, dict(defaults[root]))
+            params[root] = {**base, sub: value}
+        else:
+            params[name] = value
+    return preset_changes, check_settings(exp, preset_name, params)
 
 
 def registry() -> dict:
@@ -263,17 +328,28 @@ def provenance(device, wall_time: float) -> dict:
             "wall_time_s": round(wall_time, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def identity(name: str, preset: str | None = None, seed: int = 0, **params) -> dict:
-    """The identity of a run: what makes its results what they are (see the module docstring).
-
-    Raises ``ValueError`` for an unknown experiment or preset, a bad seed, or bad settings.
-    """
+def effective(name: str, preset: str | None = None, overrides: dict | None = None, **params):
+    """(experiment, effective preset, checked setting overrides, checked preset changes) of a run."""
     exp = get(name)
     p = get_preset(preset)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of name -> value, got {type(overrides).__name__}")
+    both = {**(overrides or {}), **params}
+    preset_changes, settings = resolve_overrides(exp, p.name, both)
+    return exp, (p.replace(**preset_changes) if preset_changes else p), settings, preset_changes
+
+
+def identity(name: str, preset: str | None = None, seed: int = 0, overrides: dict | None = None, **params) -> dict:
+    """The identity of a run: what makes its results what they are (see the module docstring).
+
+    ``overrides`` (and ``params``) change settings or preset fields (:func:`resolve_overrides`).
+    Raises ``ValueError`` for an unknown experiment or preset, a bad seed, or bad overrides.
+    """
     seed = checks.seed(seed)
-    params = check_settings(exp, p.name, params)
-    ident = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": params,
-             "settings": {**exp.defaults(p.name), **params}, "code": code_hash(), "gapkit_version": __version__}
+    exp, p, settings, preset_changes = effective(name, preset, overrides, **params)
+    ident = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": settings,
+             "preset_overrides": preset_changes, "settings": {**exp.defaults(p.name), **settings},
+             "code": code_hash(), "gapkit_version": __version__}
     return json.loads(json.dumps(ident))  # as it reads back from identity.json (tuples become lists)
 
 
@@ -342,17 +418,18 @@ def _claim(out: Path, ident: dict, force: bool) -> dict | None:
 
 
 def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bool = False,
-        device=None, progress: bool = True, **params) -> dict:
+        device=None, progress: bool = True, overrides: dict | None = None, **params) -> dict:
     """Run (or reuse) experiment ``name`` and return its results dict (also in ``out/results.json``).
 
-    Everything is checked before any work: the experiment, preset, seed (0..2^63-1), settings
-    (``params``, see :func:`check_settings`), device and output folder. A folder of another identity
+    Everything is checked before any work: the experiment, preset, seed (0..2^63-1), overrides of
+    settings and preset fields (``overrides={...}`` or keyword ``params``, see :func:`resolve_overrides`),
+    device and output folder. A folder of another identity
     is refused (:class:`RunIdentityError`); ``force=True`` moves it aside and starts from scratch.
     Every chapter calls it; chapter 0 (``notebooks/00_vae_basics``) explains the cache.
     """
     from ..io import check_output
-    ident = identity(name, preset, seed, **params)
-    exp, p = get(name), get_preset(preset)
+    ident = identity(name, preset, seed, overrides, **params)
+    exp, p, _, _ = effective(name, preset, overrides, **params)
     dev = default_device(device)
     if out is None:
         out = default_out(name, p.name, ident["seed"], ident)
@@ -368,9 +445,23 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     return read_json(out / "results.json", require_checksum=True)
 
 
-def load(name: str, preset: str | None = None, seed: int = 0, out=None, **params) -> dict:
+def finished(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
+             **params) -> dict | None:
+    """The finished result of this run identity in ``out`` (or the cache), or None; computes nothing."""
+    ident = identity(name, preset, seed, overrides, **params)
+    p = get_preset(preset)
+    path = (Path(out) if out is not None else default_out(name, p.name, ident["seed"], ident)) / "results.json"
+    try:
+        res = read_json(path, require_checksum=True) if path.exists() else None
+    except IntegrityError:
+        return None
+    return res if res is not None and res.get("config") == ident else None
+
+
+def load(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
+         **params) -> dict:
     """Read a finished ``results.json`` (checksum verified) without running anything."""
-    ident = identity(name, preset, seed, **params)
+    ident = identity(name, preset, seed, overrides, **params)
     p = get_preset(preset)
     path = (Path(out) if out is not None else default_out(name, p.name, ident["seed"], ident)) / "results.json"
     if not path.exists():
@@ -379,3 +470,46 @@ def load(name: str, preset: str | None = None, seed: int = 0, out=None, **params
     if res.get("config") != ident:
         raise RunIdentityError(f"{path} belongs to another run: {'; '.join(_differences(res.get('config'), ident))}")
     return res
+
+
+def parse_value(text: str):
+    """A ``--set`` value from the command line: JSON (``3``, ``0.5``, ``true``, ``null``, ``[1, 2]``,
+    ``"a"``), else comma-separated values as a list (``500,500``), else the text itself."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return [parse_value(t) for t in text.split(",")]
+    return text
+
+
+def parse_sets(items) -> dict:
+    """``["key=value", ...]`` -> ``{key: parsed value}``; a malformed item is a ``ValueError``."""
+    out = {}
+    for item in items or ():
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ValueError(f"--set takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v)
+    return out
+
+
+def describe_settings(name: str, preset: str | None = None, overrides: dict | None = None) -> list[dict]:
+    """Rows (name, value, default, source) of every preset field and setting of a run: what
+    ``python -m gapkit show NAME --preset P [--set k=v]`` prints."""
+    exp, p, settings, preset_changes = effective(name, preset, overrides)
+    base = get_preset(preset)
+    rows = []
+    for f in _preset_fields():
+        set_by = [ps for ps in exp.preset_settings if f in (exp.defaults(base.name).get(ps) or {})]
+        source = ("--set" if f in preset_changes else
+                  f"preset {base.name} (experiment changes it through setting {set_by[0]})" if set_by else
+                  f"preset {base.name}")
+        rows.append({"name": f"preset.{f}", "value": getattr(p, f), "default": getattr(base, f), "source": source})
+    defaults = exp.defaults(base.name)
+    for k, d in defaults.items():
+        rows.append({"name": k, "value": settings.get(k, d), "default": d,
+                     "source": "--set" if k in settings else f"experiment {name} at preset {base.name}"})
+    return rows
