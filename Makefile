@@ -14,8 +14,13 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,book,cluster]"
+	$(PY) -m pip install -q -e ".[test,book]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# The tests also run grids on a real local Ray: the optional cluster extra.
+$(VENV)/.cluster: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[cluster]"
 	touch $@
 
 dev: $(VENV)/.installed
@@ -26,7 +31,7 @@ book: $(VENV)/.installed
 # Two pytest workers on two cores, one OpenMP thread each (workers and the kernels they start):
 # oversubscribed torch threads make the notebooks many times slower. The browser test skips when
 # Debian's chromium is not installed, except in CI.
-test: $(VENV)/.installed chromium
+test: $(VENV)/.cluster chromium
 	OMP_NUM_THREADS=1 GAPKIT_PRESET=quick GAPKIT_RESULTS_DIR=$${GAPKIT_RESULTS_DIR:-$$(mktemp -d)} \
 	$(PY) -m pytest -n 2 -q --nbmake tests notebooks
 
