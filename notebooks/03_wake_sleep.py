@@ -132,10 +132,11 @@ gap = f["wake"] - f["reverse_sleep"]
 display(plots.table([{"encoder trained by": labels[k], "final test BPD": f[k]} for k in ("reverse_sleep", "sleep", "wake")],
                     formats={"final test BPD": ".4f"}, best={"final test BPD": "min"},
                     caption="Test negative ELBO after the last epoch (lower is better)"))
+dim = len(sc["samples"][0])  # pixels per image
 plots.say(f"The paper's ordering {o['expected']} {'holds' if o['holds'] else 'does NOT hold'} at the "
-      f"{preset.name!r} preset (observed: {o['observed']}).",
-          f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * 784 * np.log(2):.2f} nats per image) "
-      f"{'better' if gap > 0 else 'worse'} than wake.")
+          f"`{preset.name}` preset (observed: {o['observed']}).",
+          f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * dim * np.log(2):.2f} nats per image) "
+          f"{'better' if gap > 0 else 'worse'} than wake.")
 
 # %% [markdown]
 # ## Reverse half-asleep (Figure 4)
