@@ -34,9 +34,11 @@
 # bound of Burda et al. {cite}`burda2016importance`,
 #
 # $$
+# \begin{gathered}
 # \mathcal{L}_K(x) = \mathbb{E}\left[\log \frac{1}{K} \sum_{k=1}^K
-#   \frac{p_\theta(x, z_k)}{q(z_k)}\right], \quad z_k \sim q, \qquad
+#   \frac{p_\theta(x, z_k)}{q(z_k)}\right], \quad z_k \sim q, \\
 # \mathcal{L}_1 = \mathcal{L} \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p_\theta(x),
+# \end{gathered}
 # $$
 #
 # which tends to $\log p_\theta(x)$ as $K \to \infty$ for any $q$ that covers the posterior

@@ -27,10 +27,12 @@
 # $\log p_\theta(x) = \mathrm{ELBO}(x) + \mathrm{KL}(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x))$:
 #
 # $$
+# \begin{aligned}
 # \big\langle \mathrm{ELBO}(x, \theta, \phi) \big\rangle_{p_d}
 #  = \underbrace{-H(p_d)}_{\text{constant}}
-#  \;-\; \underbrace{\mathrm{KL}\big(p_d(x) \,\|\, p_\theta(x)\big)}_{\text{model learning}}
-#  \;-\; \underbrace{\big\langle \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big) \big\rangle_{p_d}}_{\text{amortized inference}} .
+#  &\;-\; \underbrace{\mathrm{KL}\big(p_d(x) \,\|\, p_\theta(x)\big)}_{\text{model learning}} \\
+#  &\;-\; \underbrace{\big\langle \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big) \big\rangle_{p_d}}_{\text{amortized inference}} .
+# \end{aligned}
 # $$
 #
 # Training replaces $\langle\cdot\rangle_{p_d}$ by an average over $N$ training images, and each
@@ -50,8 +52,10 @@
 # the test ELBO of *optimal inference*. The difference
 #
 # $$
-# \text{inference gap} = \tfrac1M \sum_m \mathrm{ELBO}(x'_m;\, q^*) - \mathrm{ELBO}(x'_m;\, q_\phi)
-#   = \tfrac1M \sum_m \mathrm{KL}(q_\phi \,\|\, p_\theta(z \mid x'_m)) - \mathrm{KL}(q^* \,\|\, p_\theta(z \mid x'_m))
+# \begin{aligned}
+# \text{inference gap} &= \tfrac1M \sum_m \mathrm{ELBO}(x'_m;\, q^*) - \mathrm{ELBO}(x'_m;\, q_\phi) \\
+#   &= \tfrac1M \sum_m \mathrm{KL}(q_\phi \,\|\, p_\theta(z \mid x'_m)) - \mathrm{KL}(q^* \,\|\, p_\theta(z \mid x'_m))
+# \end{aligned}
 # $$
 #
 # is the amortized inference generalization gap (Eq. 12 of the paper), and the optimal-inference
@@ -277,7 +281,8 @@ def _show(dataset, checkpoint):
 
 n_ck = max(len(d["epochs"]) for d in D.values())
 interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
-         checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #"));
+         checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #",
+                                      style={"description_width": "initial"}));
 
 # %% [markdown]
 # ## The numbers
