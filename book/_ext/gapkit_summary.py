@@ -1,8 +1,11 @@
-"""The one-screen summary figure of the book's findings (the intro page), from cached results.
+"""The summary of the book's findings (the intro page), from cached results.
 
 Each chapter's experiment contributes one panel when its ``results.json`` exists for the build's
 preset (``$GAPKIT_PRESET``, default ``book``). A panel is a few numbers in one unit (BPD or nats)
-drawn as labelled bars, plus one sentence, computed from the numbers, that states the finding.
+drawn as labelled dots, plus one sentence, computed from the numbers, that states the finding. The
+book's landing page shows every panel as its own picture at its natural size (``draw_panel``, text
+as large as the chapters' figures) with its sentence beside it; ``draw`` puts all panels in one
+picture (the README's).
 
 Two ways to contribute a panel:
 
