@@ -11,7 +11,9 @@ serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every hos
   figure under its sliders; no progress bar is left on a page;
 * the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
 * nothing is fetched from outside localhost, and no JavaScript error is thrown;
-* the results read like a book at 1280 pixels: no raw Markdown table text (a line of pipes) in any
+* the results read like a book at 1280 pixels: plotting and formatting code folded under "show code"
+  toggles (``hide-input``), so that no visible code cell draws a figure or formats results; no raw
+  Markdown table text (a line of pipes) in any
   output; no output or display-equation box whose content is clipped (scroll width larger than its
   visible width), code inside the folded "show code" toggles aside; at least one real table on every
   chapter page whose source shows a table (``plots.table``); the summary on the landing page drawn
@@ -58,6 +60,10 @@ SETTLE_S = 20.0
 # The summary's smallest text (tick labels, in pixels as drawn at 1280) and its sentences must be at
 # least this high: the chapters' figures draw their tick labels at about 10-15 pixels.
 SUMMARY_MIN_TEXT_PX = 12.0
+# What a visible (unfolded) code cell must not do: draw or format results (the gapkit call and teaching
+# code stay visible; figures, tables and sentences come from folded cells).
+PLOTTING_CODE = re.compile(r"plt\.(subplots|figure|show)\(|\.set_(x|y)label\(|\.legend\(|\bplots\.(say|table|curves|"
+                           r"band|ellipse|legend|image_grid)\(|display\(|\binteract\(")
 
 pytestmark = pytest.mark.browser
 
@@ -240,6 +246,12 @@ PROBE = r"""
                    ? e.className.baseVal : e.className).slice(0, 60), scrollWidth: e.scrollWidth,
                   clientWidth: e.clientWidth, text: (e.innerText || e.textContent || '').slice(0, 100)})),
     pageScrollWidth: document.documentElement.scrollWidth,
+    // code cells: folded ones (hide-input: a "show code" toggle) and the source of the visible ones
+    foldedCells: [...document.querySelectorAll('div.cell.tag_hide-input')]
+      .filter(c => c.querySelector('details') && !c.querySelector('details[open]')).length,
+    visibleCode: [...document.querySelectorAll('div.cell')]
+      .filter(c => !c.classList.contains('tag_hide-input') && c.querySelector('.cell_input'))
+      .map(c => c.querySelector('.cell_input').innerText || ''),
     // the landing page's summary: the smallest text of each panel picture, in pixels as drawn
     // (data-min-font-pt is the smallest font in the picture; an SVG's user unit is the point)
     summaryPanels: [...document.querySelectorAll('.gapkit-summary img')].map(i => ({
@@ -372,7 +384,8 @@ def test_book_in_browser(tmp_path):
         server.shutdown()
     (shots / "report.json").write_text(json.dumps(reports, indent=1))
     pages = {p: {"height_px": r["height"], "tables": r["outputTables"], "raw_table_lines": len(r["rawTableLines"]),
-                 "clipped_boxes": len(r["clipped"])} for p, r in reports.items()}
+                 "clipped_boxes": len(r["clipped"]), "folded_cells": r["foldedCells"],
+                 "visible_code_cells": len(r["visibleCode"])} for p, r in reports.items()}
     (shots / "pages.json").write_text(json.dumps(pages, indent=1))
 
     problems = []
@@ -417,6 +430,12 @@ def test_book_in_browser(tmp_path):
         want = COLAB + page[:-5] + ".ipynb"
         if want not in r["launchColab"]:
             problems.append(f"{page}: the Colab launch button does not open {want}: {r['launchColab']}")
+        if r["foldedCells"] < 1:
+            problems.append(f"{page}: no folded (hide-input) code cell: plotting code would fill the page")
+        drawing = [code.strip().splitlines()[0][:80] for code in r["visibleCode"] if PLOTTING_CODE.search(code)]
+        if drawing:
+            problems.append(f"{page}: {len(drawing)} visible code cells draw or format results (tag them "
+                            f"hide-input): {drawing[:3]}")
         source = ROOT / (page[:-5] + ".py")
         if source.is_file() and "plots.table(" in source.read_text() and r["outputTables"] < 1:
             problems.append(f"{page}: the chapter shows results tables (plots.table) but the page has no real table")
