@@ -234,7 +234,7 @@ plots.say(f"β: {lb['beta0']} → {lb['beta_final']:.3f}; log p̂ with learned �
 # (MIWAE(M, K) when $\beta = 0$), recomputed live for a small model (the quick preset's
 # IWAE-64 model on 8×8 digits). First the static figure at $K = 64$, $M = 1$, $\beta = 0$.
 
-# %% tags=["hide-input"]
+# %%
 from gapkit.bounds import ciwae
 from gapkit.estimators import log_weights
 from gapkit.snr import snr
@@ -247,6 +247,8 @@ xs = digits.test[:4]
 with torch.no_grad():
     lw_small = log_weights(small, digits.test[:200], 64, generator=torch.Generator().manual_seed(0))  # (64, 200)
 
+
+# %% tags=["hide-input"]
 def draw(K=64, M=1, beta=0.0, reps=100):
     r = snr(small, xs, K=int(K), M=int(M), bound="ciwae", beta=float(beta), reps=reps, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
