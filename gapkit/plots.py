@@ -1,7 +1,11 @@
-"""One look for every figure in the book: a seaborn theme, vector output, labelled axes with units.
+"""One look for every figure and result in the book: a seaborn theme, vector output, labelled axes
+with units, results tables as real tables and results sentences as text that wraps.
 
-``use_theme()`` is called by every chapter; ``image_grid`` draws images; ``curve`` draws a
-metric over epochs with units in the axis label.
+``use_theme()`` is called by every chapter; ``image_grid`` draws images; ``curves`` draws metrics
+over epochs with units in the axis label; ``band`` a mean with a shaded spread; ``ellipse`` a
+Gaussian's two-standard-deviation ellipse; ``legend`` places a legend where it hides no data;
+``table`` shows a results table and ``say`` results sentences (both wrap in the rendered book,
+where a long ``print`` line would run off the page).
 """
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_theme", "image_grid", "curves", "table", "PALETTE"]
+__all__ = ["use_theme", "image_grid", "curves", "band", "ellipse", "legend", "hbar_values", "table", "say",
+           "PALETTE"]
 
 PALETTE = "colorblind"
 
@@ -48,8 +53,12 @@ def image_grid(images, shape, ax=None, ncol: int = 8, title: str = "", cmap="gra
     return ax
 
 
-def curves(x, ys: dict, xlabel: str, ylabel: str, ax=None, title: str = "", marker="o"):
-    """Several labelled curves against one x (e.g. train and test BPD against epochs)."""
+def curves(x, ys: dict, xlabel: str, ylabel: str, ax=None, title: str = "", marker="o", legend="best"):
+    """Several labelled curves against one x (e.g. train and test BPD against epochs).
+
+    ``legend`` is where the legend goes (see :func:`legend`): ``"best"`` (inside, the emptiest
+    corner), ``"right"`` or ``"below"`` (outside the axes, hiding nothing), or ``None``.
+    """
     ax = ax or plt.gca()
     for label, y in ys.items():
         ax.plot(x, y, marker=marker, ms=3, label=label)
@@ -57,17 +66,91 @@ def curves(x, ys: dict, xlabel: str, ylabel: str, ax=None, title: str = "", mark
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend()
+    if legend:
+        _legend(ax, legend)
     return ax
 
 
-def table(rows, columns=None, formats=None, caption: str = ""):
+def band(ax, x, mean, spread, label=None, color=None, alpha: float = 0.2, **kw):
+    """A curve ``mean`` against ``x`` with a shaded band ``mean ± spread`` (e.g. one standard deviation
+    over seeds); ``spread`` may also be a pair ``(low, high)`` of curves. Returns the line."""
+    mean = np.asarray(mean, dtype=float)
+    if isinstance(spread, tuple) and len(spread) == 2:
+        lo, hi = (np.asarray(v, dtype=float) for v in spread)
+    else:
+        sd = np.asarray(spread, dtype=float)
+        lo, hi = mean - sd, mean + sd
+    kw.setdefault("marker", "o")
+    kw.setdefault("ms", 3)
+    (line,) = ax.plot(x, mean, label=label, color=color, **kw)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=alpha, lw=0)
+    return line
+
+
+def ellipse(ax, mean, cov, n_std: float = 2.0, **kw):
+    """The ``n_std``-standard-deviation ellipse of the 2-D Gaussian N(mean, cov) (``cov`` a 2x2
+    matrix, or a length-2 vector of standard deviations for a diagonal Gaussian)."""
+    from matplotlib.patches import Ellipse
+    cov = np.asarray(cov, dtype=float)
+    if cov.ndim == 1:
+        cov = np.diag(np.square(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    kw.setdefault("lw", 2)
+    patch = Ellipse(tuple(np.asarray(mean, dtype=float)), 2 * n_std * np.sqrt(vals[1]), 2 * n_std * np.sqrt(vals[0]),
+                    angle=angle, fill=False, **kw)
+    ax.add_patch(patch)
+    return patch
+
+
+def legend(ax, where: str = "right", **kw):
+    """A legend that hides no data: ``"right"`` puts it outside the axes on the right, ``"below"``
+    under the x-axis label (in columns), ``"best"`` inside where matplotlib finds the fewest points.
+    Returns the legend (``None`` when nothing is labelled)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    if where == "right":
+        kw = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **kw}
+    elif where == "below":
+        kw = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": min(len(labels), 2), **kw}
+    elif where == "best":
+        kw = {"loc": "best", **kw}
+    else:
+        raise ValueError(f"legend: where must be 'right', 'below' or 'best', got {where!r}")
+    return ax.legend(handles, labels, **kw)
+
+
+_legend = legend  # curves() has an argument called legend
+
+
+def hbar_values(ax, labels, values, colors=None, fmt: str = ".2f", xlabel: str = "", lw: float = 6):
+    """Horizontal bars from a common baseline to each value, each labelled with its number (the
+    chapters' "bound of each method" pictures); the axis is zoomed to the values."""
+    values = np.asarray(values, dtype=float)
+    lo, hi = values.min(), values.max()
+    span = (hi - lo) or (abs(hi) * 0.1 or 1.0)
+    left = lo - 0.6 * span
+    y = np.arange(len(values))
+    ax.hlines(y, left, values, color=colors, lw=lw)
+    for i, v in enumerate(values):
+        ax.text(v + 0.03 * span, i, format(v, fmt), va="center", ha="left", fontsize=9)
+    ax.set_yticks(y, labels)
+    ax.set_xlim(left, hi + 0.35 * span)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    return ax
+
+
+def table(rows, columns=None, formats=None, caption: str = "", best=None):
     """A results table as real HTML (rendered as a table in the book and in Jupyter).
 
     ``rows`` is a list of dicts (or of sequences, then ``columns`` names them); ``columns`` picks and
     orders the keys, whose names are the header (put units there: ``"test BPD"``, ``"nats"``);
     ``formats`` maps a column to a format spec (``".4f"``) or a callable; other floats get ``.4g``.
-    Numbers are right-aligned, text left-aligned. Returns an ``IPython.display.HTML`` object.
+    A column of numbers (or one with a format) is right-aligned, text left-aligned; ``None`` shows
+    as a dash. ``best`` maps a column to ``"min"`` or ``"max"``: that column's best value is bold.
+    Returns an ``IPython.display.HTML`` object.
     """
     import html
     import numbers
@@ -81,31 +164,73 @@ def table(rows, columns=None, formats=None, caption: str = ""):
         columns = list(rows[0])
     columns = list(columns)
     formats = dict(formats or {})
-    bad = set(formats) - set(columns)
+    best = dict(best or {})
+    bad = (set(formats) | set(best)) - set(columns)
     if bad:
-        raise ValueError(f"table: formats for unknown columns {sorted(bad)}; columns: {columns}")
+        raise ValueError(f"table: formats or best for unknown columns {sorted(bad)}; columns: {columns}")
+    wrong = {c: b for c, b in best.items() if b not in ("min", "max")}
+    if wrong:
+        raise ValueError(f"table: best must be 'min' or 'max', got {wrong}")
 
-    def cell(col, value):
-        fmt = formats.get(col)
-        if value is None:
-            return "&ndash;", True
-        if callable(fmt):
-            return html.escape(str(fmt(value))), isinstance(value, numbers.Number)
-        if isinstance(value, numbers.Number) and not isinstance(value, bool):
-            return html.escape(format(value, fmt or (".4g" if isinstance(value, float) else "d"))), True
-        return html.escape(str(value)), False
+    def is_num(v):
+        return isinstance(v, numbers.Number) and not isinstance(v, bool)
 
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = []
+    table_rows = []
     for r in rows:
         vals = [r.get(c) for c in columns] if isinstance(r, dict) else list(r)
         if len(vals) != len(columns):
             raise ValueError(f"table: a row has {len(vals)} values for {len(columns)} columns")
+        table_rows.append(vals)
+    numeric = [c in formats or (any(v is not None for v in col) and all(v is None or is_num(v) for v in col))
+               for c, col in zip(columns, zip(*table_rows) if table_rows else [()] * len(columns))]
+    best_value = {}
+    for j, c in enumerate(columns):
+        nums = [v[j] for v in table_rows if is_num(v[j])]
+        if c in best and nums:
+            best_value[j] = (min if best[c] == "min" else max)(nums)
+
+    def cell(col, value):
+        fmt = formats.get(col)
+        if value is None:
+            return "&ndash;"
+        if callable(fmt):
+            return html.escape(str(fmt(value)))
+        if is_num(value):
+            return html.escape(format(value, fmt or (".4g" if isinstance(value, float) else "d")))
+        return html.escape(str(value))
+
+    align = ['style="text-align:right"' if n else 'style="text-align:left"' for n in numeric]
+    head = "".join(f"<th {a}>{html.escape(str(c))}</th>" for c, a in zip(columns, align))
+    body = []
+    for vals in table_rows:
         tds = []
-        for c, v in zip(columns, vals):
-            text, num = cell(c, v)
-            tds.append(f'<td style="text-align:right">{text}</td>' if num else f"<td>{text}</td>")
+        for j, (c, v) in enumerate(zip(columns, vals)):
+            text = cell(c, v)
+            if j in best_value and is_num(v) and v == best_value[j]:
+                text = f"<strong>{text}</strong>"
+            tds.append(f"<td {align[j]}>{text}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return HTML(f'<table class="gapkit-table">{cap}<thead><tr>{head}</tr></thead>'
                 f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def say(*paragraphs: str):
+    """Show results sentences as Markdown text, one paragraph per argument: unlike a long ``print``
+    line they wrap to the page's width in the rendered book. Write them from the results (never
+    type a number), e.g. ``say(f"test ELBO {elbo:.2f} nats")``. Outside IPython the text is
+    printed instead."""
+    from IPython.display import Markdown, display
+
+    text = "\n\n".join(p.strip() for p in paragraphs if p and p.strip())
+    md = Markdown(text)
+    try:
+        from IPython import get_ipython
+        in_ipython = get_ipython() is not None
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        in_ipython = False
+    if in_ipython:
+        display(md)
+    else:
+        print(text)
+    return None

@@ -59,13 +59,16 @@ preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
 # `results.json` instead of training again.
 
 # %%
-print(f"expected time: {experiments.get('vae-basics').cost.get(preset.name, 'unknown')} (cached results are reused)")
 res = experiments.run("vae-basics", preset=preset.name)
+
+# %% tags=["hide-input"]
 m = res["metrics"]
 K = preset.eval_K
-print(f"test ELBO {m['test']['elbo_nats']:.2f} nats = {m['test']['elbo_bpd']:.4f} BPD; "
-      f"IWAE-{K} {m['test'][f'iwae{K}_nats']:.2f} nats; "
-      f"train ELBO {m['train']['elbo_nats']:.2f} nats  ({res['provenance']['wall_time_s']:.0f} s)")
+plots.table([{"split": split, "ELBO (nats)": m[split]["elbo_nats"], "ELBO (BPD)": m[split]["elbo_bpd"],
+              f"IWAE-{K} (nats)": m[split].get(f"iwae{K}_nats"), f"IWAE-{K} (BPD)": m[split].get(f"iwae{K}_bpd")}
+             for split in ("train", "test")],
+            formats={"ELBO (nats)": ".2f", "ELBO (BPD)": ".4f", f"IWAE-{K} (nats)": ".2f", f"IWAE-{K} (BPD)": ".4f"},
+            caption=f"The trained VAE's bounds, mean per image ({res['provenance']['wall_time_s']:.0f} s to compute)")
 
 # %% [markdown]
 # ## The bound during training
@@ -74,7 +77,7 @@ print(f"test ELBO {m['test']['elbo_nats']:.2f} nats = {m['test']['elbo_bpd']:.4f
 # bound), a first glimpse of the generalization gap that [chapter 2](02_generalization_gaps.ipynb)
 # takes apart.
 
-# %%
+# %% tags=["hide-input"]
 c = res["curves"]
 fig, ax = plt.subplots()
 plots.curves(c["epoch"], {"train": c["train_bpd"], "test": c["test_bpd"]}, "epoch",
@@ -86,7 +89,7 @@ plt.show()
 # bounds there. (On the rendered page the slider sits at the last epoch; open the notebook to
 # move it. The callback only redraws the saved curves.)
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
@@ -111,7 +114,7 @@ interact(curves_until, epoch=widgets.SelectionSlider(options=c["epoch"], value=c
 # Top: test images. Middle: the decoder's mean at the encoder's mean, $\mathbb{E}[x \mid z=\mu_\phi(x)]$.
 # Bottom: the decoder's mean for $z \sim p(z)$.
 
-# %%
+# %% tags=["hide-input"]
 shape = tuple(res["dataset"]["image_shape"])
 fig, axes = plt.subplots(3, 1, figsize=(6.4, 3.6))
 plots.image_grid(res["images"]["test"], shape, ax=axes[0], title="test images")

@@ -34,9 +34,11 @@
 # bound of Burda et al. {cite}`burda2016importance`,
 #
 # $$
+# \begin{gathered}
 # \mathcal{L}_K(x) = \mathbb{E}\left[\log \frac{1}{K} \sum_{k=1}^K
-#   \frac{p_\theta(x, z_k)}{q(z_k)}\right], \quad z_k \sim q, \qquad
+#   \frac{p_\theta(x, z_k)}{q(z_k)}\right], \quad z_k \sim q, \\
 # \mathcal{L}_1 = \mathcal{L} \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p_\theta(x),
+# \end{gathered}
 # $$
 #
 # which tends to $\log p_\theta(x)$ as $K \to \infty$ for any $q$ that covers the posterior
@@ -57,7 +59,8 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Ellipse
+
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
@@ -90,39 +93,32 @@ print(f"done ({res['provenance']['wall_time_s']:.0f} s when computed)")
 #   and compared with its closed form (mean $m$, variances $1/(S^{-1})_{jj}$);
 # * the **exact posterior** (full covariance), whose every importance weight equals $p(x)$.
 
-# %%
+# %% tags=["hide-input"]
 m = lg["model"]
-print(f"D = {m['x_dim']}, Z = {m['z_dim']}, posterior correlation {m['posterior_corr']:.2f}; "
-      f"encoder trained on {m['n_train']} points for {m['enc_epochs']} epochs; {m['n_test']} test points")
-rows = [("q", "ELBO (Monte Carlo)", "log p(x) - KL (exact)", "KL(q || p(z|x))")]
+plots.say(f"D = {m['x_dim']}, Z = {m['z_dim']}, posterior correlation {m['posterior_corr']:.2f}; "
+          f"encoder trained on {m['n_train']} points for {m['enc_epochs']} epochs; {m['n_test']} test points.")
 names = {"amortized": "amortized encoder", "best_diagonal": "best diagonal (optimized)",
          "best_diagonal_closed_form": "best diagonal (closed form)", "exact_posterior": "exact posterior"}
-for k, label in names.items():
-    r = lg["identity"][k]
-    rows.append((label, f"{r['elbo_mc']:.3f}", f"{r['log_px_minus_kl']:.3f}", f"{r['kl']:.3f}"))
-rows.append(("log p(x) (exact)", f"{lg['log_px']:.3f}", "", ""))
-w = [max(len(r[i]) for r in rows) for i in range(4)]
-print("\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows))
-print("(mean nats per test point)")
+display(plots.table(
+    [{"q": label, "ELBO, Monte Carlo (nats)": lg["identity"][k]["elbo_mc"],
+      "log p(x) - KL, exact (nats)": lg["identity"][k]["log_px_minus_kl"], "KL(q ‖ p(z|x)) (nats)": lg["identity"][k]["kl"]}
+     for k, label in names.items()]
+    + [{"q": "log p(x) (exact)", "ELBO, Monte Carlo (nats)": lg["log_px"], "log p(x) - KL, exact (nats)": None,
+        "KL(q ‖ p(z|x)) (nats)": None}],
+    formats={c: ".3f" for c in ("ELBO, Monte Carlo (nats)", "log p(x) - KL, exact (nats)", "KL(q ‖ p(z|x)) (nats)")},
+    caption="Mean nats per test point"))
 err = max(abs(r["elbo_mc"] - r["log_px_minus_kl"]) for r in lg["identity"].values())
-print(f"ELBO = log p(x) - KL holds to {err:.3f} nats (Monte Carlo error); per-point optimal inference "
-      f"is within {lg['best_diagonal_error']['mean_max_abs']:.3f} of the closed-form mean and "
-      f"{100 * lg['best_diagonal_error']['std_max_rel']:.1f}% of its standard deviations (worst point).")
+plots.say(f"ELBO = log p(x) - KL holds to {err:.3f} nats (Monte Carlo error); per-point optimal inference "
+          f"is within {lg['best_diagonal_error']['mean_max_abs']:.3f} of the closed-form mean and "
+          f"{100 * lg['best_diagonal_error']['std_max_rel']:.1f}% of its standard deviations (worst point).")
 
-# %%
-def ellipse(ax, mean, cov, **kw):
-    """The 2-standard-deviation ellipse of N(mean, cov)."""
-    vals, vecs = np.linalg.eigh(np.asarray(cov))
-    angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
-    ax.add_patch(Ellipse(mean, 4 * np.sqrt(vals[1]), 4 * np.sqrt(vals[0]), angle=angle, fill=False, lw=2, **kw))
-
-
+# %% tags=["hide-input"]
 ex = lg["posterior_example"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 1.3]})
 c = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-ellipse(ax0, ex["mean"], ex["cov"], color="k", label="exact posterior")
-ellipse(ax0, ex["best_diagonal"][0], np.diag(np.square(ex["best_diagonal"][1])), color=c[0], label="best diagonal q")
-ellipse(ax0, ex["amortized"][0], np.diag(np.square(ex["amortized"][1])), color=c[1], ls="--", label="amortized q")
+plots.ellipse(ax0, ex["mean"], ex["cov"], color="k", label="exact posterior")
+plots.ellipse(ax0, ex["best_diagonal"][0], ex["best_diagonal"][1], color=c[0], label="best diagonal q")
+plots.ellipse(ax0, ex["amortized"][0], ex["amortized"][1], color=c[1], ls="--", label="amortized q")
 pts = np.array([ex["mean"], ex["best_diagonal"][0], ex["amortized"][0]])
 r = 2.5 * max(np.sqrt(np.max(np.diag(ex["cov"]))), max(ex["amortized"][1]))
 ax0.set_xlim(pts[:, 0].mean() - r, pts[:, 0].mean() + r)
@@ -131,19 +127,14 @@ ax0.set_aspect("equal")
 ax0.set_xlabel("$z_1$")
 ax0.set_ylabel("$z_2$")
 ax0.set_title("q against p(z|x) for one x")
-ax0.legend(fontsize=8, loc="upper right")
-labels = ["amortized", "best diagonal", "exact posterior"]
+plots.legend(ax0, "below", fontsize=9)
 vals = [lg["elbo_amortized"], lg["elbo_best_diagonal"], lg["elbo_exact_posterior"]]
-lo = min(vals) - 0.6
-ax1.hlines(range(3), lo, vals, color=[c[1], c[0], "k"], lw=6)
-ax1.set_yticks(range(3), labels)
+plots.hbar_values(ax1, ["amortized", "best diagonal", "exact posterior"], vals, colors=[c[1], c[0], "k"],
+                  xlabel="ELBO (nats per point, higher is better)")
 ax1.axvline(lg["log_px"], color="k", ls=":", label="exact log p(x)")
-ax1.set_xlim(lo, lg["log_px"] + 0.4)
-for i, v in enumerate(vals):
-    ax1.text(v + 0.04, i, f"{v:.2f}", va="center", ha="left", fontsize=9)
-ax1.set_xlabel("ELBO (nats per point, higher is better)")
+ax1.set_xlim(right=max(ax1.get_xlim()[1], lg["log_px"] + 0.1 * (lg["log_px"] - min(vals))))
 ax1.set_title("ELBO of three q's")
-ax1.legend(loc="lower right")
+plots.legend(ax1, "below")
 plt.tight_layout()
 plt.show()
 
@@ -153,7 +144,7 @@ plt.show()
 # *conditional* variances), and the briefly trained amortized encoder misses both. Right: each ELBO
 # sits below $\log p(x)$ by exactly its KL; only the exact posterior closes the gap.
 
-# %%
+# %% tags=["hide-input"]
 iw = lg["iwae"]
 Ks = np.array([int(k) for k in iw])
 mean = np.array([iw[k]["mean"] for k in iw])
@@ -161,34 +152,33 @@ std = np.array([iw[k]["std"] for k in iw])
 bias = np.array([iw[k]["bias"] for k in iw])
 var = np.array([iw[k]["var"] for k in iw])
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
-ax0.plot(Ks, mean, "o-", ms=3, label="IWAE-K, amortized q (mean)")
-ax0.fill_between(Ks, mean - std, mean + std, alpha=0.25, label="± one Monte Carlo std (per point)")
+plots.band(ax0, Ks, mean, std, label="IWAE-K, amortized q (mean ± one Monte Carlo std per point)")
 ax0.axhline(lg["log_px"], color="k", ls=":", label="exact log p(x)")
 ax0.axhline(lg["elbo_best_diagonal"], color=c[2], ls="--", label="ELBO, best diagonal q")
 ax0.set_xscale("log")
 ax0.set_xlabel("K (importance samples)")
 ax0.set_ylabel("bound (nats per point)")
 ax0.set_title("IWAE-K approaches log p(x)")
-ax0.legend(fontsize=8)
+plots.legend(ax0, "below", ncol=1, fontsize=9)
 ax1.loglog(Ks, -bias, "o-", ms=3, label="bias  log p(x) - E[IWAE-K]")
 ax1.loglog(Ks, var, "s-", ms=3, label="variance of one estimate")
 ax1.loglog(Ks, -bias[0] / Ks, "k:", lw=1, label="1/K reference")
 ax1.set_xlabel("K (importance samples)")
 ax1.set_ylabel("nats (bias), nats² (variance)")
 ax1.set_title("Bias and variance of IWAE-K")
-ax1.legend(fontsize=8)
+plots.legend(ax1, "below", ncol=1, fontsize=9)
 plt.tight_layout()
 plt.show()
 k_max = str(Ks.max())
 fit = np.polyfit(np.log(Ks[Ks >= 10]), np.log(np.maximum(-bias[Ks >= 10], 1e-12)), 1)[0]
-print(f"IWAE-{k_max}: {iw[k_max]['mean']:.3f} nats against the exact log p(x) {lg['log_px']:.3f} "
+plots.say(f"IWAE-{k_max}: {iw[k_max]['mean']:.3f} nats against the exact log p(x) {lg['log_px']:.3f} "
       f"(gap {lg['log_px'] - iw[k_max]['mean']:.3f} nats; the ELBO of the same q is "
       f"{lg['log_px'] - lg['elbo_amortized']:.2f} nats short). "
       f"The bias falls like K^{fit:.2f} for K >= 10 (theory: K^-1 once the weights' variance is finite), "
       f"over {lg['iwae_repeats']} repeats per point.")
 monotone = all(b2 >= b1 - 3 * math.hypot(s1, s2) / math.sqrt(lg["iwae_repeats"] * m["n_test"])
                for b1, b2, s1, s2 in zip(mean[:-1], mean[1:], std[:-1], std[1:]))
-print("IWAE-K is non-decreasing in K within Monte Carlo error:", monotone)
+plots.say(f"IWAE-K is non-decreasing in K within Monte Carlo error: {monotone}.")
 
 # %% [markdown]
 # Left: the IWAE bound climbs from the ELBO ($K = 1$) towards the exact $\log p(x)$; with a few
@@ -207,17 +197,17 @@ print("IWAE-K is non-decreasing in K within Monte Carlo error:", monotone)
 # ({func}`gapkit.optimal.per_point`: free mean and log-std for every test image, all optimized together
 # from the encoder's output). Both bounds of one $q$ use the same 10 samples.
 
-# %%
+# %% tags=["hide-input"]
 ds = mn["dataset"]
 oi = mn["optimal_inference"]
-print(f"data: {ds['name']} ({ds['binarization']} binarization), {ds['n_train']} training and "
+plots.say(f"Data: {ds['name']} ({ds['binarization']} binarization), {ds['n_train']} training and "
       f"{ds['n_test']} test images of {ds['image_shape'][0]}x{ds['image_shape'][1]} pixels"
       + ("" if ds["name"] != "digits" else " -- the quick preset's stand-in for MNIST; "
-         "the results key is still called 'mnist'"))
-print(f"optimal inference: paper's form {oi['paper_form']['epochs']} epochs of Adam (lr {oi['paper_form']['lr']}) "
+         "the results key is still called 'mnist'"),
+          f"Optimal inference: paper's form {oi['paper_form']['epochs']} epochs of Adam (lr {oi['paper_form']['lr']}) "
       f"on the test set; per-point form {oi['per_point']['steps']} full-batch Adam steps (lr {oi['per_point']['lr']})")
 
-# %%
+# %% tags=["hide-input"]
 ep = mn["epochs"]
 fig, (ax, axg) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
 ax.plot(ep, mn["elbo_bpd_amortized"], "o-", color=c[0], label="ELBO, amortized")
@@ -229,7 +219,7 @@ ax.plot(ep, mn["iwae10_bpd_optimal_per_point"], "s:", color=c[2], ms=3, label="I
 ax.set_xlabel("training epoch")
 ax.set_ylabel("test bound (BPD, lower is better)")
 ax.set_title(f"{ds['name']} test bounds (cf. Zhang et al. Fig. 9a)")
-ax.legend(fontsize=8)
+plots.legend(ax, "below", fontsize=9)
 for (e, i), col, lab in ((("elbo_bpd_amortized", "iwae10_bpd_amortized"), c[0], "amortized"),
                          (("elbo_bpd_optimal", "iwae10_bpd_optimal"), c[1], "optimal (paper's form)"),
                          (("elbo_bpd_optimal_per_point", "iwae10_bpd_optimal_per_point"), c[2], "optimal (per point)")):
@@ -238,7 +228,7 @@ axg.set_ylim(bottom=0)
 axg.set_xlabel("training epoch")
 axg.set_ylabel("ELBO - IWAE-10 (BPD)")
 axg.set_title("How loose the ELBO is")
-axg.legend(fontsize=8)
+plots.legend(axg, "below", ncol=1, fontsize=9)
 plt.tight_layout()
 plt.show()
 
@@ -249,7 +239,7 @@ plt.show()
 # diagonal-Gaussian family can remove (section 1: the best diagonal $q$ of the linear-Gaussian
 # model stays 0.5 nats short), and IWAE recovers part of it. The numbers:
 
-# %%
+# %% tags=["hide-input"]
 def gaps(e, i):
     return np.array(mn[e]) - np.array(mn[i])
 
@@ -257,30 +247,30 @@ def gaps(e, i):
 g_a = gaps("elbo_bpd_amortized", "iwae10_bpd_amortized")
 g_o = gaps("elbo_bpd_optimal", "iwae10_bpd_optimal")
 g_p = gaps("elbo_bpd_optimal_per_point", "iwae10_bpd_optimal_per_point")
-head = ("epoch", "ELBO amort.", "IWAE-10 amort.", "ELBO opt.", "IWAE-10 opt.", "gap amort.", "gap opt.", "gap per-point")
-lines = [head] + [(str(e), *(f"{mn[k][j]:.4f}" for k in ("elbo_bpd_amortized", "iwae10_bpd_amortized",
-                                                         "elbo_bpd_optimal", "iwae10_bpd_optimal")),
-                   f"{g_a[j]:.4f}", f"{g_o[j]:.4f}", f"{g_p[j]:.4f}") for j, e in enumerate(ep)]
-w = [max(len(r[i]) for r in lines) for i in range(len(head))]
-print("\n".join("  ".join(x.rjust(w[i]) for i, x in enumerate(r)) for r in lines))
-print("(test BPD; gap = ELBO - IWAE-10, in BPD)")
+cols = {"ELBO, amortized": "elbo_bpd_amortized", "IWAE-10, amortized": "iwae10_bpd_amortized",
+        "ELBO, optimal": "elbo_bpd_optimal", "IWAE-10, optimal": "iwae10_bpd_optimal"}
+gap_cols = {"gap, amortized": g_a, "gap, optimal": g_o, "gap, per point": g_p}
+display(plots.table([{"epoch": e, **{c: mn[k][j] for c, k in cols.items()}, **{c: float(g[j]) for c, g in gap_cols.items()}}
+                     for j, e in enumerate(ep)],
+                    formats={c: ".4f" for c in [*cols, *gap_cols]},
+                    caption="Test bounds in BPD (lower is better); gap = ELBO - IWAE-10 of the same q, in BPD"))
 d = ds["dim"]
 ratio = g_o[-1] / g_a[-1]
-print(f"\nAt the last checkpoint (epoch {ep[-1]}), IWAE-10 improves on the amortized ELBO by {g_a[-1]:.4f} BPD "
+plots.say(f"At the last checkpoint (epoch {ep[-1]}), IWAE-10 improves on the amortized ELBO by {g_a[-1]:.4f} BPD "
       f"({g_a[-1] * d * math.log(2):.2f} nats per image); under optimal inference (paper's form) by "
       f"{g_o[-1]:.4f} BPD ({g_o[-1] * d * math.log(2):.2f} nats), {100 * ratio:.0f}% of the amortized gap; "
       f"per point by {g_p[-1]:.4f} BPD.")
 ratio_p = g_p[-1] / g_a[-1]
 if ratio < 0.25 and np.all(g_o < g_a):
-    print("The finding reproduces: the ELBO and IWAE-10 nearly coincide under optimal inference, at every checkpoint "
+    plots.say("The finding reproduces: the ELBO and IWAE-10 nearly coincide under optimal inference, at every checkpoint "
           "much closer than under amortized inference, so the optimal-inference ELBO is a tight bound.")
 elif np.all(g_o < g_a):
-    print(f"Partly reproduced: optimal inference narrows the ELBO/IWAE-10 gap at every checkpoint, but the paper's form "
+    plots.say(f"Partly reproduced: optimal inference narrows the ELBO/IWAE-10 gap at every checkpoint, but the paper's form "
           f"keeps {100 * ratio:.0f}% of it at the end (the per-point form {100 * ratio_p:.0f}%), more than 'nearly "
           "coincide' suggests: at this preset optimal inference runs far fewer steps than the paper's 500 epochs.")
 else:
-    print("Not reproduced at this preset: optimal inference does not narrow the ELBO/IWAE-10 gap at every checkpoint.")
-print(f"Optimal inference improves the test ELBO itself by {mn['elbo_bpd_amortized'][-1] - mn['elbo_bpd_optimal'][-1]:.4f} "
+    plots.say("Not reproduced at this preset: optimal inference does not narrow the ELBO/IWAE-10 gap at every checkpoint.")
+plots.say(f"Optimal inference improves the test ELBO itself by {mn['elbo_bpd_amortized'][-1] - mn['elbo_bpd_optimal'][-1]:.4f} "
       f"BPD (paper's form) and {mn['elbo_bpd_amortized'][-1] - mn['elbo_bpd_optimal_per_point'][-1]:.4f} BPD (per point).")
 
 # %% [markdown]
@@ -291,7 +281,7 @@ print(f"Optimal inference improves the test ELBO itself by {mn['elbo_bpd_amortiz
 # bound that pools every importance weight drawn for that image from one proposal (all repeats at
 # the largest $K$ plus one very large extra run), the better of the two proposals. First at $K = 10$:
 
-# %%
+# %% tags=["hide-input"]
 wd = mn["widget"]
 w_K = list(wd["K"])
 shape = tuple(ds["image_shape"])
@@ -314,9 +304,11 @@ def draw_widget(K=10, proposal="amortized", fig=None):
         a.set_title(f"gap {best - est[i].mean():.2f} nats", fontsize=9)
         if i == 0:
             a.set_ylabel(f"count of {wd['repeats']}")
-    axes[1, 0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"IWAE-{K} with the {proposal.replace('_', ' ')} proposal")
     fig.tight_layout()
+    h, l = axes[1, 0].get_legend_handles_labels()
+    fig.subplots_adjust(bottom=0.3)
+    fig.legend(h, l, loc="lower center", ncol=2, fontsize=9)
     return fig
 
 
@@ -328,7 +320,7 @@ plt.show()
 # slider (below) it narrows and moves right as $K$ grows; switch the proposal to the per-point
 # optimal $q$ to see it start closer to the line.
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
@@ -345,16 +337,24 @@ interact(draw_widget,
 # closes the amortization gap by refining $q$ step by step. The chapter's numbers, printed from this
 # run's results:
 
-# %%
+# %% tags=["hide-input"]
 K_top = str(Ks.max())
-print(f"preset {res['config']['preset']['name']}, seed {res['config']['seed']}, data {ds['name']}")
-print(f"linear-Gaussian (nats/point): log p(x) {lg['log_px']:.3f}; ELBO amortized {lg['elbo_amortized']:.3f}, "
-      f"best diagonal {lg['elbo_best_diagonal']:.3f}, exact posterior {lg['elbo_exact_posterior']:.3f}; "
-      f"IWAE-{K_top} (amortized q) {iw[K_top]['mean']:.3f} ± {iw[K_top]['std']:.3f}")
-print(f"{ds['name']} at epoch {ep[-1]} (test BPD): ELBO amortized {mn['elbo_bpd_amortized'][-1]:.4f}, "
-      f"IWAE-10 amortized {mn['iwae10_bpd_amortized'][-1]:.4f}, ELBO optimal {mn['elbo_bpd_optimal'][-1]:.4f}, "
-      f"IWAE-10 optimal {mn['iwae10_bpd_optimal'][-1]:.4f} (paper's form); per point "
-      f"{mn['elbo_bpd_optimal_per_point'][-1]:.4f} / {mn['iwae10_bpd_optimal_per_point'][-1]:.4f}")
+plots.say(f"Preset {res['config']['preset']['name']}, seed {res['config']['seed']}, data {ds['name']}.")
+display(plots.table(
+    [{"q": "exact log p(x)", "nats per point": lg["log_px"]},
+     {"q": "ELBO, amortized", "nats per point": lg["elbo_amortized"]},
+     {"q": "ELBO, best diagonal", "nats per point": lg["elbo_best_diagonal"]},
+     {"q": "ELBO, exact posterior", "nats per point": lg["elbo_exact_posterior"]},
+     {"q": f"IWAE-{K_top}, amortized q (± one std)", "nats per point": f"{iw[K_top]['mean']:.3f} ± {iw[K_top]['std']:.3f}"}],
+    formats={"nats per point": lambda v: v if isinstance(v, str) else f"{v:.3f}"},
+    caption="Linear-Gaussian model (higher is better)"))
+display(plots.table(
+    [{"q": "amortized", "ELBO (BPD)": mn["elbo_bpd_amortized"][-1], "IWAE-10 (BPD)": mn["iwae10_bpd_amortized"][-1]},
+     {"q": "optimal (paper's form)", "ELBO (BPD)": mn["elbo_bpd_optimal"][-1], "IWAE-10 (BPD)": mn["iwae10_bpd_optimal"][-1]},
+     {"q": "optimal (per point)", "ELBO (BPD)": mn["elbo_bpd_optimal_per_point"][-1],
+      "IWAE-10 (BPD)": mn["iwae10_bpd_optimal_per_point"][-1]}],
+    formats={"ELBO (BPD)": ".4f", "IWAE-10 (BPD)": ".4f"},
+    caption=f"{ds['name']} test images at epoch {ep[-1]} (lower is better)"))
 
 # %% [markdown]
 # The speed of IWAE evaluation is measured by `python -m gapkit bench iwae`: IWAE-1000 and

@@ -27,10 +27,12 @@
 # $\log p_\theta(x) = \mathrm{ELBO}(x) + \mathrm{KL}(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x))$:
 #
 # $$
+# \begin{aligned}
 # \big\langle \mathrm{ELBO}(x, \theta, \phi) \big\rangle_{p_d}
 #  = \underbrace{-H(p_d)}_{\text{constant}}
-#  \;-\; \underbrace{\mathrm{KL}\big(p_d(x) \,\|\, p_\theta(x)\big)}_{\text{model learning}}
-#  \;-\; \underbrace{\big\langle \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big) \big\rangle_{p_d}}_{\text{amortized inference}} .
+#  &\;-\; \underbrace{\mathrm{KL}\big(p_d(x) \,\|\, p_\theta(x)\big)}_{\text{model learning}} \\
+#  &\;-\; \underbrace{\big\langle \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big) \big\rangle_{p_d}}_{\text{amortized inference}} .
+# \end{aligned}
 # $$
 #
 # Training replaces $\langle\cdot\rangle_{p_d}$ by an average over $N$ training images, and each
@@ -50,8 +52,10 @@
 # the test ELBO of *optimal inference*. The difference
 #
 # $$
-# \text{inference gap} = \tfrac1M \sum_m \mathrm{ELBO}(x'_m;\, q^*) - \mathrm{ELBO}(x'_m;\, q_\phi)
-#   = \tfrac1M \sum_m \mathrm{KL}(q_\phi \,\|\, p_\theta(z \mid x'_m)) - \mathrm{KL}(q^* \,\|\, p_\theta(z \mid x'_m))
+# \begin{aligned}
+# \text{inference gap} &= \tfrac1M \sum_m \mathrm{ELBO}(x'_m;\, q^*) - \mathrm{ELBO}(x'_m;\, q_\phi) \\
+#   &= \tfrac1M \sum_m \mathrm{KL}(q_\phi \,\|\, p_\theta(z \mid x'_m)) - \mathrm{KL}(q^* \,\|\, p_\theta(z \mid x'_m))
+# \end{aligned}
 # $$
 #
 # is the amortized inference generalization gap (Eq. 12 of the paper), and the optimal-inference
@@ -76,19 +80,21 @@ if importlib.util.find_spec("gapkit") is None:
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
 from gapkit.experiments.generalization_gaps import SETTINGS
 
 preset, device = setup("generalization-gaps")  # theme, $GAPKIT_PRESET, device, expected times
+
+# %% tags=["hide-input"]
 s = SETTINGS[preset.name]
 for key in ("binary", "grey"):
     c = {**s["changes"], **s.get("per_dataset", {}).get(key, {})}
-    print(f"this chapter, {key}: {preset.dataset}, {c.get('train_subset') or 'all'} training images, "
-          f"{c['epochs']} epochs, a checkpoint every {c['checkpoint_every']}; optimal inference: "
-          f"{s['steps']} Adam steps per checkpoint on {s['n_eval']} test and {s['n_eval']} training images")
+    plots.say(f"This chapter, {key}: {preset.dataset}, {c.get('train_subset') or 'all'} training images, "
+              f"{c['epochs']} epochs, a checkpoint every {c['checkpoint_every']}; optimal inference: "
+              f"{s['steps']} Adam steps per checkpoint on {s['n_eval']} test and {s['n_eval']} training images.")
 
 # %% [markdown]
 # ## Training past the point of overfitting
@@ -105,14 +111,16 @@ for key in ("binary", "grey"):
 # %%
 res = experiments.run("generalization-gaps", preset=preset.name)
 D = res["datasets"]
+
+# %% tags=["hide-input"]
 NAMES = {"binary": "binary pixels (Bernoulli)", "grey": "grey pixels (discretized logistic)"}
 for key, d in D.items():
     ds = d["dataset"]
     t = d["training"]
-    print(f"{key}: {ds['name']} ({ds['binarization']}), {ds['n_train']} training images, VAE "
+    plots.say(f"{key}: {ds['name']} ({ds['binarization']}), {ds['n_train']} training images, VAE "
           f"{ds['dim']}-{'-'.join(map(str, t['hidden']))}-{t['latent']}, Adam {t['lr']:g}; "
-          f"{ds['n_test_eval']} test images evaluated at epochs {d['epochs']}")
-print(f"wall time {res['provenance']['wall_time_s']:.0f} s on {res['provenance']['device']}")
+          f"{ds['n_test_eval']} test images evaluated at epochs {', '.join(map(str, d['epochs']))}.")
+plots.say(f"Wall time {res['provenance']['wall_time_s']:.0f} s on {res['provenance']['device']}.")
 
 # %% [markdown]
 # ## Overfitting made visible
@@ -121,21 +129,21 @@ print(f"wall time {res['provenance']['wall_time_s']:.0f} s on {res['provenance']
 # paper's Figure 1). Overfitting shows as the two curves moving apart: the training BPD keeps
 # falling while the test BPD stops falling or rises.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
     plots.curves(d["epochs"], {"train": d["train_bpd"], "test": d["test_bpd_amortized"]}, "epoch",
-                 "negative ELBO (BPD)", ax=ax, title=NAMES[key])
+                 "negative ELBO (BPD)", ax=ax, title=NAMES[key], legend="below")
 plt.tight_layout()
 plt.show()
 for key, d in D.items():
     sm = d["summary"]
     if sm["overfits"]:
-        print(f"{key}: overfits. The test BPD is lowest at epoch {sm['best_epoch']} and rises by "
+        plots.say(f"{key}: overfits. The test BPD is lowest at epoch {sm['best_epoch']} and rises by "
               f"{sm['test_rise_bpd']:.4f} BPD by epoch {sm['last_epoch']}, while the training BPD falls by "
               f"{-sm['train_change_bpd']:.4f} BPD.")
     else:
-        print(f"{key}: no overfitting at this preset: the test BPD is lowest at the last checkpoint "
+        plots.say(f"{key}: no overfitting at this preset: the test BPD is lowest at the last checkpoint "
               f"(epoch {sm['last_epoch']}, {d['test_bpd_amortized'][-1]:.4f} BPD).")
 
 # %% [markdown]
@@ -146,12 +154,12 @@ for key, d in D.items():
 # between the two test curves is the amortized inference generalization gap; the shape of the
 # optimal curve is the generative model's own overfitting.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
     plots.curves(d["epochs"], {"train (amortized)": d["train_bpd"], "test, amortized": d["test_bpd_amortized"],
                                "test, optimal inference": d["test_bpd_optimal"]},
-                 "epoch", "negative ELBO (BPD)", ax=ax, title=NAMES[key])
+                 "epoch", "negative ELBO (BPD)", ax=ax, title=NAMES[key], legend="below")
     ax.fill_between(d["epochs"], d["test_bpd_optimal"], d["test_bpd_amortized"], alpha=0.15, color="C1")
 plt.tight_layout()
 plt.show()
@@ -162,13 +170,13 @@ plt.show()
 # inference gap (G), so its rise splits exactly into the decoder's part (the change of O) and
 # the encoder's part (the change of G). The verdict below is computed from the results.
 
-# %%
+# %% tags=["hide-input"]
 for key, d in D.items():
     sm = d["summary"]
     if not sm["overfits"]:
         split0 = d["test_bpd_amortized"][0] - d["train_bpd"][0]
         split1 = d["test_bpd_amortized"][-1] - d["train_bpd"][-1]
-        print(f"{key}: the test BPD did not rise at this preset, so there is no test-BPD rise to attribute. "
+        plots.say(f"{key}: the test BPD did not rise at this preset, so there is no test-BPD rise to attribute. "
               f"The test-minus-train BPD still widens from {split0:.4f} to {split1:.4f} between epochs "
               f"{d['epochs'][0]} and {d['epochs'][-1]}; over the same checkpoints the inference gap goes from "
               f"{d['inference_gap'][0]:.4f} to {d['inference_gap'][-1]:.4f} BPD "
@@ -176,7 +184,7 @@ for key, d in D.items():
               f"from {d['model_gap'][0]:.4f} to {d['model_gap'][-1]:.4f} BPD.")
         continue
     who = "mostly the encoder's" if sm["mostly_encoder"] else "NOT mostly the encoder's"
-    print(f"{key}: from epoch {sm['best_epoch']} to {sm['last_epoch']} the amortized test BPD rises by "
+    plots.say(f"{key}: from epoch {sm['best_epoch']} to {sm['last_epoch']} the amortized test BPD rises by "
           f"{sm['test_rise_bpd']:.4f}; the inference gap grows by {sm['gap_change_bpd']:.4f} and the "
           f"optimal-inference test BPD changes by {sm['optimal_change_bpd']:+.4f}. "
           f"Overfitting here is {who}: the inference gap accounts for {100 * sm['encoder_share']:.0f}% of the rise"
@@ -198,7 +206,7 @@ for key, d in D.items():
 # with $O$ the BPD under optimal inference and $A$ under the encoder (the training term uses as
 # many training images as the test term uses test images).
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
     e = d["epochs"]
@@ -209,7 +217,7 @@ for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
     ax.set_xlabel("epoch")
     ax.set_ylabel("gap (BPD)")
     ax.set_title(NAMES[key])
-    ax.legend(fontsize=8, loc="upper left")
+    plots.legend(ax, "below", ncol=1, fontsize=9)
 plt.tight_layout()
 plt.show()
 
@@ -221,10 +229,10 @@ plt.show()
 # while the decoder's *test* BPD (the optimal-inference curve above) stays flat, which is what
 # matters for generalization. Read from the results:
 
-# %%
+# %% tags=["hide-input"]
 for key, d in D.items():
     o = d["test_bpd_optimal"]
-    print(f"{key}, epoch {d['epochs'][0]} -> {d['epochs'][-1]}: generative model gap "
+    plots.say(f"{key}, epoch {d['epochs'][0]} -> {d['epochs'][-1]}: generative model gap "
           f"{d['model_gap'][0]:+.4f} -> {d['model_gap'][-1]:+.4f} BPD, inference gap "
           f"{d['inference_gap'][0]:+.4f} -> {d['inference_gap'][-1]:+.4f} BPD; the optimal-inference test BPD "
           f"moves by {o[-1] - o[0]:+.4f} overall and by {o[-1] - min(o):+.4f} from its best checkpoint "
@@ -238,7 +246,7 @@ for key, d in D.items():
 # checkpoint, then the interactive version (the slider picks the checkpoint, reading the
 # precomputed sweep; nothing is recomputed).
 
-# %%
+# %% tags=["hide-input"]
 def decomposition(key, i, ax=None):
     d = D[key]
     ax = ax or plt.gca()
@@ -247,12 +255,12 @@ def decomposition(key, i, ax=None):
     ax.bar([0], [mg], bottom=[base], color="C0", label=f"generative model gap {mg:+.4f}")
     ax.bar([0], [ig], bottom=[base + mg], color="C1", label=f"inference gap {ig:+.4f}")
     hi = max(d["train_bpd_optimal"] + d["test_bpd_amortized"] + d["test_bpd_optimal"])
-    ax.set_ylim(0, hi + 0.4 * (hi - 0))
-    ax.set_xlim(-1, 3.5)
+    ax.set_ylim(0, hi * 1.05)
+    ax.set_xlim(-1, 1)
     ax.set_xticks([])
     ax.set_ylabel("BPD")
     ax.set_title(f"{NAMES[key]}, epoch {d['epochs'][i]}: test BPD {d['test_bpd_amortized'][i]:.4f}")
-    ax.legend(fontsize=8, loc="upper right")
+    plots.legend(ax, "right", fontsize=9)
     return ax
 
 
@@ -260,7 +268,7 @@ fig, ax = plt.subplots(figsize=(6.4, 3.6))
 decomposition("binary", -1, ax)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets  # noqa: E402
 from gapkit.widgets import interact  # noqa: E402
 
@@ -273,7 +281,8 @@ def _show(dataset, checkpoint):
 
 n_ck = max(len(d["epochs"]) for d in D.values())
 interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
-         checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #"));
+         checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #",
+                                      style={"description_width": "initial"}));
 
 # %% [markdown]
 # ## The numbers
@@ -282,20 +291,20 @@ interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
 # optimal-inference bounds come from a finite number of noisy gradient steps, so a gap within a
 # few thousandths of a BPD of zero (even slightly negative) means "no measurable gap".
 
-# %%
+# %% tags=["hide-input"]
 def table(key):
     d = D[key]
-    head = ("| epoch | train (amortized) | test, amortized | test, optimal | inference gap | gap (nats) "
-            "| train, optimal | model gap |\n|---|---|---|---|---|---|---|---|\n")
-    rows = "".join(f"| {e} | {a:.4f} | {b:.4f} | {c:.4f} | {g:.4f} | {gn:.2f} | {to:.4f} | {mg:+.4f} |\n"
-                   for e, a, b, c, g, gn, to, mg in zip(d["epochs"], d["train_bpd"], d["test_bpd_amortized"],
-                                                       d["test_bpd_optimal"], d["inference_gap"],
-                                                       d["inference_gap_nats"], d["train_bpd_optimal"],
-                                                       d["model_gap"]))
-    return f"**{NAMES[key]}** ({d['dataset']['name']})\n\n" + head + rows
+    cols = {"train, amortized (BPD)": "train_bpd", "test, amortized (BPD)": "test_bpd_amortized",
+            "test, optimal (BPD)": "test_bpd_optimal", "inference gap (BPD)": "inference_gap",
+            "inference gap (nats)": "inference_gap_nats", "train, optimal (BPD)": "train_bpd_optimal",
+            "model gap (BPD)": "model_gap"}
+    fmt = {c: ".4f" for c in cols} | {"inference gap (nats)": ".2f", "model gap (BPD)": "+.4f"}
+    return plots.table([{"epoch": e, **{c: d[k][j] for c, k in cols.items()}} for j, e in enumerate(d["epochs"])],
+                       formats=fmt, caption=f"{NAMES[key]} ({d['dataset']['name']}), every checkpoint")
 
 
-display(Markdown("\n\n".join(table(k) for k in D)))
+for key in D:
+    display(table(key))
 
 # %% [markdown]
 # For comparison, the paper's binary-MNIST VAE (all 50,000 training images, 1000 epochs) reaches

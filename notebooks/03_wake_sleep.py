@@ -29,8 +29,10 @@
 # The usual VAE objective does not meet it. For the encoder it reads
 #
 # $$
-# \max_\phi \; \frac{1}{N} \sum_{n=1}^N \mathrm{ELBO}(x_n)
-# = \frac{1}{N} \sum_{n=1}^N \Big[\log p_\theta(x_n) - \mathrm{KL}\big(q_\phi(z \mid x_n) \,\|\, p_\theta(z \mid x_n)\big)\Big],
+# \begin{aligned}
+# &\max_\phi \; \frac{1}{N} \sum_{n=1}^N \mathrm{ELBO}(x_n) \\
+# &\quad = \frac{1}{N} \sum_{n=1}^N \Big[\log p_\theta(x_n) - \mathrm{KL}\big(q_\phi(z \mid x_n) \,\|\, p_\theta(z \mid x_n)\big)\Big],
+# \end{aligned}
 # $$
 #
 # an average over $N$ fixed training images: a flexible encoder can fit those $N$ posteriors and
@@ -39,8 +41,10 @@
 # from "dreams", pairs drawn from the model, minimizing the forward KL
 #
 # $$
-# \min_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big)
-# = \min_\phi \; \mathbb{E}_{p(z)\,p_\theta(x \mid z)} \big[-\log q_\phi(z \mid x)\big] + \text{const},
+# \begin{aligned}
+# &\min_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big) \\
+# &\quad = \min_\phi \; \mathbb{E}_{p(z)\,p_\theta(x \mid z)} \big[-\log q_\phi(z \mid x)\big] + \text{const},
+# \end{aligned}
 # $$
 #
 # an expectation over $p_\theta(x)$, which equals $p_d(x)$ when the model is perfect: infinitely many
@@ -48,8 +52,10 @@
 # **Reverse sleep** keeps the dreams and the ELBO's KL direction, training $\phi$ alone:
 #
 # $$
-# \max_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathrm{ELBO}(x)
-# = \max_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x, z) - \log q_\phi(z \mid x)\big].
+# \begin{aligned}
+# &\max_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathrm{ELBO}(x) \\
+# &\quad = \max_\phi \; \mathbb{E}_{p_\theta(x)}\, \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x, z) - \log q_\phi(z \mid x)\big].
+# \end{aligned}
 # $$
 #
 # In gapkit these are interchangeable objectives for the one training loop
@@ -75,7 +81,7 @@ if importlib.util.find_spec("gapkit") is None:
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
@@ -95,12 +101,14 @@ preset, device = setup("sleep-consistency", "reverse-half-asleep")  # theme, $GA
 
 # %%
 sc = experiments.run("sleep-consistency", preset=preset.name)
-st = sc["settings"]
-print(f"teacher: chapter 0's VAE ({sc['teacher']['test_elbo_bpd_real_data']:.4f} BPD on real test images); "
-      f"{sc['teacher']['n_train']} training and {sc['teacher']['n_test']} test images sampled from it; "
-      f"{st['epochs']} epochs, batch {st['batch_size']}, Adam lr {st['lr']}  ({sc['provenance']['wall_time_s']:.0f} s)")
 
-# %%
+# %% tags=["hide-input"]
+st = sc["settings"]
+plots.say(f"Teacher: chapter 0's VAE ({sc['teacher']['test_elbo_bpd_real_data']:.4f} BPD on real test images); "
+      f"{sc['teacher']['n_train']} training and {sc['teacher']['n_test']} test images sampled from it; "
+      f"{st['epochs']} epochs, batch {st['batch_size']}, Adam lr {st['lr']} ({sc['provenance']['wall_time_s']:.0f} s).")
+
+# %% tags=["hide-input"]
 labels = {"wake": "wake (training set)", "sleep": "sleep (forward KL, dreams)", "reverse_sleep": "reverse sleep (dreams)"}
 fig, ax = plt.subplots()
 for k, lab in labels.items():
@@ -111,22 +119,24 @@ hi = max(m["test_bpd"][len(m["test_bpd"]) // 5] for m in sc["methods"].values())
 ax.set_ylim(lo - 0.1 * (hi - lo), hi)
 ax.set(xlabel="epoch", ylabel="test negative ELBO (BPD, lower is better)",
        title="A fresh encoder for a known decoder")
-ax.legend()
+plots.legend(ax, "right")
 plt.show()
 
 # %% [markdown]
 # The test curves of three encoders for the same (true) decoder. Wake sees only the finite training
 # set; sleep and reverse sleep see a fresh set of dreams at every step. Lower is a better encoder.
 
-# %%
+# %% tags=["hide-input"]
 f, o = sc["final_test_bpd"], sc["ordering"]
-nums = ", ".join(f"{labels[k].split(' (')[0]} {f[k]:.4f}" for k in ("reverse_sleep", "sleep", "wake"))
-print(f"Final test BPD: {nums}.")
-print(f"The paper's ordering {o['expected']} {'holds' if o['holds'] else 'does NOT hold'} at the "
-      f"{preset.name!r} preset (observed: {o['observed']}).")
 gap = f["wake"] - f["reverse_sleep"]
-print(f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * 784 * np.log(2):.2f} nats per image) "
-      f"{'better' if gap > 0 else 'worse'} than wake.")
+display(plots.table([{"encoder trained by": labels[k], "final test BPD": f[k]} for k in ("reverse_sleep", "sleep", "wake")],
+                    formats={"final test BPD": ".4f"}, best={"final test BPD": "min"},
+                    caption="Test negative ELBO after the last epoch (lower is better)"))
+dim = len(sc["samples"][0])  # pixels per image
+plots.say(f"The paper's ordering {o['expected']} {'holds' if o['holds'] else 'does NOT hold'} at the "
+          f"`{preset.name}` preset (observed: {o['observed']}).",
+          f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * dim * np.log(2):.2f} nats per image) "
+          f"{'better' if gap > 0 else 'worse'} than wake.")
 
 # %% [markdown]
 # ## Reverse half-asleep (Figure 4)
@@ -135,9 +145,11 @@ print(f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * 784 * np.log(2):.2f} na
 # it trains the encoder on the mixture $m(x) = \alpha\, p_\theta(x) + (1 - \alpha)\, \hat p_d(x)$,
 #
 # $$
-# \min_\phi \; \mathbb{E}_{m(x)}\, \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big)
-# \;\Longleftrightarrow\;
+# \begin{aligned}
+# &\min_\phi \; \mathbb{E}_{m(x)}\, \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x)\big) \\
+# &\quad \Longleftrightarrow\;
 # \max_\phi \; \alpha\, \mathbb{E}_{p_\theta(x)} \mathrm{ELBO}(x) + (1 - \alpha)\, \frac{1}{N}\sum_n \mathrm{ELBO}(x_n),
+# \end{aligned}
 # $$
 #
 # which we estimate on every minibatch with $B$ training images and $B$ fresh model samples.
@@ -152,15 +164,17 @@ print(f"Reverse sleep is {abs(gap):.4f} BPD ({abs(gap) * 784 * np.log(2):.2f} na
 
 # %%
 rh = experiments.run("reverse-half-asleep", preset=preset.name)
+
+# %% tags=["hide-input"]
 s = rh["settings"]
 b = rh["base"]
-print(f"base VAE: {rh['dataset']['n_train']} training images, {s['base_epochs']} epochs: train "
+plots.say(f"Base VAE: {rh['dataset']['n_train']} training images, {s['base_epochs']} epochs: train "
       f"{b['train_bpd'][-1]:.4f} BPD, test {b['test_bpd'][-1]:.4f} BPD. Post hoc: {s['epochs']} epochs, "
-      f"Adam lr {s['lr']}, seeds {rh['methods']['sleep']['seeds']}, dream latents from the {s['latent_source']}  "
-      f"({rh['provenance']['wall_time_s']:.0f} s)")
+      f"Adam lr {s['lr']}, seeds {', '.join(map(str, rh['methods']['sleep']['seeds']))}, dream latents from the "
+          f"{s['latent_source']} ({rh['provenance']['wall_time_s']:.0f} s).")
 
 
-# %%
+# %% tags=["hide-input"]
 def mean_sd(name):
     m = rh["methods"][name]
     a = np.asarray(m["test_bpd"])  # (seeds, evaluations)
@@ -171,12 +185,10 @@ alpha_names = [f"alpha={a:g}" for a in s["alphas"]]
 fig, ax = plt.subplots()
 for name in alpha_names + ["sleep"]:
     e, mu, sd = mean_sd(name)
-    lab = name.replace("alpha=", "$\\alpha$ = ")
-    ax.plot(e, mu, marker="o", ms=3, label=lab, ls="--" if name == "sleep" else "-")
-    ax.fill_between(e, mu - sd, mu + sd, alpha=0.2)
+    plots.band(ax, e, mu, sd, label=name.replace("alpha=", "$\\alpha$ = "), ls="--" if name == "sleep" else "-")
 ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD, lower is better)",
        title="Post-hoc encoder training")
-ax.legend(ncol=2)
+plots.legend(ax, "right")
 plt.show()
 
 # %% [markdown]
@@ -184,11 +196,13 @@ plt.show()
 # Epoch 0 is the base VAE. More wake training ($\alpha = 0$) can only fit the training set better;
 # mixing in dreams ($\alpha > 0$) teaches the encoder about images it has not seen.
 
-# %%
+# %% tags=["hide-input"]
 fin = {n: float(np.mean([c[-1] for c in rh["methods"][n]["test_bpd"]])) for n in alpha_names + ["sleep"]}
 best = min(fin, key=fin.get)
-print("final test BPD (mean over seeds): " + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()))
-print(f"best: {best}. alpha=0.5 {'beats' if fin['alpha=0.5'] < fin['alpha=0'] else 'does NOT beat'} alpha=0 "
+display(plots.table([{"encoder objective": n.replace("alpha=", "α = "), "final test BPD, mean over seeds": v}
+                     for n, v in fin.items()], formats={"final test BPD, mean over seeds": ".4f"},
+                    best={"final test BPD, mean over seeds": "min"}, caption="Post-hoc encoder training (lower is better)"))
+plots.say(f"Best: {best}. alpha=0.5 {'beats' if fin['alpha=0.5'] < fin['alpha=0'] else 'does NOT beat'} alpha=0 "
       f"(by {fin['alpha=0'] - fin['alpha=0.5']:+.4f} BPD) and "
       f"{'beats' if fin['alpha=0.5'] < fin['alpha=1'] else 'does NOT beat'} alpha=1 (reverse sleep, by "
       f"{fin['alpha=1'] - fin['alpha=0.5']:+.4f} BPD); sleep is "
@@ -204,21 +218,20 @@ print(f"best: {best}. alpha=0.5 {'beats' if fin['alpha=0.5'] < fin['alpha=0'] el
 # training, from the same base VAE, for each $\sigma$; every row's final encoder (seed 0) is evaluated
 # on the test set with its ELBO averaged over `final_K` samples per image.
 
-# %%
-def table1_md(rows, K):
-    head = "| method | test BPD |\n|---|---|\n"
-    best = min(r["test_bpd"] for r in rows)
-    return head + "\n".join(f"| {r['method']} | {'**' if r['test_bpd'] == best else ''}{r['test_bpd']:.4f}"
-                            f"{'**' if r['test_bpd'] == best else ''} |" for r in rows) + \
-        f"\n\nTest negative ELBO (BPD, K = {K} samples per image), decoder fixed; lower is better."
+# %% tags=["hide-input"]
+def table1(caption):
+    return plots.table([{"method": r["method"], "test BPD": r["test_bpd"]} for r in rh["table1"]],
+                       formats={"test BPD": ".4f"}, best={"test BPD": "min"},
+                       caption=f"{caption}test negative ELBO (BPD, K = {rh['table1_K']} samples per image), "
+                               "decoder fixed; lower is better")
 
 
-display(Markdown(table1_md(rh["table1"], rh["table1_K"])))
+display(table1(""))
 t = {r["method"]: r["test_bpd"] for r in rh["table1"]}
 rhs, plain, wake = t["reverse half-asleep (alpha=0.5)"], t["VAE (base, as trained)"], t["VAE + wake post hoc (alpha=0)"]
 den = {k: v for k, v in t.items() if k.startswith("denoising")}
 best_den = min(den, key=den.get)
-print(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+.4f} BPD), the same number of "
+plots.say(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+.4f} BPD), the same number of "
       f"post-hoc wake steps {wake:.4f} ({wake - rhs:+.4f} BPD), and the best denoising "
       f"setting, {best_den} {den[best_den]:.4f}: reverse half-asleep "
       f"{'is better than' if rhs < den[best_den] else 'is NOT better than'} every denoising setting here. "
@@ -230,16 +243,15 @@ print(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+.4f}
 # First at $\alpha = 0.5$, the paper's choice; the slider below shows any $\alpha$ of the grid, read
 # from the results above (no training happens when it moves).
 
-# %%
+# %% tags=["hide-input"]
 def alpha_plot(alpha, ax=None):
     ax = ax or plt.gca()
     for name, ls in ((f"alpha={alpha:g}", "-"), ("alpha=0", ":")):
         e, mu, sd = mean_sd(name)
-        ax.plot(e, mu, ls=ls, marker="o", ms=3, label=name.replace("alpha=", "$\\alpha$ = "))
-        ax.fill_between(e, mu - sd, mu + sd, alpha=0.2)
+        plots.band(ax, e, mu, sd, label=name.replace("alpha=", "$\\alpha$ = "), ls=ls)
     ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD)",
            title=f"$\\alpha$ = {alpha:g} vs the usual encoder objective")
-    ax.legend()
+    plots.legend(ax, "right")
     return ax
 
 
@@ -247,7 +259,7 @@ fig, ax = plt.subplots()
 alpha_plot(0.5, ax)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets  # noqa: E402
 from gapkit.widgets import interact  # noqa: E402
 
@@ -269,15 +281,15 @@ interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]), value=0
 # $p(y \mid x) \approx \frac1K \sum_k p_\eta(y \mid z_k)$, $z_k \sim q_\phi(z \mid x)$
 # ({func}`gapkit.classify.downstream_accuracy`).
 
-# %%
+# %% tags=["hide-input"]
 acc = rh["classifier"]
-print(f"test accuracy, predictive averaged over K = {rh['classifier_K']} posterior samples "
-      f"({s['classifier_epochs']} classifier epochs):")
-for k, v in acc.items():
-    print(f"  {k:35s} {100 * v:.2f} %")
+display(plots.table([{"encoder": k, "test accuracy (%)": 100 * v} for k, v in acc.items()],
+                    formats={"test accuracy (%)": ".2f"}, best={"test accuracy (%)": "max"},
+                    caption=f"Test accuracy, predictive averaged over K = {rh['classifier_K']} posterior samples "
+                            f"({s['classifier_epochs']} classifier epochs)"))
 d = acc["reverse half-asleep (alpha=0.5)"] - acc["VAE (base)"]
 d0 = acc["reverse half-asleep (alpha=0.5)"] - acc["wake post hoc (alpha=0)"]
-print(f"Reverse half-asleep {'improves' if d > 0 else 'does NOT improve'} on the base encoder ({100 * d:+.2f} points) "
+plots.say(f"Reverse half-asleep {'improves' if d > 0 else 'does NOT improve'} on the base encoder ({100 * d:+.2f} points) "
       f"and {'improves' if d0 > 0 else 'does NOT improve'} on the same post-hoc training by wake ({100 * d0:+.2f} points).")
 
 # %% [markdown]
@@ -291,22 +303,22 @@ print(f"Reverse half-asleep {'improves' if d > 0 else 'does NOT improve'} on the
 # MNIST, training by it from the start beats the plain VAE (its Figure 12); the lines under the
 # table say whether that holds here.
 
-# %%
+# %% tags=["hide-input"]
 if "extras" in rh:
     ex = rh["extras"]
-    lines = ["| latent | VAE (base) | + wake post hoc (alpha=0) | + reverse half-asleep (alpha=0.5) |",
-             "|---|---|---|---|"]
-    lines += [f"| {z} | {r['VAE']:.4f} | {r['alpha=0']:.4f} | {r['alpha=0.5']:.4f} |"
-              for z, r in ex["latent_sizes"].items()]
-    display(Markdown("\n".join(lines)))
+    cols = {"VAE (base)": "VAE", "+ wake post hoc, α = 0": "alpha=0", "+ reverse half-asleep, α = 0.5": "alpha=0.5"}
+    display(plots.table([{"latent size": z, **{c: r[k] for c, k in cols.items()}} for z, r in ex["latent_sizes"].items()],
+                        formats={"latent size": str} | {c: ".4f" for c in cols},
+                        caption="Test BPD by latent size (lower is better)"))
     wins = [z for z, r in ex["latent_sizes"].items() if r["alpha=0.5"] < r["alpha=0"]]
-    print(f"alpha = 0.5 beats alpha = 0 at latent sizes {wins or 'none'} of {list(ex['latent_sizes'])}.")
     fs = ex["from_start"]
-    print(f"Reverse half-asleep from the start: {fs['test_bpd']:.4f} BPD against the VAE's {fs['VAE test_bpd']:.4f} "
+    plots.say(f"α = 0.5 beats α = 0 at latent sizes {', '.join(map(str, wins)) or 'none'} of "
+              f"{', '.join(map(str, ex['latent_sizes']))}.",
+              f"Reverse half-asleep from the start: {fs['test_bpd']:.4f} BPD against the VAE's {fs['VAE test_bpd']:.4f} "
           f"({'better' if fs['test_bpd'] < fs['VAE test_bpd'] else 'NOT better'}) and post-hoc reverse half-asleep's "
           f"{rhs:.4f} ({'better' if fs['test_bpd'] < rhs else 'NOT better'}; the paper: better on binary MNIST).")
 else:
-    print(f"not run at the {preset.name!r} preset; `python -m gapkit run reverse-half-asleep --preset book` runs them")
+    plots.say(f"Not run at the `{preset.name}` preset; `python -m gapkit run reverse-half-asleep --preset book` runs them.")
 
 # %% [markdown]
 # ## Closing note
@@ -315,9 +327,11 @@ else:
 # and finds that a better encoder gives shorter files. The tables of this chapter, printed from the
 # results of this run.
 
-# %%
-print(f"Figure 3 ({preset.name}): final test BPD " + ", ".join(f"{k} {v:.4f}" for k, v in sc["final_test_bpd"].items())
-      + f"; ordering {sc['ordering']['expected']}: {'holds' if sc['ordering']['holds'] else 'does not hold'}.")
-print(f"Figure 4 ({preset.name}): final test BPD, mean over seeds: " + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()))
-display(Markdown(table1_md(rh["table1"], rh["table1_K"])))
-print("Appendix B accuracies: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()))
+# %% tags=["hide-input"]
+plots.say(f"Figure 3 (`{preset.name}` preset): final test BPD "
+          + ", ".join(f"{k} {v:.4f}" for k, v in sc["final_test_bpd"].items())
+          + f"; ordering {sc['ordering']['expected']}: {'holds' if sc['ordering']['holds'] else 'does not hold'}.",
+          f"Figure 4 (`{preset.name}` preset): final test BPD, mean over seeds: "
+          + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()) + ".")
+display(table1("Table 1: "))
+plots.say("Appendix B accuracies: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()) + ".")

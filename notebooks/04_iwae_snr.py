@@ -65,10 +65,12 @@ preset, device = setup("iwae-snr")  # theme, $GAPKIT_PRESET, device, expected ti
 
 # %%
 res = experiments.run("iwae-snr", preset=preset.name)
+
+# %% tags=["hide-input"]
 s = res["settings"]
-print(f"{res['dataset']['name']} ({res['dataset']['binarization']}), {res['dataset']['n_train']} training and "
+plots.say(f"{res['dataset']['name']} ({res['dataset']['binarization']}), {res['dataset']['n_train']} training and "
       f"{res['dataset']['n_test']} test images; model {res['model']['hidden']} {res['model']['activation']}, "
-      f"latent {res['model']['z_dim']}; {s['train']['epochs']} epochs; {res['provenance']['wall_time_s']:.0f} s")
+      f"latent {res['model']['z_dim']}; {s['train']['epochs']} epochs; {res['provenance']['wall_time_s']:.0f} s.")
 
 # %% [markdown]
 # ## SNR against K and against M
@@ -78,22 +80,24 @@ print(f"{res['dataset']['name']} ({res['dataset']['binarization']}), {res['datas
 # Dashed lines have the theory's slopes. A parameter whose true gradient is zero still shows an
 # SNR of about $\sqrt{2/(\pi R)}$ with $R$ estimates (dotted line): below it the estimate is noise.
 
-# %%
+# %% tags=["hide-input"]
 def sweep_plot(ax, key, xlabel):
     grid = sorted(int(k) for k in res[key])
     for side, label, color in (("theta", r"decoder $\theta$", "C0"), ("phi", r"encoder $\phi$", "C1")):
         med = np.array([res[key][str(v)][side]["median"] for v in grid])
         lo = [res[key][str(v)][side]["q25"] for v in grid]
         hi = [res[key][str(v)][side]["q75"] for v in grid]
-        ax.loglog(grid, med, "o-", color=color, label=f"{label}: slope {res['slopes'][side + '_' + key[-1]]:+.2f}")
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+        plots.band(ax, grid, med, (lo, hi), color=color, ms=5,
+                   label=f"{label}: slope {res['slopes'][side + '_' + key[-1]]:+.2f}")
         th = res["theory_slopes"][f"{side}_{key[-1]}"]
         ax.loglog(grid, med[0] * (np.array(grid) / grid[0]) ** th, "--", color=color, lw=1,
                   label=f"theory {th:+.1f}")
     ax.axhline(res[key][str(grid[0])]["floor"], color="gray", ls=":", lw=1, label="noise floor")
     ax.set_xlabel(xlabel)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_ylabel("SNR per parameter (|mean| / std)")
-    ax.legend(fontsize=8)
+    plots.legend(ax, "below", fontsize=9)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 sweep_plot(axes[0], "snr_vs_K", "K (importance samples, M = 1)")
@@ -106,7 +110,7 @@ plt.show()
 # Left: the decoder's SNR rises with $K$ and the encoder's falls. Right: averaging $M$ estimates
 # raises both, like $\sqrt{M}$.
 
-# %%
+# %% tags=["hide-input"]
 sl, th = res["slopes"], res["theory_slopes"]
 lines = [f"- {k}: fitted slope {sl[k]:+.2f} (theory {th[k]:+.1f}); "
          + ("same sign as the theory" if np.sign(sl[k]) == np.sign(th[k]) else "**opposite sign to the theory**")
@@ -116,7 +120,7 @@ at_floor = [k for k in sorted(int(k) for k in res["snr_vs_K"])
 note = (f"\n\nThe encoder's median SNR is within 1.5x of the noise floor of {res['snr_vs_K']['1']['reps']} "
         f"estimates for K in {at_floor}: there the estimate cannot fall further, which flattens the fitted "
         "phi slope (more repetitions lower the floor)." if at_floor else "")
-display(Markdown("Log-log slopes of the median SNR (least squares over the whole grid):\n" + "\n".join(lines) + note))
+plots.say("Log-log slopes of the median SNR (least squares over the whole grid):\n\n" + "\n".join(lines) + note)
 
 # %% [markdown]
 # ### The directional SNR
@@ -126,7 +130,7 @@ display(Markdown("Log-log slopes of the median SNR (least squares over the whole
 # $u = \mathbb{E}[\Delta] / \lVert\mathbb{E}[\Delta]\rVert$ and the rest,
 # $\mathrm{DSNR} = \mathbb{E}\left[\lVert\Delta_\parallel\rVert / \lVert\Delta_\perp\rVert\right]$.
 
-# %%
+# %% tags=["hide-input"]
 grid = sorted(int(k) for k in res["snr_vs_K"])
 fig, ax = plt.subplots()
 for side, label in (("theta", r"decoder $\theta$"), ("phi", r"encoder $\phi$")):
@@ -134,11 +138,11 @@ for side, label in (("theta", r"decoder $\theta$"), ("phi", r"encoder $\phi$")):
 ax.set_xlabel("K (importance samples, M = 1)")
 ax.set_ylabel("directional SNR")
 ax.set_title("Directional SNR of the IWAE-K gradient")
-ax.legend()
+plots.legend(ax, "right")
 plt.show()
 d = {side: [res["snr_vs_K"][str(k)][side]["dsnr"] for k in (grid[0], grid[-1])] for side in ("theta", "phi")}
-print(f"K = {grid[0]} -> {grid[-1]}: decoder DSNR {d['theta'][0]:.2f} -> {d['theta'][-1]:.2f}, "
-      f"encoder DSNR {d['phi'][0]:.2f} -> {d['phi'][-1]:.2f}")
+plots.say(f"K = {grid[0]} → {grid[-1]}: decoder DSNR {d['theta'][0]:.2f} → {d['theta'][-1]:.2f}, "
+          f"encoder DSNR {d['phi'][0]:.2f} → {d['phi'][-1]:.2f}.")
 
 # %% [markdown]
 # ## The three fixes, with the same 64 samples per image
@@ -153,12 +157,14 @@ print(f"K = {grid[0]} -> {grid[-1]}: decoder DSNR {d['theta'][0]:.2f} -> {d['the
 #
 # First the SNR of the gradient each method uses, at the same (IWAE-64-trained) parameters:
 
-# %%
+# %% tags=["hide-input"]
 sm = res["snr_methods"]
 names = ["IWAE-64", "PIWAE(8,8)", "MIWAE(8,8)", "CIWAE(0.5)", "VAE"]
-rows = ["| method | median SNR theta | median SNR phi | DSNR phi |", "|---|---|---|---|"]
-rows += [f"| {n} | {sm[n]['theta']['median']:.3f} | {sm[n]['phi']['median']:.3f} | {sm[n]['phi']['dsnr']:.3f} |" for n in names]
-display(Markdown("\n".join(rows)))
+display(plots.table([{"method": n, "median SNR, decoder θ": sm[n]["theta"]["median"],
+                      "median SNR, encoder φ": sm[n]["phi"]["median"], "directional SNR, encoder φ": sm[n]["phi"]["dsnr"]}
+                     for n in names], formats={c: ".3f" for c in ("median SNR, decoder θ", "median SNR, encoder φ",
+                                                                   "directional SNR, encoder φ")},
+                    caption="SNR (|mean| / std, no unit) of each method's gradient at the IWAE-64-trained parameters"))
 
 # %% [markdown]
 # Then the test-set metrics in nats per image (higher is better): IWAE-64, $\log\hat p(x)$ =
@@ -166,21 +172,22 @@ display(Markdown("\n".join(rows)))
 # next to Rainforth et al.'s Table 1, which is *their* result after 3280 epochs on all of MNIST
 # (a citation, not computed here).
 
-# %%
+# %% tags=["hide-input"]
 t, ref = res["table"], res["reference"]["table"]
-rows = ["| method | IWAE-64 | log p-hat | -KL(Q‖P) | paper IWAE-64 | paper log p-hat | paper -KL |",
-        "|---|---|---|---|---|---|---|"]
-for n in names + ["CIWAE(learned)"]:
-    r, p = t[n], ref.get(n)
-    paper = (f"{p['iwae64']:.2f} | {p['log_p_hat']:.2f} | {p['neg_kl']:.2f}" if p else "– | – | –")
-    rows.append(f"| {n} | {r['iwae64']:.2f} | {r['log_p_hat']:.2f} | {r['neg_kl']:.2f} | {paper} |")
-display(Markdown(f"log p-hat = IWAE-{s['log_p_K']} on {res['dataset']['n_test']} test images; "
-                 f"{s['train']['epochs']} epochs on {res['dataset']['n_train']} images.\n\n" + "\n".join(rows)))
+metric = {"IWAE-64": "iwae64", "log p̂": "log_p_hat", "-KL(Q‖P)": "neg_kl"}
+display(plots.table(
+    [{"method": n, **{f"{c} (nats)": t[n][k] for c, k in metric.items()},
+      **{f"paper {c} (nats)": (ref[n][k] if n in ref else None) for c, k in metric.items()}}
+     for n in names + ["CIWAE(learned)"]],
+    formats={f"{w}{c} (nats)": ".2f" for c in metric for w in ("", "paper ")}, best={"log p̂ (nats)": "max"},
+    caption=f"Test metrics, nats per image, higher is better: log p̂ = IWAE-{s['log_p_K']} on "
+            f"{res['dataset']['n_test']} test images; {s['train']['epochs']} epochs on {res['dataset']['n_train']} "
+            "images. The paper's columns are Rainforth et al.'s Table 1 (cited, not computed)."))
 
 # %% [markdown]
 # What the paper found, checked against our numbers:
 
-# %%
+# %% tags=["hide-input"]
 lp = {n: t[n]["log_p_hat"] for n in names}
 kl = {n: t[n]["neg_kl"] for n in names}
 checks = [
@@ -192,10 +199,10 @@ checks = [
     ("the VAE has the smallest |-KL|", abs(kl["VAE"]) == min(abs(v) for v in kl.values()),
      f"{kl['VAE']:.2f}"),
 ]
-display(Markdown("\n".join(f"- {c}: **{'held' if ok else 'did not hold'}** ({num})" for c, ok, num in checks)
-                 + (f"\n\nAt the `{preset.name}` preset the models are trained for {s['train']['epochs']} epochs "
-                    "instead of 3280, so differences of a few tenths of a nat are within run-to-run noise."
-                    if preset.name != "paper" else "")))
+plots.say("\n".join(f"- {c}: **{'held' if ok else 'did not hold'}** ({num})" for c, ok, num in checks),
+          f"At the `{preset.name}` preset the models are trained for {s['train']['epochs']} epochs "
+          "instead of 3280, so differences of a few tenths of a nat are within run-to-run noise."
+          if preset.name != "paper" else "")
 
 # %% [markdown]
 # ## Learning $\beta$
@@ -207,7 +214,7 @@ display(Markdown("\n".join(f"- {c}: **{'held' if ok else 'did not hold'}** ({num
 # (Jensen), so maximizing the bound over $\beta$ can only push $\beta$ down toward IWAE; Adam's step
 # size, not the data, sets how fast.
 
-# %%
+# %% tags=["hide-input"]
 lb = res["learned_beta"]
 fig, ax = plt.subplots()
 ax.plot(lb["steps"], lb["beta"])
@@ -217,8 +224,8 @@ ax.set_ylim(0, 1)
 ax.set_title(r"Learnable $\beta$ of CIWAE, started at 0.5")
 plt.show()
 fixed = {0.0: "IWAE-64", 0.5: "CIWAE(0.5)", 1.0: "VAE"}
-print(f"beta: {lb['beta0']} -> {lb['beta_final']:.3f}; log p-hat with learned beta {t['CIWAE(learned)']['log_p_hat']:.2f} vs fixed "
-      + ", ".join(f"beta={b} ({n}) {t[n]['log_p_hat']:.2f}" for b, n in fixed.items()))
+plots.say(f"β: {lb['beta0']} → {lb['beta_final']:.3f}; log p̂ with learned β {t['CIWAE(learned)']['log_p_hat']:.2f} "
+          "nats vs fixed " + ", ".join(f"β = {b} ({n}) {t[n]['log_p_hat']:.2f}" for b, n in fixed.items()) + ".")
 
 # %% [markdown]
 # ## Try it: K, M and β
@@ -240,6 +247,8 @@ xs = digits.test[:4]
 with torch.no_grad():
     lw_small = log_weights(small, digits.test[:200], 64, generator=torch.Generator().manual_seed(0))  # (64, 200)
 
+
+# %% tags=["hide-input"]
 def draw(K=64, M=1, beta=0.0, reps=100):
     r = snr(small, xs, K=int(K), M=int(M), bound="ciwae", beta=float(beta), reps=reps, seed=0)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -253,7 +262,7 @@ def draw(K=64, M=1, beta=0.0, reps=100):
     axes[0].set_xlabel("log10 SNR per parameter")
     axes[0].set_ylabel("density over parameters")
     axes[0].set_title(f"CIWAE(beta={beta:.2f}) gradient, M={int(M)}, K={int(K)}")
-    axes[0].legend(fontsize=8)
+    plots.legend(axes[0], "below", fontsize=9)
     betas = np.linspace(0, 1, 21)
     axes[1].plot(betas, [ciwae(lw_small, b).mean().item() for b in betas])
     axes[1].plot([beta], [ciwae(lw_small, float(beta)).mean().item()], "o", color="C3")
@@ -264,7 +273,7 @@ def draw(K=64, M=1, beta=0.0, reps=100):
 
 draw()
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
@@ -290,9 +299,14 @@ interact(draw,
 from gapkit.bench.snr import compare
 
 bench_rows = compare(small, reps=200, cases=((1, 1), (10, 4)))
-for r in bench_rows:
-    print(f"K={r['K']} B={r['B']}: batched {r['batched_s']:.3f} s, loop {r['loop_s']:.3f} s, "
-          f"speed-up {r['speedup']:.1f}x; batched at {100 * r['fraction_of_matmul']:.1f}% of the matmul rate")
+
+# %% tags=["hide-input"]
+display(plots.table([{"K": r["K"], "images B": r["B"], "batched (s)": r["batched_s"], "loop (s)": r["loop_s"],
+                      "speed-up (×)": r["speedup"], "batched, % of matmul rate": 100 * r["fraction_of_matmul"]}
+                     for r in bench_rows],
+                    formats={"batched (s)": ".3f", "loop (s)": ".3f", "speed-up (×)": ".1f",
+                             "batched, % of matmul rate": ".1f"},
+                    caption="200 gradient estimates of the small model, batched against a loop of backward passes"))
 
 # %% [markdown]
 # ## Closing note
@@ -300,7 +314,7 @@ for r in bench_rows:
 # Where this leads: [chapter 6](06_bsvi.ipynb) generalizes the IWAE bound to dependent proposals
 # (the steps of an SVI trajectory) and trains with it.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"At the `{preset.name}` preset the median SNR of the IWAE gradient has log-log slopes "
     f"{sl['theta_K']:+.2f} (decoder) and {sl['phi_K']:+.2f} (encoder) in K, and {sl['theta_M']:+.2f} and "

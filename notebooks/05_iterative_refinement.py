@@ -21,9 +21,11 @@
 # point. With the model fixed, the best one is
 #
 # $$
-# \lambda^*(x) = \arg\max_\lambda \mathcal{L}(x; \lambda), \qquad
+# \begin{gathered}
+# \lambda^*(x) = \arg\max_\lambda \mathcal{L}(x; \lambda), \\
 # \mathcal{L}(x; \lambda) = \mathbb{E}_{q(z; \lambda)} \log w(z; \lambda), \qquad
 # w(z; \lambda) = \frac{p_\theta(x, z)}{q(z; \lambda)} ,
+# \end{gathered}
 # $$
 #
 # and the difference $\mathcal{L}(x; \lambda^*) - \mathcal{L}(x; \lambda_\phi(x))
@@ -40,9 +42,12 @@
 # {cite}`hjelm2016iterative`:
 #
 # $$
+# \begin{gathered}
 # \lambda_0 = \lambda_\phi(x), \qquad
 # \lambda_{i+1} = \lambda_i + \eta\, \mathrm{clip}\Big(\nabla_{\lambda} \tfrac1S \textstyle\sum_{s=1}^S
-# \log w(z_{i,s}; \lambda_i)\Big), \qquad z_{i,s} = \mu_i + \sigma_i \odot \epsilon_{i,s} ,
+# \log w(z_{i,s}; \lambda_i)\Big), \\
+# z_{i,s} = \mu_i + \sigma_i \odot \epsilon_{i,s} ,
+# \end{gathered}
 # $$
 #
 # with $\lambda = (\mu, \log\sigma)$, $S$ reparameterized samples per step, momentum, and the
@@ -74,7 +79,7 @@ if importlib.util.find_spec("gapkit") is None:
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
@@ -92,11 +97,13 @@ preset, device = setup("refinement")  # theme, $GAPKIT_PRESET, device, expected 
 
 # %%
 res = experiments.run("refinement", preset=preset.name)
+
+# %% tags=["hide-input"]
 s = res["settings"]
 r = s["refine"]
-print(f"{res['dataset']['name']}: {res['dataset']['n_train']} training images, D = {res['dataset']['dim']}; "
+plots.say(f"{res['dataset']['name']}: {res['dataset']['n_train']} training images, D = {res['dataset']['dim']}; "
       f"refinement: {r['optimizer']} (lr {r['lr']}, momentum {r['momentum']}), {r['samples']} samples "
-      f"per step, clipping at {r['clip']}  ({res['provenance']['wall_time_s']:.0f} s)")
+      f"per step, clipping at {r['clip']} ({res['provenance']['wall_time_s']:.0f} s).")
 
 # %% [markdown]
 # ## 1. The amortization gap and the inference generalization gap
@@ -107,25 +114,26 @@ print(f"{res['dataset']['name']}: {res['dataset']['n_train']} training images, D
 # amortization gap) and on test images (the inference generalization gap), and how much of each gap
 # 50 steps of refinement recover.
 
-# %%
+# %% tags=["hide-input"]
 g = res["gaps"]
-rows = ["| data | encoder ELBO | refined ELBO (50 steps) | optimal ELBO | gap (nats) | share closed by refinement |",
-        "|---|---|---|---|---|---|"]
-for split, name in (("train", "training (amortization gap)"), ("test", "test (inference generalization gap)")):
-    d = g[split]
-    rows.append(f"| {name} | {d['elbo_encoder']:.2f} | {d['elbo_refined']:.2f} | {d['elbo_optimal']:.2f} | "
-                f"{d['gap']:.2f} | {100 * d['refined_share']:.0f}% |")
-display(Markdown("\n".join(rows)))
+display(plots.table(
+    [{"data": name, "encoder ELBO (nats)": g[split]["elbo_encoder"], "refined ELBO, 50 steps (nats)": g[split]["elbo_refined"],
+      "optimal ELBO (nats)": g[split]["elbo_optimal"], "gap (nats)": g[split]["gap"],
+      "share closed by refinement (%)": 100 * g[split]["refined_share"]}
+     for split, name in (("train", "training (amortization gap)"), ("test", "test (inference generalization gap)"))],
+    formats={"encoder ELBO (nats)": ".2f", "refined ELBO, 50 steps (nats)": ".2f", "optimal ELBO (nats)": ".2f",
+             "gap (nats)": ".2f", "share closed by refinement (%)": ".0f"},
+    caption="The plain VAE's ELBO, nats per image (higher is better)"))
 a, ig = res["amortization_gap"], res["inference_generalization_gap"]
 close = abs(ig - a) < 0.1 * max(abs(a), abs(ig), 1e-9)  # within 10%: no difference worth naming
-display(Markdown(
+plots.say(
     f"On training images the encoder is {a:.2f} nats short of the best Gaussian; on test images "
     f"{ig:.2f} nats (difference {ig - a:+.2f} nats). "
     + ("The two gaps are about the same size here: at this preset the encoder has not overfitted, so "
        "the inference generalization gap is essentially the amortization gap." if close else
        "The test gap is larger: the encoder also generalizes worse than it fits, the part chapter 2 "
        "attributes to overfitting of the encoder." if ig > a else
-       "The test gap is smaller than the training gap at this preset.")))
+       "The test gap is smaller than the training gap at this preset."))
 
 # %% [markdown]
 # ## 2. Refinement curves
@@ -135,7 +143,7 @@ display(Markdown(
 # normalized ESS of its importance weights (cf. Figure 1 of the supplement of
 # {cite}`hjelm2016iterative`).
 
-# %%
+# %% tags=["hide-input"]
 steps = res["steps"]
 K = s["eval_samples"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -151,16 +159,16 @@ axes[0].set(xlabel="refinement steps", ylabel="ELBO (nats per image, higher is b
             title="ELBO of the refined q")
 axes[1].set(xlabel="refinement steps", ylabel=f"normalized ESS of {K} weights",
             title="effective sample size", ylim=(0, 1))
-axes[0].legend(fontsize=8)
-axes[1].legend(fontsize=8)
+plots.legend(axes[0], "below", fontsize=9)
+plots.legend(axes[1], "below", fontsize=9)
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 e0, e50 = res["elbo_test"][0], res["elbo_test"][-1]
 p0, p50 = res["elbo_test_prior"][0], res["elbo_test_prior"][-1]
 n0, n50 = res["ess_test"][0], res["ess_test"][-1]
 first = next((st for st, v in zip(steps, res["elbo_test_prior"]) if v >= e0), None)
-display(Markdown(
+plots.say(
     f"On test images refinement raises the ELBO from {e0:.2f} to {e50:.2f} nats "
     f"({'an improvement' if e50 > e0 else 'no improvement'} of {e50 - e0:+.2f}) and the normalized ESS "
     f"from {n0:.3f} to {n50:.3f}. Started from the prior, the ELBO is {p0:.2f} nats at step 0 and "
@@ -168,7 +176,7 @@ display(Markdown(
     + (f"it needs {first} steps to match the encoder's answer at step 0: that is what the encoder's "
        "initial guess is worth." if first is not None else
        f"it does not reach the encoder's step-0 ELBO within {steps[-1]} steps: the encoder's guess is "
-       "worth more than all of them.")))
+       "worth more than all of them."))
 
 # %% [markdown]
 # What to see: the first few steps from the encoder do most of the work and the curve flattens at
@@ -196,20 +204,23 @@ display(Markdown(
 # full training set) are printed beside ours for reference; our model, data and training are much
 # smaller, so compare the orderings, not the values.
 
-# %%
+# %% tags=["hide-input"]
 t, p = res["table"], res["paper_table1"]
 Kn = s["nll_K"]
-rows = [f"| model | test bound | IWAE-{Kn} NLL | bound, refined at test | NLL, refined at test | "
-        "paper: bound / NLL |", "|---|---|---|---|---|---|"]
-rows.append(f"| VAE | {t['vae']['bound']:.2f} | {t['vae']['nll']:.2f} | {t['vae']['bound_refined']:.2f} | "
-            f"{t['vae']['nll_refined']:.2f} | {p['vae']['bound']:.2f} / {p['vae']['nll']:.2f} (refined: "
-            f"{p['vae_refined']['bound']:.2f} / {p['vae_refined']['nll']:.2f}) |")
-rows.append(f"| GDIR ({s['gdir']['steps']} steps in training) | {t['gdir']['bound']:.2f} | {t['gdir']['nll']:.2f} | "
-            f"{t['gdir']['bound_refined']:.2f} | {t['gdir']['nll_refined']:.2f} | "
-            f"{p['gdir']['bound']:.2f} / {p['gdir']['nll']:.2f} |")
-display(Markdown("\n".join(rows)))
+display(plots.table(
+    [{"model": "VAE", "test bound": t["vae"]["bound"], f"IWAE-{Kn} NLL": t["vae"]["nll"],
+      "bound, refined at test": t["vae"]["bound_refined"], "NLL, refined at test": t["vae"]["nll_refined"],
+      "paper: bound / NLL": f"{p['vae']['bound']:.2f} / {p['vae']['nll']:.2f} (refined: "
+                            f"{p['vae_refined']['bound']:.2f} / {p['vae_refined']['nll']:.2f})"},
+     {"model": f"GDIR ({s['gdir']['steps']} steps in training)", "test bound": t["gdir"]["bound"],
+      f"IWAE-{Kn} NLL": t["gdir"]["nll"], "bound, refined at test": t["gdir"]["bound_refined"],
+      "NLL, refined at test": t["gdir"]["nll_refined"],
+      "paper: bound / NLL": f"{p['gdir']['bound']:.2f} / {p['gdir']['nll']:.2f}"}],
+    formats={c: ".2f" for c in ("test bound", f"IWAE-{Kn} NLL", "bound, refined at test", "NLL, refined at test")},
+    caption="Test negative bounds, nats per image (lower is better); the paper's column is Hjelm et al.'s "
+            "Table 1 (MNIST, cited)"))
 v, gd = t["vae"], t["gdir"]
-display(Markdown(
+plots.say(
     f"Refinement at test time {'tightens' if v['bound_refined'] < v['bound'] else 'does not tighten'} the "
     f"VAE's bound ({v['bound']:.2f} -> {v['bound_refined']:.2f} nats; paper: 94.48 -> 90.57) and "
     f"changes its NLL estimate by {v['nll_refined'] - v['nll']:+.3f} nats "
@@ -222,7 +233,7 @@ display(Markdown(
     + (f"they end up level too (within 0.5 nats)." if abs(gd["nll_refined"] - v["nll_refined"]) < 0.5 else
        f"they do not: the GDIR-trained model's refined NLL is {v['nll_refined'] - gd['nll_refined']:+.2f} nats "
        f"{'better' if gd['nll_refined'] < v['nll_refined'] else 'worse'} than the refined VAE's, so training "
-       "with refinement gave a better decoder, not just a better posterior, at this preset.")))
+       "with refinement gave a better decoder, not just a better posterior, at this preset."))
 
 # %% [markdown]
 # ## 4. Watching one posterior move
@@ -235,7 +246,7 @@ display(Markdown(
 # posterior (contours), the start $q_0$ (dashed) and the refined $q_k$ (solid ellipse, two standard
 # deviations) with the path of its mean.
 
-# %%
+# %% tags=["hide-input"]
 from gapkit.data import load
 
 wmodel = load_model(res["widget"]["checkpoint"])
@@ -250,11 +261,6 @@ with torch.no_grad():
     Z = torch.tensor(np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 1, 2), dtype=torch.float32)
     logp = wmodel.log_joint(x1, Z)[:, 0].reshape(150, 150).numpy()  # log p(x, z) on the grid
 post = np.exp(logp - logp.max())
-
-
-def ellipse(ax, mu, sd, **kw):
-    t_ = np.linspace(0, 2 * np.pi, 100)
-    ax.plot(mu[0] + 2 * sd[0] * np.cos(t_), mu[1] + 2 * sd[1] * np.sin(t_), **kw)
 
 
 def prior(n):
@@ -275,11 +281,11 @@ def draw(steps=20, lr=0.1, optimizer="momentum", start="prior"):
     ax.contour(gx, gy, post, levels=6, cmap="Greys")
     m_, s_ = tr.mu[:, 0].numpy(), tr.std[:, 0].numpy()
     ax.plot(m_[:, 0], m_[:, 1], ".-", ms=3, color="C1", lw=0.8, label="path of the mean")
-    ellipse(ax, m_[0], s_[0], color="C0", ls="--", label=f"$q_0$ ({start})")
-    ellipse(ax, m_[-1], s_[-1], color="C3", label=f"$q_{{{steps}}}$ (refined)")
+    plots.ellipse(ax, m_[0], s_[0], color="C0", ls="--", lw=1.5, label=f"$q_0$ ({start})")
+    plots.ellipse(ax, m_[-1], s_[-1], color="C3", lw=1.5, label=f"$q_{{{steps}}}$ (refined)")
     ax.set(xlabel="$z_1$", ylabel="$z_2$", title="true posterior (contours) and q", xlim=(gx[0], gx[-1]),
            ylim=(gy[0], gy[-1]))
-    ax.legend(fontsize=8, loc="upper right")
+    plots.legend(ax, "right", fontsize=9)
     plt.show()
 
 
@@ -288,7 +294,7 @@ draw()
 # %% [markdown]
 # The interactive version (needs a live kernel: Colab or a local Jupyter):
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
@@ -309,15 +315,16 @@ interact(draw, steps=widgets.IntSlider(20, 0, 50, 1, description="steps"),
 # inside a compressor, where every nat of gap is a longer file. The numbers of this run, from
 # `results.json`:
 
-# %%
+# %% tags=["hide-input"]
 m = res["metrics"]
-print(f"amortization gap (train) {m['amortization_gap_nats']:.2f} nats, "
-      f"inference generalization gap (test) {m['inference_generalization_gap_nats']:.2f} nats")
-print(f"refinement, test ELBO: step 0 {res['elbo_test'][0]:.2f} -> step {steps[-1]} {res['elbo_test'][-1]:.2f} nats; "
-      f"ESS {res['ess_test'][0]:.3f} -> {res['ess_test'][-1]:.3f}")
-print(f"{'model':<6} {'bound':>8} {'NLL':>8} {'bound+ref':>10} {'NLL+ref':>8}   (nats, test)")
-for name in ("vae", "gdir"):
-    row = t[name]
-    print(f"{name:<6} {row['bound']:8.2f} {row['nll']:8.2f} {row['bound_refined']:10.2f} {row['nll_refined']:8.2f}")
-print("paper (Hjelm et al. 2016, Table 1, MNIST, 200 latents): VAE 94.48 / 89.31, "
-      "VAE refined at test 90.57 / 88.53, GDIR 90.60 / 88.54")
+plots.say(f"Amortization gap (train) {m['amortization_gap_nats']:.2f} nats, inference generalization gap (test) "
+          f"{m['inference_generalization_gap_nats']:.2f} nats.",
+          f"Refinement, test ELBO: step 0 {res['elbo_test'][0]:.2f} → step {steps[-1]} {res['elbo_test'][-1]:.2f} nats; "
+          f"ESS {res['ess_test'][0]:.3f} → {res['ess_test'][-1]:.3f}.")
+display(plots.table([{"model": name.upper(), "bound": t[name]["bound"], "NLL": t[name]["nll"],
+                      "bound, refined": t[name]["bound_refined"], "NLL, refined": t[name]["nll_refined"]}
+                     for name in ("vae", "gdir")],
+                    formats={c: ".2f" for c in ("bound", "NLL", "bound, refined", "NLL, refined")},
+                    caption="Test negative bounds, nats per image (lower is better). The paper (Hjelm et al. 2016, "
+                            "Table 1, MNIST, 200 latents): VAE 94.48 / 89.31, VAE refined at test 90.57 / 88.53, "
+                            "GDIR 90.60 / 88.54"))

@@ -63,7 +63,7 @@ if importlib.util.find_spec("gapkit") is None:
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
@@ -80,14 +80,15 @@ preset, device = setup("bsvi")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %%
 res = experiments.run("bsvi", preset=preset.name)
+
+# %% tags=["hide-input"]
 S = res["settings"]
 k, kp, K = S["k"], S["k_prime"], S["eval_steps"]
-print(f"{S['dataset']}: {S['n_train']} training images, {S['n_test_eval']} test images for evaluation; "
+plots.say(f"{S['dataset']}: {S['n_train']} training images, {S['n_test_eval']} test images for evaluation; "
       f"k = {k}, k' = {kp}; SVI: {S['svi']['optimizer']} lr {S['svi']['lr']}, momentum {S['svi']['momentum']}, "
       f"clip {S['svi']['clip']}; evaluation trajectories of K = {K} steps "
-      f"({res['provenance']['wall_time_s']:.0f} s)")
-if k != 9:
-    print(f"The paper trains with k = 9; this preset uses k = {k} to keep the run short.")
+      f"({res['provenance']['wall_time_s']:.0f} s)."
+          + (f" The paper trains with k = 9; this preset uses k = {k} to keep the run short." if k != 9 else ""))
 
 # %% [markdown]
 # ## 1. The generalized IWAE bound, checked exactly
@@ -101,7 +102,7 @@ if k != 9:
 # we solve it with the EM fixed point $\pi_i \leftarrow \frac1N \sum_n \pi_i w_{i,n} / \sum_j \pi_j w_{j,n}$,
 # {func}`gapkit.bsvi.optimize_pi`).
 
-# %%
+# %% tags=["hide-input"]
 lg = res["linear_gaussian"]
 steps_lg = np.array(lg["steps"])
 fig, ax = plt.subplots()
@@ -112,10 +113,10 @@ ax.axhline(0, color="k", lw=1, ls="--", label="exact log p(x)")
 ax.set_xlabel("SVI steps k")
 ax.set_ylabel("bound − log p(x) (nats)")
 ax.set_title("Linear-Gaussian model: every bound stays below log p(x)")
-ax.legend()
+plots.legend(ax, "right")
 plt.show()
 ok = lg["max_z"] < 3
-print(f"Largest (bound − log p(x)) / standard error over {len(lg['log_px'])} data points and every k: "
+plots.say(f"Largest (bound − log p(x)) / standard error over {len(lg['log_px'])} data points and every k: "
       f"{lg['max_z']:.2f} -> {'all bounds lie below log p(x) within Monte Carlo error' if ok else 'A BOUND EXCEEDS log p(x)'}. "
       f"At k = {steps_lg[-1]}, bound − log p(x): SVI-k {lg['gap_svik'][-1]:.3f} nats, "
       f"BSVI-k {lg['gap_bsvik'][-1]:.3f}, BSVI-k with optimized π {lg['gap_bsvik_opt'][-1]:.3f} "
@@ -136,7 +137,7 @@ print(f"Largest (bound − log p(x)) / standard error over {len(lg['log_px'])} d
 # buffer weights (π fitted on training images). Section 6.5 of {cite}`shu2019buffered` uses the
 # ordering BSVI-$k$ ≥ SVI-$k$ ≥ SVI-0 as a health check of training.
 
-# %%
+# %% tags=["hide-input"]
 steps = np.array(res["steps"])
 fig, ax = plt.subplots()
 ax.plot(steps, res["svi0"], ls="--", label="SVI-0 (encoder ELBO)")
@@ -146,21 +147,23 @@ ax.plot(steps, res["bsvik_opt"], marker="o", ms=2, label="BSVI-k, optimized π")
 ax.set_xlabel("SVI steps k")
 ax.set_ylabel("test bound (nats per image, higher is better)")
 ax.set_title(f"{res['ordering']['model']}: BSVI-k ≥ SVI-k ≥ SVI-0?")
-ax.legend()
+plots.legend(ax, "right")
 plt.show()
 o = res["ordering"]
 held = "held" if o["held_at_k"] else "did NOT hold"
-print(f"At k = {o['k']}: BSVI-k {o['bsvik']:.2f} (optimized π {o['bsvik_opt']:.2f}), SVI-k {o['svik']:.2f}, "
-      f"SVI-0 {o['svi0']:.2f} nats: the ordering BSVI-k >= SVI-k >= SVI-0 {held}.")
-print(f"Over k = 1..{o['k']}: BSVI-k >= SVI-k at {o['bsvi_ge_svi']} of {o['k']} values of k "
-      f"(optimized π: {o['bsvi_opt_ge_svi']}), SVI-k >= SVI-0 at {o['svi_ge_svi0']} of {o['k']}.")
+lines = []
+lines.append(f"At k = {o['k']}: BSVI-k {o['bsvik']:.2f} (optimized π {o['bsvik_opt']:.2f}), SVI-k {o['svik']:.2f}, "
+      f"SVI-0 {o['svi0']:.2f} nats: the ordering BSVI-k ≥ SVI-k ≥ SVI-0 {held}.")
+lines.append(f"Over k = 1..{o['k']}: BSVI-k >= SVI-k at {o['bsvi_ge_svi']} of {o['k']} values of k "
+      f"(optimized π: {o['bsvi_opt_ge_svi']}), SVI-k ≥ SVI-0 at {o['svi_ge_svi0']} of {o['k']}.")
 sw = res["svi_lr_sweep"]
-print(f"SVI step size (momentum {S['svi']['momentum']}, clip {S['svi']['clip']}), SVI-{sw['k']} - SVI-0 on the VAE: "
-      + ", ".join(f"lr {lr}: {b - a:+.2f}" for lr, a, b in zip(sw["lr"], sw["svi0"], sw["svik"])) + " nats")
+lines.append(f"SVI step size (momentum {S['svi']['momentum']}, clip {S['svi']['clip']}), SVI-{sw['k']} - SVI-0 on the VAE: "
+      + ", ".join(f"lr {lr}: {b - a:+.2f}" for lr, a, b in zip(sw["lr"], sw["svi0"], sw["svik"])) + " nats.")
 d1 = dict(zip(sw["lr"], np.array(sw["svik"]) - np.array(sw["svi0"])))
 if 1.0 in d1:
-    print(f"With the paper's lr 1.0, SVI-{sw['k']} is {'worse' if d1[1.0] < 0 else 'better'} than SVI-0 on this model "
+    lines.append(f"With the paper's lr 1.0, SVI-{sw['k']} is {'worse' if d1[1.0] < 0 else 'better'} than SVI-0 on this model "
           f"({d1[1.0]:+.2f} nats); with lr {S['svi']['lr']}: {d1.get(S['svi']['lr'], float('nan')):+.2f} nats.")
+plots.say(*lines)
 
 # %% [markdown]
 # The gap between BSVI-$k$ and SVI-$k$ is what the buffer buys: single SVI proposals improve slowly
@@ -175,25 +178,23 @@ if 1.0 in d1:
 # weights) with IWAE using $K$ to $5K$ independent samples from the encoder. The tightest estimate
 # per model is in bold.
 
-# %%
-def md_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return Markdown("\n".join(lines))
-
-
+# %% tags=["hide-input"]
 est = res["estimator_table"]
 cols = ["bsvi_k", "iwae_k", "iwae_2k", "iwae_3k", "iwae_4k", "iwae_5k"]
 names = [f"BSVI-{K}"] + [f"IWAE-{m * K}" for m in range(1, 6)]
-rows = []
-for model, row in est.items():
-    best = max(row[c] for c in cols)
-    rows.append([model] + [f"**{row[c]:.2f}**" if row[c] == best else f"{row[c]:.2f}" for c in cols])
-display(md_table(["model (trained with)"] + names, rows))
+
+
+def estimator_table(caption):
+    rows = [{"model (trained with)": model, **{f"{n} (nats)": row[c] for n, c in zip(names, cols)},
+             "tightest": max(zip(cols, names), key=lambda cn: row[cn[0]])[1]} for model, row in est.items()]
+    return plots.table(rows, formats={f"{n} (nats)": ".2f" for n in names}, caption=caption)
+
+
+display(estimator_table("Test log-likelihood estimates, nats per image (higher is tighter)"))
 wins = [m for m, r in est.items() if r["bsvi_k"] >= r["iwae_5k"]]
-print(f"BSVI-{K} is at least as tight as IWAE-{5 * K} for {len(wins)} of {len(est)} models"
-      + (f" ({', '.join(wins)})" if wins else "") + "; "
-      + "; ".join(f"{m}: BSVI-{K} − IWAE-{5 * K} = {r['bsvi_k'] - r['iwae_5k']:+.2f}" for m, r in est.items()) + " nats.")
+plots.say(f"BSVI-{K} is at least as tight as IWAE-{5 * K} for {len(wins)} of {len(est)} models"
+          + (f" ({', '.join(wins)})" if wins else "") + "; "
+          + "; ".join(f"{m}: BSVI-{K} − IWAE-{5 * K} = {r['bsvi_k'] - r['iwae_5k']:+.2f}" for m, r in est.items()) + " nats.")
 
 # %% [markdown]
 # ## 4. Training with BSVI
@@ -219,30 +220,39 @@ print(f"BSVI-{K} is at least as tight as IWAE-{5 * K} for {len(wins)} of {len(es
 # log-likelihoods (Table 1, $k = 9$) were VAE −89.83, IWAE-$k'$ −89.02, SVI-$k'$ −89.65 and
 # BSVI-$k$-SIR −88.80 nats: BSVI-SIR > IWAE > SVI > VAE.
 
-# %%
+# %% tags=["hide-input"]
 tt = res["training_table"]
-rows = [[m, f"{r['log_likelihood']:.2f} ± {r['log_likelihood_se']:.2f}", f"{r['elbo_star']:.2f}", f"{r['kl_star']:.2f}",
-         f"{r['reconstruction_star']:.2f}", f"{r['train_time_s']:.0f}"] for m, r in tt.items()]
-display(md_table(["model", f"log-likelihood (BSVI-{K})", "ELBO*", "KL*", "Reconstruction*", "train time (s)"], rows))
+
+
+def training_table(caption, times=True):
+    rows = [{"model": m, f"log-likelihood, BSVI-{K} (nats)": r["log_likelihood"], "± s.e. (nats)": r["log_likelihood_se"],
+             "ELBO* (nats)": r["elbo_star"], "KL* (nats)": r["kl_star"], "Reconstruction* (nats)": r["reconstruction_star"],
+             **({"train time (s)": r["train_time_s"]} if times else {})} for m, r in tt.items()]
+    fmt = {c: ".2f" for c in rows[0] if c.endswith("(nats)")} | ({"train time (s)": ".0f"} if times else {})
+    return plots.table(rows, formats=fmt, best={f"log-likelihood, BSVI-{K} (nats)": "max"}, caption=caption)
+
+
+display(training_table("Test metrics of each trained model, nats per image"))
 ll = {m: r["log_likelihood"] for m, r in tt.items()}
 order = sorted(ll, key=ll.get, reverse=True)
-print("Test log-likelihood ranking (best first): " + " > ".join(f"{m} ({ll[m]:.2f})" for m in order))
+lines = ["Test log-likelihood ranking (best first): " + " > ".join(f"{m} ({ll[m]:.2f})" for m in order) + "."]
 sir, svi_, vae = f"BSVI-{k}-SIR", f"SVI-{kp}", "VAE"
 if sir in ll and svi_ in ll:
     d = ll[sir] - ll[svi_]
-    print(f"{sir} vs {svi_}: {d:+.2f} nats -> "
+    lines.append(f"{sir} vs {svi_}: {d:+.2f} nats: "
           + ("BSVI-SIR trained the better model, as in the paper." if d > 0
              else "the paper's finding (BSVI-SIR better than SVI) did NOT reproduce here."))
 iw = f"IWAE-{kp}"
 if sir in ll and iw in ll:
-    print(f"{sir} vs {iw}: {ll[sir] - ll[iw]:+.2f} nats (the paper: BSVI-SIR ahead of IWAE by 0.22 nats on Omniglot).")
+    lines.append(f"{sir} vs {iw}: {ll[sir] - ll[iw]:+.2f} nats (the paper: BSVI-SIR ahead of IWAE by 0.22 nats on Omniglot).")
 if sir + "-pi" in ll and sir in ll:
-    print(f"Learning π ({sir}-pi) vs uniform π: {ll[sir + '-pi'] - ll[sir]:+.2f} nats.")
-print("(The ± are standard errors over test images; the models are evaluated on the same images, so "
-      "differences between models are less noisy than these.)")
+    lines.append(f"Learning π ({sir}-pi) vs uniform π: {ll[sir + '-pi'] - ll[sir]:+.2f} nats.")
+lines.append("(The ± are standard errors over test images; the models are evaluated on the same images, so "
+             "differences between models are less noisy than these.)")
 if svi_ in ll and vae in ll:
-    print(f"{svi_} vs VAE: {ll[svi_] - ll[vae]:+.2f} nats; "
-          f"KL* {tt[svi_]['kl_star']:.2f} vs {tt[vae]['kl_star']:.2f} (more latent use means a larger KL*).")
+    lines.append(f"{svi_} vs VAE: {ll[svi_] - ll[vae]:+.2f} nats; "
+          f"KL\\* {tt[svi_]['kl_star']:.2f} vs {tt[vae]['kl_star']:.2f} (more latent use means a larger KL\\*).")
+plots.say(*lines)
 
 # %% [markdown]
 # ## 5. Monitoring during training
@@ -253,7 +263,7 @@ if svi_ in ll and vae in ll:
 # learned buffer weights $\mathbb{E}_\pi[i]/k$ (0.5 for uniform weights, 1 for SVI's last step).
 # The curves are averages over windows of consecutive minibatches.
 
-# %%
+# %% tags=["hide-input"]
 mon = res["monitor"]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 for m, tr in mon.items():
@@ -271,17 +281,18 @@ for a in axes:
 axes[0].set_ylabel("difference (nats per image)")
 axes[1].set_ylabel("difference (nats per image)")
 axes[2].set_ylabel("E_π[i] / k")
-axes[0].legend(fontsize=8)
-if any("pi_position" in tr for tr in mon.values()):
-    axes[2].legend(fontsize=8)
 plt.tight_layout()
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4), fontsize=9)
 plt.show()
+lines = []
 for m, tr in mon.items():
     line = (f"{m}: BSVI-k >= SVI-k on {100 * tr['frac_bsvi_ge_svi']:.0f}% of minibatches (mean {tr['mean_bsvi_minus_svi']:+.2f} nats), "
             f"SVI-k >= SVI-0 on {100 * tr['frac_svi_ge_svi0']:.0f}% (mean {tr['mean_svi_minus_svi0']:+.2f} nats)")
     if "pi_position" in tr:
-        line += f"; final E_π[i]/k = {tr['pi_position'][-1]:.3f}"
-    print(line)
+        line += f"; final E\\_π[i]/k = {tr['pi_position'][-1]:.3f}"
+    lines.append(line + ".")
+plots.say(*lines)
 
 # %% [markdown]
 # ## 6. Explore: the buffer weights
@@ -292,7 +303,7 @@ for m, tr in mon.items():
 # Everything is precomputed, so the widget only redraws. First the static figure at the default
 # values:
 
-# %%
+# %% tags=["hide-input"]
 curves = res["curves"]
 WEIGHTINGS = ("uniform", "optimized", "last step only")
 
@@ -317,7 +328,7 @@ def draw(model="VAE", k_sel=None, weighting="uniform"):
     a1.set_title(f"k = {k_sel}: SVI-0 {vals[0]:.2f}, SVI-k {vals[1]:.2f}, BSVI-k {vals[2]:.2f} nats", fontsize=10)
     a1.set_xlabel("SVI steps k")
     a1.set_ylabel("test bound (nats per image)")
-    a1.legend(fontsize=8)
+    plots.legend(a1, "below", fontsize=9)
     a2.bar(np.arange(k_sel + 1), pi)
     a2.set_xlabel("proposal i (0 = encoder)")
     a2.set_ylabel("buffer weight π_i")
@@ -332,7 +343,7 @@ draw(default_model, None, "uniform")
 # %% [markdown]
 # And the interactive version (in a live notebook; the rendered book shows the figure above):
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
@@ -348,10 +359,8 @@ interact(draw,
 # Where this leads: [chapter 7](07_bits_back.ipynb) turns bounds like these into code lengths. The
 # numbers of this run (preset printed at the top), in one place:
 
-# %%
-print(f"Ordering on the {o['model']} test images at k = {o['k']}: BSVI-k {o['bsvik']:.2f} (opt. π {o['bsvik_opt']:.2f}) "
-      f"/ SVI-k {o['svik']:.2f} / SVI-0 {o['svi0']:.2f} nats -> BSVI-k >= SVI-k >= SVI-0 {held}.")
-display(md_table(["model", f"log-likelihood (BSVI-{K})", "ELBO*", "KL*", "Reconstruction*"],
-                 [[m, f"{r['log_likelihood']:.2f}", f"{r['elbo_star']:.2f}", f"{r['kl_star']:.2f}",
-                   f"{r['reconstruction_star']:.2f}"] for m, r in tt.items()]))
-display(md_table(["model"] + names, [[m] + [f"{r[c]:.2f}" for c in cols] for m, r in est.items()]))
+# %% tags=["hide-input"]
+plots.say(f"Ordering on the {o['model']} test images at k = {o['k']}: BSVI-k {o['bsvik']:.2f} (opt. π {o['bsvik_opt']:.2f}) "
+          f"/ SVI-k {o['svik']:.2f} / SVI-0 {o['svi0']:.2f} nats: BSVI-k ≥ SVI-k ≥ SVI-0 {held}.")
+display(training_table("Training with BSVI: test metrics, nats per image", times=False))
+display(estimator_table("BSVI as a likelihood estimator: test estimates, nats per image (higher is tighter)"))

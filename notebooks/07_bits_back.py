@@ -36,14 +36,14 @@ import constriction
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
 from gapkit.coding import BitsBackCodec
 from gapkit.models import VAE
 
-preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
+preset, device = setup("bits-back")  # theme, $GAPKIT_PRESET, device, expected times
 
 # %% [markdown]
 # ## 1. Source coding and ANS, a stack of bits
@@ -89,10 +89,14 @@ model = constriction.stream.model.Categorical(np.array(freqs) / 256, perfect=Fal
 coder.encode_reverse(symbols.astype(np.int32), model)
 lib_bits = coder.num_bits()
 lib_back = coder.decode(model, len(symbols))
-print(f"{len(symbols)} symbols: Shannon {shannon:.1f} bits; toy rANS {ours_bits} bits; "
-      f"constriction {lib_bits} bits (whole 32-bit words)")
-print(f"toy round trip exact: {decoded == list(symbols)}; constriction round trip exact: "
-      f"{np.array_equal(lib_back, symbols)}")
+
+# %% tags=["hide-input"]
+display(plots.table([{"coder": "Shannon bound -log2 P", "bits": shannon, "round trip exact": "–"},
+                     {"coder": "toy rANS (above)", "bits": ours_bits, "round trip exact": str(decoded == list(symbols))},
+                     {"coder": "constriction (whole 32-bit words)", "bits": lib_bits,
+                      "round trip exact": str(bool(np.array_equal(lib_back, symbols)))}],
+                    formats={"bits": lambda v: f"{v:.1f}" if isinstance(v, float) else f"{v:d}"},
+                    caption=f"{len(symbols)} symbols"))
 
 # %% [markdown]
 # ## 2. Bits back, step by step
@@ -118,9 +122,9 @@ print(f"toy round trip exact: {decoded == list(symbols)}; constriction round tri
 # whole test set.
 
 # %%
-print(f"bits-back on the preset's test set: about {experiments.get('bits-back').cost.get(preset.name, '?')}"
-      " the first time (cached afterwards)")
 res = experiments.run("bits-back", preset=preset.name)
+
+# %% tags=["hide-input"]
 ds = res["dataset"]
 t = res["trace"]
 sb = t["stack_bits"]
@@ -133,9 +137,9 @@ ax.set_ylabel("stack size change (bits)")
 ax.set_title("Bits-back coding of one test image")
 plt.show()
 net = sb["push z"] - sb["start"]
-print(f"-log2 q(z|x) = {t['neg_log2_q']:.1f} bits popped; -log2 p(x|z) = {t['neg_log2_px_given_z']:.1f}; "
+plots.say(f"-log2 q(z|x) = {t['neg_log2_q']:.1f} bits popped; -log2 p(x|z) = {t['neg_log2_px_given_z']:.1f}; "
       f"-log2 p(z) = {t['neg_log2_pz']:.0f}; net {net} bits "
-      f"(= {t['neg_log2_px_given_z'] + t['neg_log2_pz'] - t['neg_log2_q']:.1f} from the three terms)")
+      f"(= {t['neg_log2_px_given_z'] + t['neg_log2_pz'] - t['neg_log2_q']:.1f} from the three terms).")
 
 # %% [markdown]
 # The stack first *shrinks* (the popped latent), then grows by the image and the latent's prior
@@ -150,26 +154,27 @@ print(f"-log2 q(z|x) = {t['neg_log2_q']:.1f} bits popped; -log2 p(x|z) = {t['neg
 # the same images go through general-purpose compressors (gzip, bz2, lzma and PNG,
 # {func}`gapkit.coding.baselines.baseline_bpd`).
 
-# %%
+# %% tags=["hide-input"]
 f, comp = res["full"], res["compressors"]
 rows = [("bits-back, baseline encoder", f["baseline"]["bpd"]),
         ("bits-back, reverse-half-asleep encoder", f["reverse_half_asleep"]["bpd"]),
         ("test -ELBO, baseline encoder (its q)", f["baseline"]["neg_elbo_bpd"]),
         (f"IWAE-{f['iwae_K']} estimate of -log p(x)", f["neg_log_px_iwae_bpd"])]
 rows += [(name, v) for name, v in sorted(comp.items(), key=lambda kv: kv[1])]
-table = "| method | BPD |\n|---|---|\n" + "\n".join(f"| {n} | {v:.4f} |" for n, v in rows)
-display(Markdown(f"On the {ds['n_test']} test images ({ds['name']}, {ds['binarization']} binarization):\n\n" + table))
+display(plots.table(rows, columns=["method", "BPD"], formats={"BPD": ".4f"},
+                    caption=f"Code lengths on the {ds['n_test']} test images ({ds['name']}, {ds['binarization']} "
+                            "binarization), bits per dimension (lower is better)"))
 b = f["baseline"]
 ok = "within" if abs(b["ratio_to_neg_elbo"] - 1) <= 0.01 else "NOT within"
 best_std = min(comp, key=comp.get)
-print(f"achieved {b['bpd']:.4f} BPD = {b['ratio_to_neg_elbo']:.4f} x the test -ELBO ({ok} 1%), "
+plots.say(f"Achieved {b['bpd']:.4f} BPD = {b['ratio_to_neg_elbo']:.4f} x the test -ELBO ({ok} 1%), "
       f"plus {b['initial_bits']} initial bits once for the whole message "
       f"({b['initial_bits'] / (b['n_images'] * b['dim']):.5f} BPD if charged); "
       f"round trip exact: {b['exact'] and f['reverse_half_asleep']['exact']}; "
       f"the best standard compressor ({best_std}, {comp[best_std]:.4f} BPD) is "
       f"{'beaten' if b['bpd'] < comp[best_std] else 'NOT beaten'} ({comp[best_std] / b['bpd']:.2f}x the bits-back length); "
       f"encode {1 / b['encode_s_per_image']:.0f} images/s, decode {1 / b['decode_s_per_image']:.0f} images/s "
-      f"on this machine")
+      f"on this machine.")
 
 # %% [markdown]
 # ## 4. Better inference, shorter codes
@@ -183,7 +188,7 @@ print(f"achieved {b['bpd']:.4f} BPD = {b['ratio_to_neg_elbo']:.4f} x the test -E
 # the decoder, which has just recovered $x$, repeats the same steps bit for bit before pushing $z$
 # back.
 
-# %%
+# %% tags=["hide-input"]
 byK = res["by_K"]
 names = {"baseline": "baseline encoder", "reverse_half_asleep": "reverse half-asleep encoder"}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -197,7 +202,7 @@ axes[0].set_xlabel("optimal-inference steps K inside the coder")
 axes[1].set_xlabel("time per image, mean of encode and decode (ms)")
 for ax in axes:
     ax.set_ylabel("achieved code length (BPD)")
-    ax.legend()
+    plots.legend(ax, "below", ncol=1, fontsize=9)
 axes[0].set_title("BPD against K")
 axes[1].set_title("BPD against time")
 plt.show()
@@ -206,23 +211,23 @@ plt.show()
 # Each point is a real encode and decode of the first test images (exact round trips). Left: both
 # curves fall with K; right: what those steps cost in time.
 
-# %%
+# %% tags=["hide-input"]
 Kmax = max(r["K"] for r in byK["baseline"].values())
 b0, r0 = byK["baseline"]["0"]["bpd"], byK["reverse_half_asleep"]["0"]["bpd"]
 bK, rK = byK["baseline"][str(Kmax)]["bpd"], byK["reverse_half_asleep"][str(Kmax)]["bpd"]
-lines = ["| encoder | K | BPD | -ELBO (BPD) | encode ms/image | decode ms/image |", "|---|---|---|---|---|---|"]
-for key, label in names.items():
-    for r in sorted(byK[key].values(), key=lambda r: r["K"]):
-        lines.append(f"| {label} | {r['K']} | {r['bpd']:.4f} | {r['neg_elbo_bpd']:.4f} | "
-                     f"{1e3 * r['encode_s_per_image']:.2f} | {1e3 * r['decode_s_per_image']:.2f} |")
-display(Markdown(f"First {ds['sweep_images']} test images:\n\n" + "\n".join(lines)))
-print(f"K = 0: reverse half-asleep {r0:.4f} vs baseline {b0:.4f} BPD: "
+display(plots.table(
+    [{"encoder": label, "K": r["K"], "code length (BPD)": r["bpd"], "-ELBO (BPD)": r["neg_elbo_bpd"],
+      "encode (ms/image)": 1e3 * r["encode_s_per_image"], "decode (ms/image)": 1e3 * r["decode_s_per_image"]}
+     for key, label in names.items() for r in sorted(byK[key].values(), key=lambda r: r["K"])],
+    formats={"code length (BPD)": ".4f", "-ELBO (BPD)": ".4f", "encode (ms/image)": ".2f", "decode (ms/image)": ".2f"},
+    caption=f"The first {ds['sweep_images']} test images, K optimal-inference steps inside the coder"))
+plots.say(f"K = 0: reverse half-asleep {r0:.4f} vs baseline {b0:.4f} BPD: "
       f"{'shorter' if r0 < b0 else 'NOT shorter'} at no extra cost (paper: 0.1789 vs 0.1854). "
       f"K = {Kmax}: baseline {b0:.4f} -> {bK:.4f} ({'falls' if bK < b0 else 'does NOT fall'}; paper 0.1854 -> 0.1769), "
       f"reverse half-asleep {r0:.4f} -> {rK:.4f} ({'falls' if rK < r0 else 'does NOT fall'}; paper 0.1789 -> 0.1725).")
 better_K = [r["K"] for r in sorted(byK["baseline"].values(), key=lambda r: r["K"]) if r["bpd"] <= r0]
-print("the baseline needs K = " + (f"{better_K[0]} steps" if better_K else f"more than {Kmax} steps")
-      + " to match the reverse-half-asleep encoder at K = 0 (paper: K = 7)")
+plots.say("The baseline needs K = " + (f"{better_K[0]} steps" if better_K else f"more than {Kmax} steps")
+      + " to match the reverse-half-asleep encoder at K = 0 (paper: K = 7).")
 
 # %% [markdown]
 # ## 5. Grey images: the discretized logistic
@@ -230,16 +235,16 @@ print("the baseline needs K = " + (f"{better_K[0]} steps" if better_K else f"mor
 # The same coder handles 8-bit pixels: each pixel is pushed with its 256-way discretized-logistic
 # distribution.
 
-# %%
+# %% tags=["hide-input"]
 g = res["grey"]
 gc = g["compressors"]
-display(Markdown("| method | BPD |\n|---|---|\n" + f"| bits-back (VAE, discretized logistic) | {g['bpd']:.4f} |\n"
-                 + f"| test -ELBO | {g['neg_elbo_bpd']:.4f} |\n"
-                 + "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(gc.items(), key=lambda kv: kv[1]))))
+display(plots.table([("bits-back (VAE, discretized logistic)", g["bpd"]), ("test -ELBO", g["neg_elbo_bpd"])]
+                    + sorted(gc.items(), key=lambda kv: kv[1]), columns=["method", "BPD"], formats={"BPD": ".4f"},
+                    caption="Grey (8-bit) test images, bits per dimension (lower is better)"))
 gbest = min(gc, key=gc.get)
-print(f"grey: {g['n_images']} test images, {g['bpd']:.4f} BPD = {g['ratio_to_neg_elbo']:.4f} x -ELBO, exact: {g['exact']}; "
+plots.say(f"Grey: {g['n_images']} test images, {g['bpd']:.4f} BPD = {g['ratio_to_neg_elbo']:.4f} x -ELBO, exact: {g['exact']}; "
       f"the best standard compressor ({gbest}, {gc[gbest]:.4f} BPD) is {'beaten' if g['bpd'] < gc[gbest] else 'NOT beaten'}: "
-      "the code is only as short as the model is good")
+      "the code is only as short as the model is good.")
 
 # %% [markdown]
 # ## Try it: the latent bins
@@ -262,14 +267,17 @@ def toy_bpd(bits):
 
 
 grid = list(range(2, 11, 2))
+grid_bpd = [toy_bpd(b) for b in grid]
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
-ax.plot(grid, [toy_bpd(b) for b in grid], marker="o")
+ax.plot(grid, grid_bpd, marker="o")
 ax.set_xlabel("latent bins per dimension (log2)")
 ax.set_ylabel("achieved code length (BPD)")
 ax.set_title("Code length against the number of latent bins")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 

@@ -10,10 +10,18 @@ serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every hos
 * widgets are drawn from their saved state (every one on each page), and at least one shows its
   figure under its sliders; no progress bar is left on a page;
 * the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
-* nothing is fetched from outside localhost, and no JavaScript error is thrown.
+* nothing is fetched from outside localhost, and no JavaScript error is thrown;
+* the results read like a book at 1280 pixels: plotting and formatting code folded under "show code"
+  toggles (``hide-input``), so that no visible code cell draws a figure or formats results; no raw
+  Markdown table text (a line of pipes) in any
+  output; no output or display-equation box whose content is clipped (scroll width larger than its
+  visible width), code inside the folded "show code" toggles aside; at least one real table on every
+  chapter page whose source shows a table (``plots.table``); the summary on the landing page drawn
+  with text at least ``SUMMARY_MIN_TEXT_PX`` pixels high.
 
 A screenshot of each page is written to ``$GAPKIT_SCREENSHOTS`` (default ``_build/screenshots``)
-for a person to look at. ``GAPKIT_BOOK_HTML=path/to/_build/html`` tests an existing build instead
+for a person to look at, with ``report.json`` (everything the probe saw) and ``pages.json`` (per page:
+height in pixels at 1280, tables, raw table lines, clipped boxes). ``GAPKIT_BOOK_HTML=path/to/_build/html`` tests an existing build instead
 of building. Chromium is driven with the DevTools protocol over a pipe (``--remote-debugging-pipe``),
 so no extra Python package is needed. Without Chromium the test skips, except in CI (``$CI`` set),
 where a missing browser is a failure.
@@ -49,6 +57,13 @@ MAX_SHOT_HEIGHT = 12000
 # console.error messages that are not failures: the theme's notice on a first visit (empty storage)
 BENIGN_CONSOLE = ("Got invalid theme mode",)
 SETTLE_S = 20.0
+# The summary's smallest text (tick labels, in pixels as drawn at 1280) and its sentences must be at
+# least this high: the chapters' figures draw their tick labels at about 10-15 pixels.
+SUMMARY_MIN_TEXT_PX = 12.0
+# What a visible (unfolded) code cell must not do: draw or format results (the gapkit call and teaching
+# code stay visible; figures, tables and sentences come from folded cells).
+PLOTTING_CODE = re.compile(r"plt\.(subplots|figure|show)\(|\.set_(x|y)label\(|\.legend\(|\bplots\.(say|table|curves|"
+                           r"band|ellipse|legend|image_grid)\(|display\(|\binteract\(")
 
 pytestmark = pytest.mark.browser
 
@@ -216,6 +231,35 @@ PROBE = r"""
     launchColab: [...document.querySelectorAll('a')].filter(a => /colab/i.test(a.title || '') ||
                    (a.querySelector('img[alt*="Colab logo"]'))).map(a => a.href),
     height: Math.max(document.documentElement.scrollHeight, document.body.scrollHeight),
+    // Markdown tables that were not parsed: a line with three or more pipes in an output
+    rawTableLines: [...document.querySelectorAll('.cell_output')]
+      .flatMap(o => (o.innerText || '').split('\n')).filter(l => (l.match(/[|]/g) || []).length >= 3)
+      .map(l => l.slice(0, 120)),
+    outputTables: document.querySelectorAll('.cell_output table').length,
+    // boxes whose content is wider than what they show (cut, or behind a scroll bar); code cells'
+    // inputs and anything inside a folded toggle (<details>) aside
+    clipped: [...document.querySelectorAll('.cell_output, .cell_output *, mjx-container[display="true"], ' +
+                                           'div.math, .math-wrapper, main, article, .bd-article-container')]
+      .filter(e => !e.closest('details, .cell_input') && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 2 &&
+                   getComputedStyle(e).overflowX !== 'visible')
+      .map(e => ({tag: e.tagName.toLowerCase(), cls: String(e.className && e.className.baseVal !== undefined
+                   ? e.className.baseVal : e.className).slice(0, 60), scrollWidth: e.scrollWidth,
+                  clientWidth: e.clientWidth, text: (e.innerText || e.textContent || '').slice(0, 100)})),
+    pageScrollWidth: document.documentElement.scrollWidth,
+    // code cells: folded ones (hide-input: a "show code" toggle) and the source of the visible ones
+    foldedCells: [...document.querySelectorAll('div.cell.tag_hide-input')]
+      .filter(c => c.querySelector('details') && !c.querySelector('details[open]')).length,
+    visibleCode: [...document.querySelectorAll('div.cell')]
+      .filter(c => !c.classList.contains('tag_hide-input') && c.querySelector('.cell_input'))
+      .map(c => c.querySelector('.cell_input').innerText || ''),
+    // the landing page's summary: the smallest text of each panel picture, in pixels as drawn
+    // (data-min-font-pt is the smallest font in the picture; an SVG's user unit is the point)
+    summaryPanels: [...document.querySelectorAll('.gapkit-summary img')].map(i => ({
+      src: i.getAttribute('src'), width: i.getBoundingClientRect().width, naturalWidth: i.naturalWidth,
+      minTextPx: parseFloat(i.dataset.minFontPt || 'NaN') * 96 / 72 * i.getBoundingClientRect().width /
+                 (i.naturalWidth || 1)})),
+    summaryFindingPx: [...document.querySelectorAll('.gapkit-summary .gapkit-summary-finding')]
+      .map(e => parseFloat(getComputedStyle(e).fontSize)),
   };
 })()
 """
@@ -339,6 +383,10 @@ def test_book_in_browser(tmp_path):
         chrome.close()
         server.shutdown()
     (shots / "report.json").write_text(json.dumps(reports, indent=1))
+    pages = {p: {"height_px": r["height"], "tables": r["outputTables"], "raw_table_lines": len(r["rawTableLines"]),
+                 "clipped_boxes": len(r["clipped"]), "folded_cells": r["foldedCells"],
+                 "visible_code_cells": len(r["visibleCode"])} for p, r in reports.items()}
+    (shots / "pages.json").write_text(json.dumps(pages, indent=1))
 
     problems = []
     chapters = [p for p in reports if p.startswith("notebooks/")]
@@ -366,6 +414,14 @@ def test_book_in_browser(tmp_path):
             problems.append(f"{where} requests outside localhost: {r['external'][:5]}")
         if r["failed"]:
             problems.append(f"{where} failed requests: {r['failed'][:5]}")
+        if r["rawTableLines"]:
+            problems.append(f"{where} {len(r['rawTableLines'])} lines of raw Markdown table text in outputs "
+                            f"(a table printed as text): {r['rawTableLines'][:3]}")
+        if r["clipped"]:
+            problems.append(f"{where} {len(r['clipped'])} output or equation boxes clip their content at "
+                            f"{WIDTH} px: {r['clipped'][:3]}")
+        if r["pageScrollWidth"] > WIDTH + 2:
+            problems.append(f"{where} the page is wider than the window ({r['pageScrollWidth']} px > {WIDTH})")
     for page in chapters:
         r = reports[page]
         figures = [im for im in r["images"] if im["inOutput"] and im["visible"]]
@@ -374,6 +430,15 @@ def test_book_in_browser(tmp_path):
         want = COLAB + page[:-5] + ".ipynb"
         if want not in r["launchColab"]:
             problems.append(f"{page}: the Colab launch button does not open {want}: {r['launchColab']}")
+        if r["foldedCells"] < 1:
+            problems.append(f"{page}: no folded (hide-input) code cell: plotting code would fill the page")
+        drawing = [code.strip().splitlines()[0][:80] for code in r["visibleCode"] if PLOTTING_CODE.search(code)]
+        if drawing:
+            problems.append(f"{page}: {len(drawing)} visible code cells draw or format results (tag them "
+                            f"hide-input): {drawing[:3]}")
+        source = ROOT / (page[:-5] + ".py")
+        if source.is_file() and "plots.table(" in source.read_text() and r["outputTables"] < 1:
+            problems.append(f"{page}: the chapter shows results tables (plots.table) but the page has no real table")
         wrong = [u for u in r["colabLinks"] if u != want]
         if wrong or len(r["colabLinks"]) < 2:
             problems.append(f"{page}: Colab links {r['colabLinks']} should be the launch button and the badge, "
@@ -384,7 +449,20 @@ def test_book_in_browser(tmp_path):
         problems.append("no widget shows its figure from the saved state on any page")
     if not any(r["mathTypeset"] for r in reports.values()):
         problems.append("no math typeset on any page")
-    summary = {p: {k: r[k] for k in ("mathTypeset", "widgetsDrawn", "widgetFigures", "widgetClasses")} | {"images": len(r["images"])}
-               for p, r in reports.items()}
+    intro = reports.get("book/intro.html")
+    if intro is None:
+        problems.append("no landing page book/intro.html")
+    elif not intro["summaryPanels"]:
+        problems.append("book/intro.html: the summary has no panel pictures (.gapkit-summary img)")
+    else:
+        small = [q for q in intro["summaryPanels"]
+                 if not (isinstance(q["minTextPx"], (int, float)) and q["minTextPx"] >= SUMMARY_MIN_TEXT_PX)]
+        if small:
+            problems.append(f"book/intro.html: summary panels drawn with text under {SUMMARY_MIN_TEXT_PX} px: {small[:3]}")
+        if not intro["summaryFindingPx"] or min(intro["summaryFindingPx"]) < SUMMARY_MIN_TEXT_PX:
+            problems.append(f"book/intro.html: the summary's sentences are missing or under {SUMMARY_MIN_TEXT_PX} px: "
+                            f"{intro['summaryFindingPx'][:3]}")
+    summary = {p: {k: r[k] for k in ("mathTypeset", "widgetsDrawn", "widgetFigures", "widgetClasses")}
+               | {"images": len(r["images"])} | pages[p] for p, r in reports.items()}
     print(f"screenshots in {shots}\n" + json.dumps(summary, indent=1))
     assert not problems, "\n".join(problems) + f"\n(screenshots and report.json in {shots})"

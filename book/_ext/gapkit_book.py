@@ -10,8 +10,11 @@
 * ``{gapkit-experiments}`` and ``{gapkit-presets}``: tables generated from the experiments
   registry (``python -m gapkit list``): each experiment, its chapter, and its ``cost`` per preset,
   with the wall time measured for the results in the cache when there are any.
-* ``{gapkit-summary}``: the one-screen summary figure of the book's findings
-  (``gapkit_summary.py``), drawn after every chapter has run, from the cached results.
+* ``{gapkit-summary}``: the summary of the book's findings (``gapkit_summary.py``), drawn after every
+  chapter has run, from the cached results: one panel per experiment, shown at its natural size
+  with its finding beside it.
+* ``static/gapkit.css``: results tables, printed output that wraps, wide equations that scroll in
+  their own box, and the summary's layout.
 
 Pages using these directives are rebuilt on every build (they depend on results, not on their
 source).
@@ -314,25 +317,28 @@ def _render_summary(app, doctree, docname):
                 f"once the chapters have run (python -m gapkit book)."))
             node.replace_self(para)
             continue
-        fname = f"gapkit-summary-{preset.name}.svg"
-        gapkit_summary.draw(panels, Path(app.outdir) / "_static" / fname,
-                            preset_note=f"preset {preset.name!r}: {preset.note}")
         depth = docname.count("/")
-        src = "../" * depth + f"_static/{fname}"
-        items = []
+        parts = []
         for q in panels:
+            fname = f"gapkit-summary-{preset.name}-{q.experiment}.svg"
+            _, (w, h), smallest = gapkit_summary.draw_panel(q, Path(app.outdir) / "_static" / fname)
+            src = "../" * depth + f"_static/{fname}"
             doc = f"notebooks/{q.chapter}"
-            label = html.escape(q.title)
+            num = (q.chapter.split("_")[0].lstrip("0") or "0") if q.chapter else ""
+            title = html.escape((f"Chapter {num}: " if num else "") + q.title)
             if q.chapter and doc in app.env.found_docs:
-                label = f'<a href="{html.escape(app.builder.get_relative_uri(docname, doc))}">{label}</a>'
-            items.append(f"<li>{label}: {html.escape(q.finding)}</li>")
-        alt = "; ".join(f"{q.title}: {q.finding}" for q in panels)
-        raw = (f'<figure class="gapkit-summary align-default">'
-               f'<img src="{src}" alt="{html.escape(alt)}" style="width:100%;max-width:1100px"/>'
-               f'<figcaption><p>The book\'s findings at the <code>{html.escape(preset.name)}</code> preset, '
-               f'one panel per chapter, computed when this page was built. Each panel shows the bounds '
-               f'that chapter compares; read the sentence under it for what to see.</p>'
-               f'<ul>{"".join(items)}</ul></figcaption></figure>')
+                title = f'<a href="{html.escape(app.builder.get_relative_uri(docname, doc))}">{title}</a>'
+            values = "; ".join(f"{k} {v:.4g}" for k, v in q.values.items())
+            alt = html.escape(f"{q.title} ({q.unit}): {values}")
+            parts.append(f'<div class="gapkit-summary-panel">'
+                         f'<img src="{src}" alt="{alt}" width="{w}" height="{h}" data-min-font-pt="{smallest:g}"/>'
+                         f'<div class="gapkit-summary-text"><p class="gapkit-summary-title">{title}</p>'
+                         f'<p class="gapkit-summary-finding">{html.escape(q.finding)}</p></div></div>')
+        raw = (f'<div class="gapkit-summary">'
+               f'<p class="gapkit-summary-note">The book\'s findings at the <code>{html.escape(preset.name)}</code> '
+               f'preset ({html.escape(preset.note)}), one panel per experiment, computed when this page was built: '
+               f'each shows the bounds that its chapter compares, with the finding beside it.</p>'
+               f'{"".join(parts)}</div>')
         node.replace_self(nodes.raw("", raw, format="html"))
 
 
@@ -367,8 +373,15 @@ def _merge(app, env, docnames, other):
     env.gapkit_dynamic |= getattr(other, "gapkit_dynamic", set()) & set(docnames)
 
 
+def _static_files(app, config):
+    """The book's own CSS (``static/gapkit.css``: tables, wrapping output, the summary's layout)."""
+    config.html_static_path = list(config.html_static_path) + [str(Path(__file__).resolve().parent / "static")]
+
+
 def setup(app):
+    app.connect("config-inited", _static_files)
     app.connect("config-inited", _use_local_assets)
+    app.add_css_file("gapkit.css")
     app.connect("build-finished", _copy_assets)
     app.connect("doctree-read", _local_colab_badge, priority=100)  # before Sphinx collects images
     app.connect("doctree-resolved", _render_summary)

@@ -1,8 +1,11 @@
-"""The one-screen summary figure of the book's findings (the intro page), from cached results.
+"""The summary of the book's findings (the intro page), from cached results.
 
 Each chapter's experiment contributes one panel when its ``results.json`` exists for the build's
 preset (``$GAPKIT_PRESET``, default ``book``). A panel is a few numbers in one unit (BPD or nats)
-drawn as labelled bars, plus one sentence, computed from the numbers, that states the finding.
+drawn as labelled dots, plus one sentence, computed from the numbers, that states the finding. The
+book's landing page shows every panel as its own picture at its natural size (``draw_panel``, text
+as large as the chapters' figures) with its sentence beside it; ``draw`` puts all panels in one
+picture (the README's).
 
 Two ways to contribute a panel:
 
@@ -21,7 +24,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Panel", "adapter", "collect", "draw"]
+__all__ = ["Panel", "adapter", "collect", "draw", "draw_panel", "PANEL_FONT_PT"]
+
+# The book's panels use the chapters' figure sizes for text (seaborn's "notebook" context: tick labels
+# 11 pt), and are drawn at their natural size, so they read like the chapters' figures.
+PANEL_FONT_PT = 11.0
+PANEL_WIDTH_IN = 4.4
 
 _ADAPTERS: dict = {}
 # within a chapter, panels follow the chapter's order (else the names')
@@ -306,6 +314,54 @@ def draw(panels: list, path: Path, preset_note: str = "", findings: bool = False
         fig.savefig(path, format=fmt, bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return path
+
+
+def draw_panel(panel: Panel, path: Path) -> tuple:
+    """One panel, alone, for the book's landing page: a dot chart of the panel's values (each with
+    its number), the axis zoomed to them, its label giving the unit and which way is better; the
+    title and the finding are HTML text beside it. Every text is at least ``PANEL_FONT_PT`` points.
+
+    Returns ``(path, (width_px, height_px), smallest_font_pt)``; the picture is meant to be shown at
+    its natural size (``width_px``), where a point is 4/3 pixel.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+    from matplotlib.ticker import MaxNLocator
+    from gapkit import plots
+    plots.use_theme()
+    fs = PANEL_FONT_PT
+    labels = list(panel.values)
+    vals = [panel.values[k] for k in labels]
+    y = list(range(len(labels)))
+    fig, ax = plt.subplots(figsize=(PANEL_WIDTH_IN, 0.75 + 0.36 * len(labels)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lo, hi = min(vals), max(vals)
+    span = (hi - lo) or (abs(hi) * 0.1 or 1.0)
+    left, right = lo - 0.12 * span, hi + 0.75 * span
+    ax.hlines(y, left, vals, color="0.82", lw=1.5, zorder=1)
+    ax.scatter(vals, y, s=46, color=[colors[j % len(colors)] for j in y], zorder=2)
+    digits = max(0, min(4, 2 - math.floor(math.log10(span)))) if span > 0 else 3
+    for j, v in enumerate(vals):
+        ax.text(v + 0.05 * span, j, f"{v:.{digits}f}", va="center", ha="left", fontsize=fs)
+    ax.set_xlim(left, right)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+    ax.set_yticks(y, labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.tick_params(axis="both", labelsize=fs)
+    ax.grid(axis="y", visible=False)
+    better = "lower is better" if panel.lower_is_better else "higher is better"
+    ax.set_xlabel(f"{panel.unit}, {better}" if panel.unit else better, fontsize=fs)
+    fig.tight_layout(pad=0.6)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context({"svg.hashsalt": f"gapkit-summary-{path.stem}", "savefig.bbox": "standard"}):
+        fig.savefig(path, format=path.suffix.lstrip(".") or "svg", metadata={"Date": None}, bbox_inches=None)
+    w, h = fig.get_size_inches()
+    smallest = min(t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text())
+    plt.close(fig)
+    return path, (round(w * 96), round(h * 96)), float(smallest)
 
 
 def main(argv=None) -> Path:
