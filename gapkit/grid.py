@@ -379,8 +379,18 @@ def _collect(name, preset, todo, out, state, spec, engine, wall) -> dict:
             continue
         settings.append({"overrides": g["overrides"], "seeds": g["seeds"], **aggregate(g["results"])})
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed")}
-    return {"spec": spec, "engine": engine, "cells": rows, "settings": settings, "counts": counts,
+    return {"spec": spec, "engine": engine, "out": str(out), "cells": rows, "settings": settings, "counts": counts,
             "std": "numpy std over seeds, ddof=0", "wall_time_s": round(wall, 3)}
+
+
+def cell_results(grid_result: dict, overrides: dict | None = None) -> list[dict]:
+    """The full ``results.json`` of every finished cell of a grid (checksums verified), in seed order;
+    ``overrides`` keeps only the cells of one setting."""
+    out = Path(grid_result["out"])
+    cells = [c for c in grid_result["cells"] if c["status"] == "done"
+             and (overrides is None or c["overrides"] == overrides)]
+    return [read_json(out / c["dir"] / "results.json", require_checksum=True)
+            for c in sorted(cells, key=lambda c: c["seed"])]
 
 
 def mean_std(grid_result: dict, path: str, overrides: dict | None = None):
@@ -397,4 +407,4 @@ def mean_std(grid_result: dict, path: str, overrides: dict | None = None):
     raise KeyError(f"no setting {overrides!r} in this grid")
 
 
-__all__ += ["mean_std", "default_grid_out"]
+__all__ += ["mean_std", "default_grid_out", "cell_results"]

@@ -215,3 +215,16 @@ def test_ray_missing_is_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ValueError, match='pip install "gapkit\\[cluster\\]"'):
         run_grid("vae-basics", "quick", [0], {}, out=tmp_path / "g", engine="ray")
+
+
+def test_chapter_aggregates_over_seeds_equal_numpy():
+    from gapkit.experiments.iwae_snr import table_over_seeds
+    names = ["IWAE-64", "PIWAE(8,8)", "MIWAE(8,8)", "CIWAE(0.5)", "VAE"]
+    rng = np.random.default_rng(0)
+    runs = [{"config": {"seed": s}, "table": {n: {"iwae64": float(rng.normal()), "log_p_hat": float(rng.normal()),
+                                                  "neg_kl": float(rng.normal())} for n in names}} for s in range(3)]
+    o = table_over_seeds(runs)
+    v = [r["table"]["VAE"]["log_p_hat"] for r in runs]
+    assert o["table"]["VAE"]["log_p_hat"]["mean"] == pytest.approx(np.mean(v))
+    assert o["table"]["VAE"]["log_p_hat"]["std"] == pytest.approx(np.std(v)) and o["n"] == 3
+    assert all(0 <= k <= 3 for k in o["holds_in_seeds"].values())

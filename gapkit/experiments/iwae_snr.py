@@ -44,16 +44,16 @@ THEORY_SLOPES = {"theta_K": 0.5, "phi_K": -0.5, "theta_M": 0.5, "phi_M": 0.5}
 # binarized MNIST (about 5 minutes on 2 CPU cores); paper: Burda et al.'s architecture and
 # 3280-epoch schedule on all of MNIST (GPU).
 SETTINGS = {
-    "quick": dict(data={}, model={}, output_bias=False,
+    "quick": dict(snr=True, data={}, model={}, output_bias=False,
                   train=dict(epochs=10, batch_size=64, lr=3e-3),
                   log_p_K=1000, snr_batch=4, snr_reps=100,
                   K_grid=[1, 3, 10, 30, 100, 300, 1000], M_grid=[1, 3, 10, 30, 100, 300, 1000]),
-    "book": dict(data=dict(binarization="dynamic", train_subset=3000, test_subset=300),
+    "book": dict(snr=True, data=dict(binarization="dynamic", train_subset=3000, test_subset=300),
                  model=dict(hidden=(100, 100), latent=20, activation="tanh"), output_bias=True,
                  train=dict(epochs=5, batch_size=50, lr=1e-3),
                  log_p_K=5000, snr_batch=4, snr_reps=200,
                  K_grid=[1, 3, 10, 30, 100, 300, 1000], M_grid=[1, 3, 10, 30, 100, 300, 1000]),
-    "paper": dict(data=dict(binarization="dynamic", train_subset=None, test_subset=None),
+    "paper": dict(snr=True, data=dict(binarization="dynamic", train_subset=None, test_subset=None),
                   model=dict(hidden=(200, 200), latent=50, activation="tanh"), output_bias=True,
                   train=dict(epochs=3280, batch_size=20, lr=1e-3, schedule="burda"),
                   log_p_K=5000, snr_batch=16, snr_reps=1000,
@@ -149,6 +149,20 @@ def iwae_snr(ctx: Context) -> dict:
             stride = max(1, len(tr) // 200)
             learned = {"beta0": obj.beta0, "beta_final": float(obj.beta.detach()), "steps": list(range(0, len(tr), stride)),
                        "beta": tr[::stride]}
+    common = {
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
+        "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
+                    "n_test": len(data.test)},
+        "table": table,
+        "reference": {"source": "Rainforth et al. 2018, Table 1 (MNIST, 3280 epochs, mean of 4 runs)",
+                      "table": RAINFORTH_TABLE1},
+        "learned_beta": learned,
+        "checkpoints": checkpoints,
+        "curves": curves,
+    }
+    if not s["snr"]:  # the method table only (e.g. the extra seeds of chapter 4's grid)
+        return {**common, "metrics": {"table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
+                                                for k, v in table.items()}}}
     # SNR on the IWAE-64-trained model, a fixed minibatch of test images.
     model = load_model({"checkpoints": checkpoints}, "IWAE-64").to(ctx.device)
     xb = x_test[:s["snr_batch"]]
@@ -163,20 +177,42 @@ def iwae_snr(ctx: Context) -> dict:
     snr_methods = {k: snr(model, xb, reps=s["snr_reps"], seed=ctx.seed, **v).summary() for k, v in per_method.items()}
     snr_methods["PIWAE(8,8)"] = {"phi": snr_methods["MIWAE(8,8)"]["phi"], "theta": snr_methods["IWAE-64"]["theta"]}
     return {
-        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
-        "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
-                    "n_test": len(data.test)},
+        **common,
         "model": model.config,
         **sweep,
         "theory_slopes": THEORY_SLOPES,
         "snr_methods": snr_methods,
-        "table": table,
-        "reference": {"source": "Rainforth et al. 2018, Table 1 (MNIST, 3280 epochs, mean of 4 runs)",
-                      "table": RAINFORTH_TABLE1},
-        "learned_beta": learned,
-        "checkpoints": checkpoints,
-        "curves": curves,
         "metrics": {"slopes": sweep["slopes"],
                     "table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
                               for k, v in table.items()}},
     }
+
+
+def rainforth_checks(table: dict) -> list[tuple[str, bool, str]]:
+    """Rainforth et al.'s Table 1 orderings checked on one run's ``table``: (claim, held, numbers)."""
+    names = ["IWAE-64", "PIWAE(8,8)", "MIWAE(8,8)", "CIWAE(0.5)", "VAE"]
+    lp = {n: table[n]["log_p_hat"] for n in names}
+    kl = {n: table[n]["neg_kl"] for n in names}
+    return [
+        ("PIWAE(8,8) has a log p-hat at least as good as IWAE-64", lp["PIWAE(8,8)"] >= lp["IWAE-64"],
+         f"{lp['PIWAE(8,8)']:.2f} vs {lp['IWAE-64']:.2f}"),
+        ("MIWAE(8,8) has a smaller |-KL| (a better encoder) than IWAE-64", abs(kl["MIWAE(8,8)"]) < abs(kl["IWAE-64"]),
+         f"{kl['MIWAE(8,8)']:.2f} vs {kl['IWAE-64']:.2f}"),
+        ("the VAE has the worst log p-hat", lp["VAE"] == min(lp.values()),
+         f"{lp['VAE']:.2f} vs best {max(lp.values()):.2f}"),
+        ("the VAE has the smallest |-KL|", abs(kl["VAE"]) == min(abs(v) for v in kl.values()), f"{kl['VAE']:.2f}"),
+    ]
+
+
+def table_over_seeds(results: list[dict]) -> dict:
+    """The method table over runs with different seeds (this run and a seed grid's cells): per method
+    and metric the mean, standard deviation (numpy, ddof=0) and count, and in how many seeds each of
+    :func:`rainforth_checks` holds."""
+    from ..grid import aggregate
+    agg = aggregate([{"table": r["table"]} for r in results])["scalars"]
+    methods = list(results[0]["table"])
+    table = {m: {k: agg[f"table/{m}/{k}"] for k in ("iwae64", "log_p_hat", "neg_kl")} for m in methods}
+    per_seed = [rainforth_checks(r["table"]) for r in results]
+    holds = {claim: sum(run[i][1] for run in per_seed) for i, (claim, _, _) in enumerate(per_seed[0])}
+    return {"seeds": [r["config"]["seed"] for r in results], "n": len(results), "table": table,
+            "holds_in_seeds": holds}

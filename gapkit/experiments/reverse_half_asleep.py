@@ -150,3 +150,40 @@ def _extras(ctx, data, s, cfg, base_bpd):
                                                                          train_decoder=True), tag="from_start")
     return {"latent_sizes": latents,
             "from_start": {"curve": curve, "test_bpd": final_bpd(start, data, K, ev), "VAE test_bpd": base_bpd}}
+
+
+def over_seeds(results: list[dict]) -> dict:
+    """Figure 4, Table 1 and Appendix D over runs of this experiment with different seeds (e.g. this
+    run and the cells of a seed grid, :func:`gapkit.grid.run_grid`): for each, the mean, standard
+    deviation (numpy, ddof=0) and count over seeds, and in how many seeds each of the paper's
+    orderings holds. Each run contributes its first post-hoc seed, so that every seed is one base VAE
+    and one post-hoc training."""
+    import numpy as np
+
+    def stats(v):
+        a = np.asarray(v, dtype=float)
+        return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size), "values": a.tolist()}
+    seeds = [r["config"]["seed"] for r in results]
+    methods = [row["method"] for row in results[0]["table1"]]
+    t1 = {m: [next(row["test_bpd"] for row in r["table1"] if row["method"] == m) for r in results] for m in methods}
+    alphas = [k for k in results[0]["methods"] if k.startswith("alpha=")] + ["sleep"]
+    fin = {a: [r["methods"][a]["test_bpd"][0][-1] for r in results] for a in alphas}
+    rhs, wake = "reverse half-asleep (alpha=0.5)", "VAE + wake post hoc (alpha=0)"
+    den = [m for m in methods if m.startswith("denoising")]
+    holds = {
+        "reverse half-asleep beats every denoising setting":
+            sum(t1[rhs][i] < min(t1[d][i] for d in den) for i in range(len(results))) if den else None,
+        "reverse half-asleep beats the same wake training": sum(t1[rhs][i] < t1[wake][i] for i in range(len(results))),
+        "alpha = 0.5 is the best alpha": sum(min((a for a in alphas if a != "sleep"), key=lambda a: fin[a][i]) == "alpha=0.5"
+                                             for i in range(len(results))),
+    }
+    out = {"seeds": seeds, "n": len(results),
+           "table1": [{"method": m, **stats(t1[m])} for m in methods],
+           "figure4_final": {a: stats(fin[a]) for a in alphas},
+           "holds_in_seeds": holds}
+    if all("extras" in r for r in results):
+        diff = [r["extras"]["from_start"]["test_bpd"] - next(row["test_bpd"] for row in r["table1"] if row["method"] == rhs)
+                for r in results]
+        out["from_start_minus_post_hoc"] = stats(diff)
+        out["holds_in_seeds"]["from the start beats post hoc"] = sum(d < 0 for d in diff)
+    return out
