@@ -218,15 +218,16 @@ def table(rows, columns=None, formats=None, caption: str = "", best=None):
 def say(*paragraphs: str):
     """Show results sentences as Markdown text, one paragraph per argument: unlike a long ``print``
     line they wrap to the page's width in the rendered book. Write them from the results (never
-    type a number), e.g. ``say(f"test ELBO {elbo:.2f} nats")``. Outside IPython the text is
-    printed instead."""
+    type a number), e.g. ``say(f"test ELBO {elbo:.2f} nats")``. Outside a notebook kernel the
+    text is printed instead."""
     from IPython.display import Markdown, display
 
     text = "\n\n".join(p.strip() for p in paragraphs if p and p.strip())
     md = Markdown(text)
     try:
         from IPython import get_ipython
-        in_ipython = get_ipython() is not None
+        ip = get_ipython()
+        in_ipython = ip is not None and getattr(ip, "kernel", None) is not None  # a notebook kernel
     except ImportError:  # pragma: no cover - IPython is a dependency
         in_ipython = False
     if in_ipython:
