@@ -48,7 +48,7 @@ import torch
 from .bounds import bihm, ess, iwae
 from .objectives import Losses, Objective
 from .progress import tqdm
-from .sbn import SBN, bernoulli_kl
+from .sbn import SBN, bernoulli_kl, bernoulli_mean_log_prob
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "AIR", "RWS",
            "BiHM", "fit", "evaluate", "log_likelihood"]
@@ -95,6 +95,8 @@ class AIRTrajectory:
     * ``final``: (B, H), mu_T;
     * ``log_w``: (T+1, K, B), ``log p(x, h) - log q_t(h | x)`` for the K samples drawn from q_t
       at step t (those of steps < T also made the update);
+    * ``entropy``: (T+1, B), the entropy of q_t in nats, ``-sum_j [mu log mu + (1 - mu) log(1 - mu)]``
+      (it falls toward 0 when q collapses onto one configuration);
     * ``last_samples``: (K, B, H), the samples from q_T (None unless ``keep_last``).
 
     ``elbo``, ``iwae`` and ``ess`` are (T+1, B): the K-sample ELBO, IWAE-K and normalized ESS of q_t.
@@ -103,6 +105,7 @@ class AIRTrajectory:
     mu: torch.Tensor | None
     final: torch.Tensor
     log_w: torch.Tensor
+    entropy: torch.Tensor
     last_samples: torch.Tensor | None = None
 
     @property
@@ -150,6 +153,7 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
     chunk = max(1, min(B, max_rows // K))
     out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
     out_mu = torch.empty(steps + 1, B, H, dtype=mu0.dtype, device=mu0.device) if keep_mu else None
+    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
     final = torch.empty_like(mu0)
     last = torch.empty(K, B, H, dtype=mu0.dtype, device=mu0.device) if keep_last else None
     for s in tqdm(range(0, B, chunk), desc="AIR", disable=not progress, leave=False):   # memory chunks
@@ -157,16 +161,17 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
         for t in range(steps + 1):
             if keep_mu:
                 out_mu[t, s:s + chunk] = mu
+            out_ent[t, s:s + chunk] = -bernoulli_mean_log_prob(mu, mu)          # entropy of q_t
             h = model.sample_q(mu, K, generator)                                # (K, b, H)
             lw = model.log_joint(xb, h) - model.log_q(h, mu)                    # (K, b)
             out_lw[t, :, s:s + chunk] = lw
             if t < steps:
                 w = normalized_weights(lw, weights)                             # (K, b)
-                mu = (1 - gamma) * mu + gamma * torch.einsum("kb,kbh->bh", w, h)
+                mu = ((1 - gamma) * mu + gamma * torch.einsum("kb,kbh->bh", w, h)).clamp(0, 1)  # rounding
         final[s:s + chunk] = mu
         if keep_last:
             last[:, s:s + chunk] = h
-    return AIRTrajectory(out_mu, final, out_lw, last)
+    return AIRTrajectory(out_mu, final, out_lw, out_ent, last)
 
 
 @torch.no_grad()
