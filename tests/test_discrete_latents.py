@@ -5,6 +5,7 @@ posterior p(h | x), its marginals and the BiHM target sum_h sqrt(p(x, h) q(h | x
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,3 +194,47 @@ def test_training_raises_the_likelihood():
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def fake_results(good=True):
+    """A results dict shaped like the experiment's, in which every claim holds (or none does)."""
+    up = 1 if good else -1
+    steps = list(range(51))
+    curve = {"elbo": [-100 + up * 0.1 * t for t in steps], "ess": [0.2 + up * 0.001 * t + 0.1 for t in steps]}
+    hist = lambda ll, ess_, secs: {"iwae": [-200, ll], "ess": [0.1, ess_], "elbo": [-210, ll - 5],  # noqa: E731
+                                   "seconds": [0.0, secs], "epoch_time": [secs]}
+    training = {d: {"rwair20": hist(-100 + up, 0.5 + 0.1 * up, 10.0 if good else 0.5),
+                    "rws": hist(-100, 0.5, 1.0)} for d in ("2", "3")}
+    nll = {"air_refined": {"nll": 92.0 + (0 if good else 2)}, "bihm": {"nll": 93.0},
+           "bihm_refined": {"nll": 92.5 + (0 if good else 1)}}
+    return {"figure1": {"steps": steps, "train_steps": 20, "depths": {"1": curve, "2": curve, "3": curve}},
+            "training": training, "nll": nll}
+
+
+def test_findings_are_decided_from_the_numbers():
+    from gapkit.experiments.discrete_latents import findings
+    good, bad = findings(fake_results(True)), findings(fake_results(False))
+    assert [f["key"] for f in good] == [f["key"] for f in bad] and len(good) == 9
+    assert all(f["holds"] for f in good), [f["key"] for f in good if not f["holds"]]
+    # in the bad case every claim fails except "RWS is faster in wall-clock time" (there AIR's training
+    # ends at 0.5 s with a bound of -106 nats, below RWS's -105 at 1 s)
+    assert [f["key"] for f in bad if f["holds"]] == ["rws_faster_in_wall_clock"]
+    assert all(f["detail"] for f in good + bad)
+
+
+def test_experiment_runs_at_the_quick_preset(tmp_path):
+    from gapkit import experiments
+    res = experiments.run("discrete-latents", preset="quick", out=tmp_path, progress=False)
+    f1 = res["figure1"]
+    assert set(f1["depths"]) == {"1", "2", "3"} and len(f1["steps"]) == 51
+    for c in f1["depths"].values():
+        assert len(c["elbo"]) == 51 and all(0 < v <= 1 for v in c["ess"] + c["ess_gentle"])
+        assert all(v >= 0 for v in c["entropy"])
+    assert set(res["training"]["2"]) == set(res["methods"]) and set(res["training"]["3"]) == {"rwair20", "rws"}
+    h = res["training"]["2"]["rws"]
+    assert h["epoch"] == res["settings"]["eval_epochs"] and h["seconds"][0] == 0 < h["seconds"][-1]
+    for row in res["nll"].values():
+        assert math.isfinite(row["nll"]) and row["nll"] > 0 and row["bihm_bound"] >= row["nll"] - 1e-3
+    assert len(res["findings"]) == 9 and res["paper_nll"] == {"AIR": 92.40, "BiHM": 93.30, "BiHM+": 92.90}
+    sl = res["slider"]["paper_gamma"]
+    assert np.array(sl["ess"]).shape == (51, res["settings"]["curve_n"])
