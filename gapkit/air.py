@@ -48,7 +48,7 @@ import torch
 from .bounds import bihm, ess, iwae
 from .objectives import Losses, Objective
 from .progress import tqdm
-from .sbn import SBN, bernoulli_kl, bernoulli_mean_log_prob
+from .sbn import SBN, bernoulli_kl
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "AIR", "RWS",
            "BiHM", "fit", "evaluate", "log_likelihood"]
@@ -128,7 +128,7 @@ class AIRTrajectory:
 @torch.no_grad()
 def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: float = 0.9,
            weights: str = "iw", init: torch.Tensor | None = None, generator: torch.Generator | None = None,
-           seed: int = 0, keep_mu: bool = False, keep_last: bool = False, max_rows: int = 1 << 16,
+           seed: int = 0, keep_mu: bool = False, keep_last: bool = False, max_rows: int = 1 << 12,
            progress: bool = False) -> AIRTrajectory:
     """AIR: ``steps`` refinement steps of every image's Bernoulli means, all images at once.
 
@@ -161,7 +161,7 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
         for t in range(steps + 1):
             if keep_mu:
                 out_mu[t, s:s + chunk] = mu
-            out_ent[t, s:s + chunk] = -bernoulli_mean_log_prob(mu, mu)          # entropy of q_t
+            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)  # H(q_t)
             h = model.sample_q(mu, K, generator)                                # (K, b, H)
             lw = model.log_joint(xb, h) - model.log_q(h, mu)                    # (K, b)
             out_lw[t, :, s:s + chunk] = lw
@@ -176,7 +176,7 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
 
 @torch.no_grad()
 def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, K: int = 1000,
-                   max_rows: int = 1 << 15, generator: torch.Generator | None = None, seed: int = 0):
+                   max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0):
     """IWAE-K estimate of log p(x) and the BiHM bound, from q = Bernoulli(mu): -> two (B,) tensors.
 
     ``iwae = log (1/K) sum_k w_k`` and ``bihm = 2 log (1/K) sum_k sqrt(w_k)``, ``w = p(x, h)/q(h|x)``
