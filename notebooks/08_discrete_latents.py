@@ -166,8 +166,8 @@ display(Markdown(
 #
 # ## 3. Training: AIR against reweighted wake-sleep (Figures 2 and 3)
 #
-# The two-layer networks trained with every method, and evaluated after each epoch on a fixed set
-# of training images with samples from the recognition network $q_\psi$ (no refinement):
+# The two-layer networks trained with every method, and evaluated during training (at the epochs
+# marked) on a fixed set of training images with samples from the recognition network $q_\psi$ (no refinement):
 # the log-likelihood estimate (IWAE with these samples) and the ESS, against epochs and against the
 # training wall-clock time (evaluation excluded).
 
