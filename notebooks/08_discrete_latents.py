@@ -141,6 +141,7 @@ axes[1].set(xlabel="AIR steps", ylabel=f"normalized ESS of {f1['K']} samples", y
             title="effective sample size")
 axes[2].set(xlabel="AIR steps", ylabel="entropy of $q_t$ (nats)", title="spread of $q_t$")
 axes[1].legend(fontsize=7)
+fig.tight_layout()
 plt.show()
 
 # %% tags=["hide-input"]
@@ -186,6 +187,7 @@ for col, xl in ((0, "epochs"), (1, "training wall-clock time (s)")):
 axes[0, 0].set_title("two layers: log-likelihood on training images")
 axes[1, 0].set_title("two layers: effective sample size of $q_\\psi$")
 axes[0, 1].legend(fontsize=7)
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -206,6 +208,7 @@ for col, xl in ((0, "updates"), (1, "training wall-clock time (s)")):
     axes[0, col].set(xlabel=xl, ylabel="negative lower bound (nats, lower is better)")
     axes[1, col].set(xlabel=xl, ylabel=f"normalized ESS of {s['eval_K']} samples")
 axes[0, 1].legend(fontsize=8)
+fig.tight_layout()
 plt.show()
 
 # %% tags=["hide-input"]
@@ -268,11 +271,13 @@ per = {g_: {k: np.array(v) for k, v in sl[name].items()}
 
 def draw(T=20):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    gains = {g_: a["elbo"][T] - a["elbo"][0] for g_, a in per.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(gains.values())), bins=40)   # shared bins
     for i, (g_, a) in enumerate(per.items()):
         axes[0].hist(a["ess"][T], bins=20, range=(0, 1), alpha=0.5, color=f"C{i}",
                      label=f"$\\gamma$ = {g_}: mean {a['ess'][T].mean():.3f}")
-        gain = a["elbo"][T] - a["elbo"][0]
-        axes[1].hist(gain, bins=30, alpha=0.5, color=f"C{i}", label=f"$\\gamma$ = {g_}: mean {gain.mean():+.2f}")
+        axes[1].hist(gains[g_], bins=edges, alpha=0.5, color=f"C{i}",
+                     label=f"$\\gamma$ = {g_}: mean {gains[g_].mean():+.2f}")
     axes[0].hist(per[sl["gammas"][0]]["ess"][0], bins=20, range=(0, 1), histtype="step", color="k",
                  label="step 0 (recognition network)")
     axes[0].set(xlabel=f"normalized ESS after {T} steps", ylabel="test images", title=f"ESS after {T} AIR steps")
@@ -280,6 +285,7 @@ def draw(T=20):
                 title="change of the lower bound")
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
+    fig.tight_layout()
     plt.show()
 
 
