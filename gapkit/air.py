@@ -51,7 +51,7 @@ from .progress import tqdm
 from .sbn import SBN, bernoulli_kl
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "AIR", "RWS",
-           "BiHM", "fit", "evaluate", "log_likelihood"]
+           "BiHM", "fit", "evaluate", "log_likelihood", "score_function_gradient", "score_function_refine"]
 
 WEIGHTS = ("iw", "bihm")
 ENCODER_LOSSES = ("kl", "inclusive")
@@ -172,6 +172,67 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
         if keep_last:
             last[:, s:s + chunk] = h
     return AIRTrajectory(out_mu, final, out_lw, out_ent, last)
+
+
+def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K: int = 100,
+                            generator: torch.Generator | None = None):
+    """Score-function (REINFORCE) estimate of the gradient of each image's ELBO in q's logits: (B, H).
+
+    For q = Bernoulli(sigmoid(lambda)), ``grad_lambda E_q[log w] = E_q[(log w) (h - mu)]`` (the score
+    ``grad_lambda log q(h) = h - mu`` has mean zero, so the entropy term's own gradient vanishes);
+    estimated with K samples and the leave-one-out baseline ``b_k = (1/(K-1)) sum_{j != k} log w_j``
+    (unbiased, as b_k does not depend on h_k)::
+
+        g = (1/K) sum_k (log w_k - b_k) (h_k - mu)
+
+    Also returns the samples' log-weights (K, B). The gradient refinement that binary latents allow;
+    chapter 8 (``notebooks/08_discrete_latents``) compares it with AIR.
+    """
+    _check_int("K", K, 2)
+    mu = torch.sigmoid(logits)
+    h = model.sample_q(mu, K, generator)                                        # (K, B, H)
+    lw = model.log_joint(x, h) - model.log_q(h, mu)                             # (K, B)
+    base = (lw.sum(0, keepdim=True) - lw) / (K - 1)                             # leave-one-out, (K, B)
+    return torch.einsum("kb,kbh->bh", lw - base, h - mu) / K, lw
+
+
+@torch.no_grad()
+def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int = 100, lr: float = 0.01,
+                          init: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                          seed: int = 0, max_rows: int = 1 << 12) -> AIRTrajectory:
+    """Gradient refinement for binary latents: ``lambda_{t+1} = lambda_t + lr g_t`` on q's logits, with
+    g_t the score-function estimate of :func:`score_function_gradient` (K samples per step, logits kept
+    in [-15, 15]). Starts from the recognition network (or ``init``, means (B, H)); all images at once,
+    in chunks of ``max_rows // K``. Returns an :class:`AIRTrajectory` (``log_w`` of the samples drawn
+    at every step). Chapter 8 (``notebooks/08_discrete_latents``) shows why AIR is used instead.
+    """
+    _check_int("steps", steps, 0)
+    _check_int("K", K, 2)
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    model.check_x(x)
+    mu0 = model.encode(x) if init is None else init
+    if mu0.shape != (x.shape[0], model.h_dim):
+        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    B, H = mu0.shape
+    chunk = max(1, min(B, max_rows // K))
+    out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
+    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
+    final = torch.empty_like(mu0)
+    for s in range(0, B, chunk):                                                # memory chunks
+        xb = x[s:s + chunk]
+        lam = torch.logit(mu0[s:s + chunk].clamp(1e-6, 1 - 1e-6)).clamp(-15, 15)  # (b, H)
+        for t in range(steps + 1):
+            mu = torch.sigmoid(lam)
+            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)
+            g, lw = score_function_gradient(model, xb, lam, K, generator)
+            out_lw[t, :, s:s + chunk] = lw
+            if t < steps:
+                lam = (lam + lr * g).clamp(-15, 15)
+        final[s:s + chunk] = torch.sigmoid(lam)
+    return AIRTrajectory(None, final, out_lw, out_ent)
 
 
 @torch.no_grad()

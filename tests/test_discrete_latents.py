@@ -200,21 +200,24 @@ def fake_results(good=True):
     """A results dict shaped like the experiment's, in which every claim holds (or none does)."""
     up = 1 if good else -1
     steps = list(range(51))
-    curve = {"elbo": [-100 + up * 0.1 * t for t in steps], "ess": [0.2 + up * 0.001 * t + 0.1 for t in steps]}
+    curve = {"elbo": [-100 + up * 0.1 * t for t in steps], "ess": [0.2 + up * 0.001 * t + 0.1 for t in steps],
+             "elbo_gentle": [-100 + 0.01 * t for t in steps]}
+    sf = {"elbo": [-100 + 0.05 * t for t in steps], "lrs": [0.1, 1.0], "best_lr": 0.1}
     hist = lambda ll, ess_, secs: {"iwae": [-200, ll], "ess": [0.1, ess_], "elbo": [-210, ll - 5],  # noqa: E731
                                    "seconds": [0.0, secs], "epoch_time": [secs]}
     training = {d: {"rwair20": hist(-100 + up, 0.5 + 0.1 * up, 10.0 if good else 0.5),
                     "rws": hist(-100, 0.5, 1.0)} for d in ("2", "3")}
     nll = {"air_refined": {"nll": 92.0 + (0 if good else 2)}, "bihm": {"nll": 93.0},
            "bihm_refined": {"nll": 92.5 + (0 if good else 1)}}
-    return {"figure1": {"steps": steps, "train_steps": 20, "depths": {"1": curve, "2": curve, "3": curve}},
+    return {"figure1": {"steps": steps, "train_steps": 20, "depths": {"1": curve, "2": curve, "3": curve},
+                        "score_function": sf, "gentle_gamma": 0.1},
             "training": training, "nll": nll}
 
 
 def test_findings_are_decided_from_the_numbers():
     from gapkit.experiments.discrete_latents import findings
     good, bad = findings(fake_results(True)), findings(fake_results(False))
-    assert [f["key"] for f in good] == [f["key"] for f in bad] and len(good) == 9
+    assert [f["key"] for f in good] == [f["key"] for f in bad] and len(good) == 10
     assert all(f["holds"] for f in good), [f["key"] for f in good if not f["holds"]]
     # in the bad case every claim fails except "RWS is faster in wall-clock time" (there AIR's training
     # ends at 0.5 s with a bound of -106 nats, below RWS's -105 at 1 s)
@@ -235,6 +238,29 @@ def test_experiment_runs_at_the_quick_preset(tmp_path):
     assert h["epoch"] == res["settings"]["eval_epochs"] and h["seconds"][0] == 0 < h["seconds"][-1]
     for row in res["nll"].values():
         assert math.isfinite(row["nll"]) and row["nll"] > 0 and row["bihm_bound"] >= row["nll"] - 1e-3
-    assert len(res["findings"]) == 9 and res["paper_nll"] == {"AIR": 92.40, "BiHM": 93.30, "BiHM+": 92.90}
+    assert len(res["findings"]) == 10 and res["paper_nll"] == {"AIR": 92.40, "BiHM": 93.30, "BiHM+": 92.90}
+    sf = f1["score_function"]
+    assert sf["best_lr"] in sf["lrs"] and len(sf["elbo"]) == 51 and max(sf["final_elbo"]) == sf["elbo"][-1]
     sl = res["slider"]["paper_gamma"]
     assert np.array(sl["ess"]).shape == (51, res["settings"]["curve_n"])
+
+
+def test_score_function_gradient_is_the_elbo_gradient_by_enumeration():
+    from gapkit.air import score_function_gradient, score_function_refine
+    m, x, g = tiny(7, n=3)
+    logits = m.encode_logits(x).detach().requires_grad_(True)
+    states = m.all_states(torch.float64)[:, None, :].expand(-1, 3, -1)
+    log_q = m.log_q_logits(states, logits)                                      # (S, B)
+    exact_elbo = (log_q.exp() * (m.log_joint(x, states).detach() - log_q)).sum(0)
+    exact = torch.autograd.grad(exact_elbo.sum(), logits)[0]                    # (B, H), per image
+    with torch.no_grad():
+        est, lw = score_function_gradient(m, x, logits.detach(), K=200000, generator=g)
+    assert lw.shape == (200000, 3)
+    assert torch.allclose(est, exact, atol=0.03), (est - exact).abs().max()
+    # ascent on the ELBO with these gradients raises it toward the best factorized q
+    tr = score_function_refine(m, x, steps=100, K=200, lr=0.1, generator=g)
+    assert (tr.elbo[-20:].mean(0) > tr.elbo[0] + 0.05).all() and (tr.elbo[-1] <= m.exact_log_px(x) + 1e-9).all()
+    with pytest.raises(ValueError, match="lr"):
+        score_function_refine(m, x, lr=0.0)
+    with pytest.raises(ValueError, match="K"):
+        score_function_refine(m, x, K=1)
