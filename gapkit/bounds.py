@@ -170,3 +170,22 @@ def bsvi(log_w: torch.Tensor, pi=None, log_pi=None) -> torch.Tensor:
 
 
 __all__ += ["bsvi"]
+
+
+# --- Chapter 8 (notebooks/08_discrete_latents): the bidirectional Helmholtz machine's bound ---------
+
+def bihm(log_w: torch.Tensor) -> torch.Tensor:
+    """BiHM bound ``2 log (1/K) sum_k sqrt(w_k)``: (K, B) -> (B,).
+
+    Bornschein et al. (2016) (the supplement of Hjelm et al. 2016, Eq. 3): with importance weights
+    ``sqrt(p(x, h_k) / q(h_k | x))``, ``h_k ~ q(h | x)``, the average estimates
+    ``p~*(x) = sum_h sqrt(p(x, h) q(h | x))``, and by Cauchy-Schwarz
+    ``2 log p~*(x) <= log p(x)`` (equality iff q(h | x) = p(h | x)); the K-sample estimate is below
+    ``2 log p~*(x)`` in expectation (Jensen) and rises to it as K grows. ``2 log p~*(x)`` is also a
+    lower bound on the BiHM model's own ``log p*(x) = 2 log p~*(x) - log Z``, since ``Z <= 1``.
+    Chapter 8 (``notebooks/08_discrete_latents``) explains it.
+    """
+    return 2 * log_mean_exp(0.5 * check_log_w(log_w), dim=0)
+
+
+__all__ += ["bihm"]

@@ -1,0 +1,416 @@
+"""Adaptive iterative refinement (AIR), reweighted wake-sleep and BiHM for binary latents.
+
+Gradient refinement (:mod:`gapkit.refine`) needs reparameterized samples, which binary latents do
+not have. AIR (Hjelm et al. 2016, arXiv 1511.06382) refines the Bernoulli means of a factorized
+q(h | x) (:class:`gapkit.sbn.SBN`) by importance sampling instead::
+
+    mu_0 = the recognition network's means q_psi(h = 1 | x)
+    h^(k) ~ q_t = Bernoulli(mu_t),  k = 1..K                                (K, B, H)
+    w~^(k) = w^(k) / sum_j w^(j),   w^(k) = p(x, h^(k)) / q_t(h^(k) | x)     (K, B), normalized over K
+    mu_{t+1} = (1 - gamma) mu_t + gamma sum_k w~^(k) h^(k)                  (damping gamma, 0.9)
+
+``sum_k w~^(k) h^(k)`` is the self-normalized importance-sampling estimate of the posterior mean
+E_{p(h | x)}[h], so every step moves q toward the factorized Bernoulli with the posterior's
+marginals. With BiHM weights (``weights="bihm"``, the supplement's Eq. 3) ``w^(k)`` is replaced by
+``sqrt(p(x, h^(k)) / q_t(h^(k) | x))``.
+
+Training objectives for :func:`fit` (each returns :class:`gapkit.objectives.Losses`, losses to
+*minimize*; no gradient flows through refinement or through the normalized weights):
+
+=============================  ======================================================================
+objective                      generative model p (theta)            recognition net q_psi
+=============================  ======================================================================
+``AIR(reweighted=False)``      -(1/K) sum_k log p(x, h_k), h ~ q_T    KL(q_T || q_psi) (closed form)
+``AIR()`` (reweighted AIR)     -sum_k w~_k log p(x, h_k), h ~ q_T     KL(q_T || q_psi)
+``AIR(encoder="inclusive")``   -sum_k w~_k log p(x, h_k), h ~ q_T     -sum_k w~_k log q_psi(h_k | x):
+                                                                     KL(p(h | x) || q_psi), estimated
+                                                                     with the refined samples
+``RWS()``                      -sum_k w~_k log p(x, h_k), h ~ q_psi   wake: -sum_k w~_k log q_psi(h_k|x);
+                                                                     sleep: -log q_psi(h'|x'), (h', x')
+                                                                     ~ p; the mean of the two
+``BiHM()``                     -sum_k w~_k log p(x, h_k), h ~ q_psi   -sum_k w~_k log q_psi(h_k | x)
+                               with w = sqrt(p / q)                  (w = sqrt(p / q): the gradient of
+                                                                     2 log p~*(x), Bornschein et al.)
+=============================  ======================================================================
+
+RWS is Bornschein & Bengio (2015); BiHM is Bornschein et al. (2016). Refinement is batched over
+all images at once (``max_rows`` bounds the samples x images per pass); the sample dimension
+comes first. Chapter 8 (``notebooks/08_discrete_latents``) explains all of it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .bounds import bihm, ess, iwae
+from .objectives import Losses, Objective
+from .progress import tqdm
+from .sbn import SBN, bernoulli_kl
+
+__all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "AIR", "RWS",
+           "BiHM", "fit", "evaluate", "log_likelihood", "score_function_gradient", "score_function_refine"]
+
+WEIGHTS = ("iw", "bihm")
+ENCODER_LOSSES = ("kl", "inclusive")
+
+
+def _check_int(name, v, low):
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        kind = "non-negative" if low == 0 else "positive"
+        raise ValueError(f"{name} must be a {kind} integer, got {v!r}")
+    return v
+
+
+def _check_gamma(gamma):
+    if not isinstance(gamma, (int, float)) or isinstance(gamma, bool) or not 0 < gamma <= 1:
+        raise ValueError(f"gamma (the damping of AIR) must be in (0, 1], got {gamma!r}")
+    return float(gamma)
+
+
+def _check_weights(weights):
+    if weights not in WEIGHTS:
+        raise ValueError(f"unknown weights {weights!r}; valid: 'iw' (p/q) or 'bihm' (sqrt(p/q))")
+    return weights
+
+
+def normalized_weights(log_w: torch.Tensor, weights: str = "iw") -> torch.Tensor:
+    """Self-normalized importance weights over the sample dimension: (K, B) -> (K, B), summing to 1.
+
+    ``"iw"``: ``w~_k = w_k / sum_j w_j`` with ``w = p(x, h) / q(h | x)`` (RWS, AIR);
+    ``"bihm"``: the same with ``sqrt(w)`` (BiHM, Hjelm et al. 2016 supplement Eq. 3).
+    Chapter 8 (``notebooks/08_discrete_latents``).
+    """
+    _check_weights(weights)
+    return torch.softmax(log_w if weights == "iw" else 0.5 * log_w, dim=0)
+
+
+@dataclass
+class AIRTrajectory:
+    """An AIR run, detached. T = steps, K = samples per step.
+
+    * ``mu``: (T+1, B, H) means at steps 0..T (None unless ``keep_mu``);
+    * ``final``: (B, H), mu_T;
+    * ``log_w``: (T+1, K, B), ``log p(x, h) - log q_t(h | x)`` for the K samples drawn from q_t
+      at step t (those of steps < T also made the update);
+    * ``entropy``: (T+1, B), the entropy of q_t in nats, ``-sum_j [mu log mu + (1 - mu) log(1 - mu)]``
+      (it falls toward 0 when q collapses onto one configuration);
+    * ``last_samples``: (K, B, H), the samples from q_T (None unless ``keep_last``).
+
+    ``elbo``, ``iwae`` and ``ess`` are (T+1, B): the K-sample ELBO, IWAE-K and normalized ESS of q_t.
+    """
+
+    mu: torch.Tensor | None
+    final: torch.Tensor
+    log_w: torch.Tensor
+    entropy: torch.Tensor
+    last_samples: torch.Tensor | None = None
+
+    @property
+    def steps(self) -> int:
+        return self.log_w.shape[0] - 1
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        return self.log_w.mean(1)
+
+    @property
+    def iwae(self) -> torch.Tensor:
+        return torch.logsumexp(self.log_w, 1) - math.log(self.log_w.shape[1])
+
+    @property
+    def ess(self) -> torch.Tensor:
+        return ess(self.log_w.transpose(0, 1))
+
+
+@torch.no_grad()
+def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: float = 0.9,
+           weights: str = "iw", init: torch.Tensor | None = None, generator: torch.Generator | None = None,
+           seed: int = 0, keep_mu: bool = False, keep_last: bool = False, max_rows: int = 1 << 12,
+           progress: bool = False) -> AIRTrajectory:
+    """AIR: ``steps`` refinement steps of every image's Bernoulli means, all images at once.
+
+    ``mu_{t+1} = (1 - gamma) mu_t + gamma sum_k w~_k h_k``, ``h_k ~ Bernoulli(mu_t)`` (module
+    docstring; Hjelm et al. 2016, Algorithm 1). ``init`` is mu_0 (B, H), default the recognition
+    network's means. ``weights`` is ``"iw"`` (AIR) or ``"bihm"`` (refinement of the BiHM bound).
+    Images go through in chunks of ``max_rows // K`` (memory only: each chunk is one batched
+    tensor computation for all its images and samples). Returns an :class:`AIRTrajectory`.
+    Chapter 8 (``notebooks/08_discrete_latents``).
+    """
+    _check_int("steps", steps, 0)
+    _check_int("K", K, 1)
+    gamma = _check_gamma(gamma)
+    _check_weights(weights)
+    model.check_x(x)
+    mu0 = model.encode(x) if init is None else init
+    if mu0.shape != (x.shape[0], model.h_dim):
+        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    B, H = mu0.shape
+    chunk = max(1, min(B, max_rows // K))
+    out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
+    out_mu = torch.empty(steps + 1, B, H, dtype=mu0.dtype, device=mu0.device) if keep_mu else None
+    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
+    final = torch.empty_like(mu0)
+    last = torch.empty(K, B, H, dtype=mu0.dtype, device=mu0.device) if keep_last else None
+    for s in tqdm(range(0, B, chunk), desc="AIR", disable=not progress, leave=False):   # memory chunks
+        xb, mu = x[s:s + chunk], mu0[s:s + chunk].detach()
+        for t in range(steps + 1):
+            if keep_mu:
+                out_mu[t, s:s + chunk] = mu
+            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)  # H(q_t)
+            h = model.sample_q(mu, K, generator)                                # (K, b, H)
+            lw = model.log_joint(xb, h) - model.log_q(h, mu)                    # (K, b)
+            out_lw[t, :, s:s + chunk] = lw
+            if t < steps:
+                w = normalized_weights(lw, weights)                             # (K, b)
+                mu = ((1 - gamma) * mu + gamma * torch.einsum("kb,kbh->bh", w, h)).clamp(0, 1)  # rounding
+        final[s:s + chunk] = mu
+        if keep_last:
+            last[:, s:s + chunk] = h
+    return AIRTrajectory(out_mu, final, out_lw, out_ent, last)
+
+
+def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K: int = 100,
+                            generator: torch.Generator | None = None):
+    """Score-function (REINFORCE) estimate of the gradient of each image's ELBO in q's logits: (B, H).
+
+    For q = Bernoulli(sigmoid(lambda)), ``grad_lambda E_q[log w] = E_q[(log w) (h - mu)]`` (the score
+    ``grad_lambda log q(h) = h - mu`` has mean zero, so the entropy term's own gradient vanishes);
+    estimated with K samples and the leave-one-out baseline ``b_k = (1/(K-1)) sum_{j != k} log w_j``
+    (unbiased, as b_k does not depend on h_k)::
+
+        g = (1/K) sum_k (log w_k - b_k) (h_k - mu)
+
+    Also returns the samples' log-weights (K, B). The gradient refinement that binary latents allow;
+    chapter 8 (``notebooks/08_discrete_latents``) compares it with AIR.
+    """
+    _check_int("K", K, 2)
+    mu = torch.sigmoid(logits)
+    h = model.sample_q(mu, K, generator)                                        # (K, B, H)
+    lw = model.log_joint(x, h) - model.log_q(h, mu)                             # (K, B)
+    base = (lw.sum(0, keepdim=True) - lw) / (K - 1)                             # leave-one-out, (K, B)
+    return torch.einsum("kb,kbh->bh", lw - base, h - mu) / K, lw
+
+
+@torch.no_grad()
+def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int = 100, lr: float = 0.01,
+                          init: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                          seed: int = 0, max_rows: int = 1 << 12) -> AIRTrajectory:
+    """Gradient refinement for binary latents: ``lambda_{t+1} = lambda_t + lr g_t`` on q's logits, with
+    g_t the score-function estimate of :func:`score_function_gradient` (K samples per step, logits kept
+    in [-15, 15]). Starts from the recognition network (or ``init``, means (B, H)); all images at once,
+    in chunks of ``max_rows // K``. Returns an :class:`AIRTrajectory` (``log_w`` of the samples drawn
+    at every step). Chapter 8 (``notebooks/08_discrete_latents``) shows why AIR is used instead.
+    """
+    _check_int("steps", steps, 0)
+    _check_int("K", K, 2)
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    model.check_x(x)
+    mu0 = model.encode(x) if init is None else init
+    if mu0.shape != (x.shape[0], model.h_dim):
+        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    B, H = mu0.shape
+    chunk = max(1, min(B, max_rows // K))
+    out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
+    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
+    final = torch.empty_like(mu0)
+    for s in range(0, B, chunk):                                                # memory chunks
+        xb = x[s:s + chunk]
+        lam = torch.logit(mu0[s:s + chunk].clamp(1e-6, 1 - 1e-6)).clamp(-15, 15)  # (b, H)
+        for t in range(steps + 1):
+            mu = torch.sigmoid(lam)
+            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)
+            g, lw = score_function_gradient(model, xb, lam, K, generator)
+            out_lw[t, :, s:s + chunk] = lw
+            if t < steps:
+                lam = (lam + lr * g).clamp(-15, 15)
+        final[s:s + chunk] = torch.sigmoid(lam)
+    return AIRTrajectory(None, final, out_lw, out_ent)
+
+
+@torch.no_grad()
+def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, K: int = 1000,
+                   max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0):
+    """IWAE-K estimate of log p(x) and the BiHM bound, from q = Bernoulli(mu): -> two (B,) tensors.
+
+    ``iwae = log (1/K) sum_k w_k`` and ``bihm = 2 log (1/K) sum_k sqrt(w_k)``, ``w = p(x, h)/q(h|x)``
+    (:func:`gapkit.bounds.iwae`, :func:`gapkit.bounds.bihm`), accumulated over chunks of samples
+    with running log-sum-exps so that memory does not grow with K. ``mu`` defaults to the
+    recognition network's means; pass AIR's ``final`` for a refined proposal.
+    """
+    _check_int("K", K, 1)
+    model.check_x(x)
+    mu = model.encode(x) if mu is None else mu
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    B = len(x)
+    b = max(1, min(B, max_rows))
+    kc = max(1, min(K, max_rows // b))
+    out_iw = torch.empty(B, device=x.device, dtype=mu.dtype)
+    out_bh = torch.empty_like(out_iw)
+    for s in range(0, B, b):                                                    # memory chunks
+        xb, mb = x[s:s + b], mu[s:s + b]
+        acc_iw = acc_bh = None
+        for k0 in range(0, K, kc):
+            h = model.sample_q(mb, min(kc, K - k0), generator)
+            lw = model.log_joint(xb, h) - model.log_q(h, mb)                    # (k, b)
+            a, c = torch.logsumexp(lw, 0), torch.logsumexp(0.5 * lw, 0)
+            acc_iw = a if acc_iw is None else torch.logaddexp(acc_iw, a)
+            acc_bh = c if acc_bh is None else torch.logaddexp(acc_bh, c)
+        out_iw[s:s + b] = acc_iw - math.log(K)
+        out_bh[s:s + b] = 2 * (acc_bh - math.log(K))
+    return out_iw, out_bh
+
+
+@torch.no_grad()
+def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: float = 0.9,
+             weights: str = "iw", generator: torch.Generator | None = None, seed: int = 0) -> dict:
+    """Dataset means after ``steps`` AIR steps (0: the recognition network): ``elbo`` (nats),
+    ``iwae`` (the IWAE-K log-likelihood estimate, nats), ``bihm`` (the BiHM bound, nats) and ``ess``
+    (normalized ESS), all from the same K samples of q_T per image."""
+    tr = refine(model, x, steps, K, gamma, weights, generator=generator, seed=seed)
+    lw = tr.log_w[-1]                                                           # (K, B)
+    return {"elbo": lw.mean().item(), "iwae": iwae(lw).mean().item(), "bihm": bihm(lw).mean().item(),
+            "ess": ess(lw).mean().item()}
+
+
+class AIR(Objective):
+    """AIR training (Hjelm et al. 2016): refine q_psi's means for ``steps`` steps, then learn from q_T.
+
+    Generative model: ``-sum_k w~_k log p(x, h_k)`` (``reweighted=True``) or the lower bound's
+    ``-(1/K) sum_k log p(x, h_k)`` (``reweighted=False``, "vanilla AIR"), h_k ~ q_T, w~ normalized
+    p/q_T (or sqrt(p/q_T) with ``weights="bihm"``). Recognition network: ``KL(q_T || q_psi)`` in
+    closed form (``encoder="kl"``) or the inclusive ``-sum_k w~_k log q_psi(h_k | x)``
+    (``encoder="inclusive"``). See the module docstring. Chapter 8 (``notebooks/08_discrete_latents``).
+    """
+
+    name = "air"
+
+    def __init__(self, steps: int = 20, K: int = 20, gamma: float = 0.9, reweighted: bool = True,
+                 encoder: str = "kl", weights: str = "iw"):
+        self.steps = _check_int("steps", steps, 0)
+        self.K = _check_int("K", K, 1)
+        self.gamma = _check_gamma(gamma)
+        if not isinstance(reweighted, bool):
+            raise ValueError(f"reweighted must be True or False, got {reweighted!r}")
+        if encoder not in ENCODER_LOSSES:
+            raise ValueError(f"unknown encoder loss {encoder!r}; valid: 'kl' (KL(q_T || q_psi)) or "
+                             "'inclusive' (importance-weighted KL(p(h|x) || q_psi))")
+        self.reweighted, self.encoder, self.weights = reweighted, encoder, _check_weights(weights)
+
+    def config(self):
+        return {"name": self.name, "steps": self.steps, "K": self.K, "gamma": self.gamma,
+                "reweighted": self.reweighted, "encoder": self.encoder, "weights": self.weights}
+
+    def __call__(self, model: SBN, x, generator=None) -> Losses:
+        logits = model.encode_logits(x)                                         # (B, H), grad to psi
+        tr = refine(model, x, self.steps, self.K, self.gamma, self.weights, init=torch.sigmoid(logits).detach(),
+                    generator=generator, keep_last=True)
+        mu_T, h = tr.final, tr.last_samples                                     # (B, H), (K, B, H)
+        log_p = model.log_joint(x, h)                                           # (K, B), grad to theta
+        log_w = tr.log_w[-1]                                                    # (K, B), detached
+        w = normalized_weights(log_w, self.weights)
+        dec = -(w * log_p).sum(0).mean() if self.reweighted else -log_p.mean(0).mean()
+        if self.encoder == "kl":
+            enc = bernoulli_kl(mu_T, logits).mean()
+        else:
+            enc = -(w * model.log_q_logits(h, logits)).sum(0).mean()
+        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
+
+
+class _Reweighted(Objective):
+    """Wake updates with normalized weights from K samples of q_psi (no refinement)."""
+
+    weights, sleep = "iw", False
+
+    def __init__(self, K: int = 20):
+        self.K = _check_int("K", K, 1)
+
+    def config(self):
+        return {"name": self.name, "K": self.K, "weights": self.weights, "sleep": self.sleep}
+
+    def __call__(self, model: SBN, x, generator=None) -> Losses:
+        logits = model.encode_logits(x)                                         # (B, H)
+        mu = torch.sigmoid(logits).detach()
+        h = model.sample_q(mu, self.K, generator)                               # (K, B, H)
+        log_p = model.log_joint(x, h)                                           # (K, B)
+        log_w = (log_p - model.log_q(h, mu)).detach()
+        w = normalized_weights(log_w, self.weights)
+        dec = -(w * log_p).sum(0).mean()
+        enc = -(w * model.log_q_logits(h, logits)).sum(0).mean()               # wake phase for q
+        if self.sleep:                                                          # sleep phase for q
+            hs, xs = model.sample(len(x), generator)
+            enc = 0.5 * (enc - model.log_q_logits(hs, model.encode_logits(xs)).mean())
+        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
+
+
+class RWS(_Reweighted):
+    """Reweighted wake-sleep (Bornschein & Bengio 2015): wake updates of p and q with normalized
+    weights ``p(x, h_k) / q_psi(h_k | x)``, plus the sleep update of q on model samples (the q loss
+    is the mean of wake and sleep). Chapter 8 (``notebooks/08_discrete_latents``)."""
+
+    name, weights, sleep = "rws", "iw", True
+
+
+class BiHM(_Reweighted):
+    """Bidirectional Helmholtz machine training (Bornschein et al. 2016): both networks follow the
+    gradient of ``2 log p~*(x)`` estimated with normalized weights ``sqrt(p(x, h_k) / q(h_k | x))``,
+    ``h_k ~ q_psi`` (the supplement's Eq. 3). Chapter 8 (``notebooks/08_discrete_latents``)."""
+
+    name, weights, sleep = "bihm", "bihm", False
+
+
+def fit(model: SBN, x_train: torch.Tensor, objective: Objective, epochs: int = 10, batch_size: int = 100,
+        lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False) -> dict:
+    """Minibatch training of an SBN with separate Adam optimizers for p (theta) and q_psi.
+
+    ``eval_fn(model) -> dict`` runs after the epochs in ``eval_epochs`` (0 = before training) and
+    its values go into the history with ``epoch``, ``updates`` and ``seconds`` (the cumulative
+    training wall time, evaluation excluded). Returns the history (lists), plus ``epoch_time``.
+    """
+    _check_int("epochs", epochs, 1)
+    _check_int("batch_size", batch_size, 1)
+    model.check_x(x_train)
+    enc, dec = model.encoder_parameters(), model.decoder_parameters()
+    opt_q, opt_p = torch.optim.Adam(enc, lr=lr), torch.optim.Adam(dec, lr=lr)
+    gen = torch.Generator(device=x_train.device).manual_seed(seed)
+    hist: dict = {"epoch_time": []}
+    n = len(x_train)
+    steps = math.ceil(n / batch_size)
+    elapsed = 0.0
+
+    def record(epoch):
+        if eval_fn is None or epoch not in eval_epochs:
+            return
+        row = {"epoch": epoch, "updates": epoch * steps, "seconds": elapsed, **eval_fn(model)}
+        for k, v in row.items():
+            hist.setdefault(k, []).append(v)
+
+    record(0)
+    model.train()
+    for epoch in tqdm(range(1, epochs + 1), desc=f"train {objective.name}", disable=not progress, unit="epoch"):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, device=x_train.device, generator=gen)
+        for i in range(steps):
+            xb = x_train[perm[i * batch_size:(i + 1) * batch_size]]
+            losses = objective(model, xb, gen)
+            ge = torch.autograd.grad(losses.encoder, enc, retain_graph=True, allow_unused=True)
+            gd = torch.autograd.grad(losses.decoder, dec, allow_unused=True)
+            for params, grads in ((enc, ge), (dec, gd)):
+                for p, g in zip(params, grads):
+                    p.grad = g
+            opt_q.step()
+            opt_p.step()
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        hist["epoch_time"].append(dt)
+        record(epoch)
+    model.eval()
+    return hist

@@ -1,0 +1,259 @@
+"""Experiment ``discrete-latents``: AIR, RWS and BiHM on sigmoid belief networks (Hjelm et al. 2016).
+
+The binary-latent half of the supplement of Hjelm et al. (2016), arXiv 1511.06382:
+
+* ``figure1``: SBNs with 1, 2 and 3 layers trained with (reweighted) AIR, 20 steps; the test
+  images' posteriors refined for 0..50 AIR steps from the recognition network, with the mean lower
+  bound (ELBO, nats) and normalized ESS of ``curve_K`` samples at every step (supplement Fig. 1);
+  ``slider`` holds the per-image values of the 3-layer network for the chapter's slider.
+* ``training``: per depth (2 layers: every method of Fig. 2; 3 layers: AIR-20 and RWS, Fig. 3),
+  the training history (``epoch``, ``updates``, ``seconds`` of training, and on a fixed training
+  subset with ``eval_K`` samples from the recognition network: ``elbo``, ``iwae`` (the
+  log-likelihood estimate), ``ess``) and ``epoch_time``.
+* ``nll``: 3-layer AIR-20 against BiHM, without and with test-time refinement (BiHM+ refines with
+  BiHM weights), test NLL by IWAE-``nll_K`` and the BiHM bound, nats (supplement Section 4);
+  ``paper_nll`` holds the paper's 92.40 / 93.30 / 92.90 nats.
+* ``findings``: the supplement's claims, each decided from these numbers by :func:`findings`.
+
+Chapter 8 (``notebooks/08_discrete_latents``) shows all of it.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..air import AIR, RWS, BiHM, evaluate, fit, log_likelihood, refine, score_function_refine
+from ..sbn import SBN
+from . import Context, experiment
+
+# The paper's numbers (Hjelm et al. 2016, supplement Section 4): test NLL in nats of a 3-layer SBN
+# (200 units per layer) after 500 epochs, 10,000 posterior samples.
+PAPER_NLL = {"AIR": 92.40, "BiHM": 93.30, "BiHM+": 92.90}
+PAPER_SETTINGS = {"layers": 200, "epochs": 500, "train_steps": 20, "gamma": 0.9, "curve_steps": 50,
+                  "curve_K": 100, "nll_K": 10000}
+
+# Figure 2's methods: key -> (label, objective factory)
+METHODS = {
+    "air5": ("AIR-5", lambda s: AIR(5, s["K"], s["gamma"], reweighted=False)),
+    "air20": ("AIR-20", lambda s: AIR(20, s["K"], s["gamma"], reweighted=False)),
+    "rwair5": ("reweighted AIR-5", lambda s: AIR(5, s["K"], s["gamma"])),
+    "rwair20": ("reweighted AIR-20", lambda s: AIR(20, s["K"], s["gamma"])),
+    "incl5": ("reweighted AIR-5, inclusive KL", lambda s: AIR(5, s["K"], s["gamma"], encoder="inclusive")),
+    "incl20": ("reweighted AIR-20, inclusive KL", lambda s: AIR(20, s["K"], s["gamma"], encoder="inclusive")),
+    "rws": ("RWS", lambda s: RWS(s["K"])),
+}
+GENTLE_GAMMA = 0.1    # a smaller damping than the paper's 0.9, shown beside it (Monte Carlo drift)
+SF_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)   # step sizes of score-function gradient refinement (best one shown)
+AIR_KEY = "rwair20"   # "AIR" outside Figure 2: reweighted AIR with 20 steps, as in Figs. 1 and 3
+
+SETTINGS = {
+    "quick": dict(units=16, K=5, gamma=0.9, train_subset=None, epochs=2, batch_size=50, lr=3e-3,
+                  eval_n=100, eval_K=20, eval_epochs=[0, 1, 2], curve_n=50, curve_K=20, curve_steps=50,
+                  nll_n=100, nll_K=100, test_steps=20, test_K=20),
+    "book": dict(units=100, K=10, gamma=0.9, train_subset=1000, epochs=6, batch_size=25, lr=3e-3,
+                 eval_n=100, eval_K=100, eval_epochs=[0, 1, 2, 3, 4, 6], curve_n=100, curve_K=100,
+                 curve_steps=50, nll_n=200, nll_K=500, test_steps=20, test_K=100),
+    "paper": dict(units=200, K=20, gamma=0.9, train_subset=None, epochs=500, batch_size=100, lr=1e-3,
+                  eval_n=1000, eval_K=100, eval_epochs=[0, 1, 2, 5, 10, 20, 50, 100, 200, 500],
+                  curve_n=10000, curve_K=100, curve_steps=50, nll_n=10000, nll_K=10000, test_steps=20,
+                  test_K=100),
+}
+
+
+def _train(ctx, s, depth, objective, x_train, x_eval, seed):
+    """A fresh SBN of ``depth`` layers (same initialization for every method) trained with ``objective``."""
+    torch.manual_seed(seed)
+    model = SBN(x_train.shape[1], (s["units"],) * depth).to(ctx.device).init_output_bias(x_train)
+    g_eval = torch.Generator(device=ctx.device).manual_seed(seed + 7)
+
+    def eval_fn(m):
+        g_eval.manual_seed(seed + 7)                   # the same evaluation samples at every epoch
+        return evaluate(m, x_eval, K=s["eval_K"], generator=g_eval)
+
+    hist = fit(model, x_train, objective, s["epochs"], s["batch_size"], s["lr"], seed=seed, eval_fn=eval_fn,
+               eval_epochs=tuple(s["eval_epochs"]), progress=ctx.progress)
+    return model, hist
+
+
+def _value_at(times, values, t):
+    """``values`` linearly interpolated at time ``t`` (held at the ends)."""
+    return float(np.interp(t, times, values))
+
+
+def findings(res: dict) -> list:
+    """The supplement's claims, each with ``holds`` (bool) decided from the results and the numbers.
+
+    Tested in ``tests/test_discrete_latents.py``; the chapter prints them.
+    """
+    out = []
+    f1 = res["figure1"]
+    depths = sorted(f1["depths"], key=int)
+    T = f1["train_steps"]
+    i_T = f1["steps"].index(T)
+
+    def add(key, claim, holds, detail):
+        out.append({"key": key, "claim": claim, "holds": bool(holds), "detail": detail})
+
+    gains = {d: (f1["depths"][d]["elbo"][-1] - f1["depths"][d]["elbo"][0]) for d in depths}
+    add("refinement_improves_bound", "Refinement improves the variational lower bound (Fig. 1, left)",
+        all(v > 0 for v in gains.values()),
+        ", ".join(f"{d} layer(s): {gains[d]:+.2f} nats" for d in depths))
+    ess_ = {d: (f1["depths"][d]["ess"][0], f1["depths"][d]["ess"][-1]) for d in depths}
+    add("refinement_improves_ess", "Refinement improves the effective sample size (Fig. 1, right)",
+        all(b > a for a, b in ess_.values()),
+        ", ".join(f"{d} layer(s): {a:.3f} -> {b:.3f}" for d, (a, b) in ess_.items()))
+    beyond = {d: f1["depths"][d]["elbo"][-1] - f1["depths"][d]["elbo"][i_T] for d in depths}
+    add("beyond_training_steps", f"Refinement keeps improving beyond the {T} steps used in training",
+        all(v > 0 for v in beyond.values()),
+        ", ".join(f"{d} layer(s): step {T} -> {f1['steps'][-1]}: {beyond[d]:+.2f} nats" for d in depths))
+
+    sf, c3 = f1["score_function"], f1["depths"]["3"]
+    add("air_beats_gradient", "AIR refines a binary posterior better than gradient steps (GDIR's "
+        "score-function counterpart)", c3["elbo"][-1] > sf["elbo"][-1],
+        f"3 layers, lower bound after {f1['steps'][-1]} steps: AIR {c3['elbo'][-1]:.2f} nats "
+        f"(with gamma {f1.get('gentle_gamma', 0.1)}: {c3['elbo_gentle'][-1]:.2f}), score-function gradient "
+        f"{sf['elbo'][-1]:.2f} nats (step size {sf['best_lr']:g}, the best of {len(sf['lrs'])}), from "
+        f"{c3['elbo'][0]:.2f}")
+
+    tr = res["training"]
+    ta = {d: float(np.mean(tr[d][AIR_KEY]["epoch_time"])) for d in tr}
+    tr_ = {d: float(np.mean(tr[d]["rws"]["epoch_time"])) for d in tr}
+    add("air_slower_per_epoch", "AIR takes longer per epoch than RWS", all(ta[d] > tr_[d] for d in tr),
+        ", ".join(f"{d} layers: {ta[d]:.2f} s against {tr_[d]:.2f} s" for d in tr))
+    ll = {d: (tr[d][AIR_KEY]["iwae"][-1], tr[d]["rws"]["iwae"][-1]) for d in tr}
+    add("air_better_per_update", "Per update (epoch), AIR reaches a higher log-likelihood than RWS",
+        all(a > r for a, r in ll.values()),
+        ", ".join(f"{d} layers: AIR {a:.2f}, RWS {r:.2f} nats" for d, (a, r) in ll.items()))
+    es = {d: (tr[d][AIR_KEY]["ess"][-1], tr[d]["rws"]["ess"][-1]) for d in tr}
+    add("air_higher_ess", "AIR reaches a higher effective sample size than RWS", all(a > r for a, r in es.values()),
+        ", ".join(f"{d} layers: AIR {a:.3f}, RWS {r:.3f}" for d, (a, r) in es.items()))
+    wc = {}
+    for d in tr:
+        a, r = tr[d][AIR_KEY], tr[d]["rws"]
+        t_r = r["seconds"][-1]
+        wc[d] = (r["elbo"][-1], _value_at(a["seconds"], a["elbo"], t_r), t_r)
+    add("rws_faster_in_wall_clock", "At equal wall-clock time early in training, RWS has the higher lower bound",
+        all(r > a for r, a, _ in wc.values()),
+        ", ".join(f"{d} layers, after {t:.1f} s: RWS {r:.2f}, AIR {a:.2f} nats" for d, (r, a, t) in wc.items()))
+
+    n = res["nll"]
+    air, bihm, bihm_plus = n["air_refined"]["nll"], n["bihm"]["nll"], n["bihm_refined"]["nll"]
+    add("bihm_plus_beats_bihm", "BiHM+ (refined at test) has a lower test NLL than BiHM", bihm_plus < bihm,
+        f"BiHM+ {bihm_plus:.2f} against BiHM {bihm:.2f} nats (paper: 92.90 against 93.30)")
+    add("air_beats_bihm_plus", "AIR has a lower test NLL than BiHM+", air < bihm_plus,
+        f"AIR {air:.2f} against BiHM+ {bihm_plus:.2f} nats (paper: 92.40 against 92.90)")
+    return out
+
+
+@experiment("discrete-latents",
+            "Sigmoid belief networks: AIR refinement curves (1-3 layers), AIR vs RWS training, AIR vs BiHM NLL",
+            chapter="08_discrete_latents",
+            cost={"quick": "15 s CPU", "book": "2 min CPU", "paper": "days GPU"})
+def discrete_latents(ctx: Context) -> dict:
+    s = SETTINGS[ctx.preset.name]
+    timings = {}
+    data = ctx.data(train_subset=s["train_subset"])
+    x_train = data.train
+    x_test = data.fixed("test", seed=ctx.seed)
+    x_eval = x_train[:s["eval_n"]]
+    seed = ctx.seed
+
+    # -- training: every Figure-2 method on 2 layers; AIR-20 on 1 and 3 layers; RWS and BiHM on 3
+    runs = [(2, k) for k in METHODS] + [(1, AIR_KEY), (3, AIR_KEY), (3, "rws"), (3, "bihm")]
+    models, training = {}, {}
+    t0 = time.perf_counter()
+    for depth, key in runs:
+        obj = BiHM(s["K"]) if key == "bihm" else METHODS[key][1](s)
+        m, hist = _train(ctx, s, depth, obj, x_train, x_eval, seed + depth)
+        models[(depth, key)] = m
+        hist["objective"] = obj.config()
+        if key != "bihm" and depth in (2, 3):
+            training.setdefault(str(depth), {})[key] = hist
+        if key == "bihm":
+            bihm_hist = hist
+    timings["training_s"] = time.perf_counter() - t0
+
+    # -- Figure 1: refinement of the test posteriors, 0..50 steps, from the recognition network
+    t0 = time.perf_counter()
+    xc = x_test[:s["curve_n"]]
+    steps = list(range(s["curve_steps"] + 1))
+    fig1 = {"steps": steps, "train_steps": 20, "K": s["curve_K"], "gamma": s["gamma"], "gentle_gamma": GENTLE_GAMMA,
+            "depths": {}}
+    g = torch.Generator(device=ctx.device).manual_seed(seed + 11)
+    slider = {}
+    for depth in (1, 2, 3):
+        curves = {}
+        for suffix, gamma in (("", s["gamma"]), ("_gentle", GENTLE_GAMMA)):
+            tr = refine(models[(depth, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], gamma, generator=g,
+                        progress=ctx.progress)
+            elbo, ess_ = tr.elbo, tr.ess                                        # (T+1, B) each
+            curves.update({f"elbo{suffix}": elbo.mean(1).tolist(), f"ess{suffix}": ess_.mean(1).tolist(),
+                           f"entropy{suffix}": tr.entropy.mean(1).tolist()})
+            if depth == 3:
+                slider[gamma] = {"elbo": np.round(elbo.numpy(), 3).tolist(), "ess": np.round(ess_.numpy(), 4).tolist(),
+                                 "entropy": np.round(tr.entropy.numpy(), 3).tolist()}
+        fig1["depths"][str(depth)] = curves
+    # gradient refinement for binary latents: score-function estimates, a grid of step sizes, 3 layers
+    sf = {"lrs": list(SF_LRS), "final_elbo": [], "K": s["curve_K"]}
+    for lr in SF_LRS:
+        tr = score_function_refine(models[(3, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], lr, generator=g)
+        sf["final_elbo"].append(tr.elbo[-1].mean().item())
+        if sf["final_elbo"][-1] >= max(sf["final_elbo"]):
+            sf.update(best_lr=lr, elbo=tr.elbo.mean(1).tolist(), ess=tr.ess.mean(1).tolist(),
+                      entropy=tr.entropy.mean(1).tolist())
+    fig1["score_function"] = sf
+    slider = {"gammas": [s["gamma"], GENTLE_GAMMA], "paper_gamma": slider[s["gamma"]],
+              "gentle_gamma": slider[GENTLE_GAMMA]}
+    timings["figure1_s"] = time.perf_counter() - t0
+
+    # -- Section 4: test NLL of 3-layer AIR and BiHM, without and with test-time refinement
+    t0 = time.perf_counter()
+    xn = x_test[:s["nll_n"]]
+    nll = {}
+    for name, key, weights in (("air", AIR_KEY, "iw"), ("bihm", "bihm", "bihm")):
+        m = models[(3, key)]
+        gq = torch.Generator(device=ctx.device).manual_seed(seed + 13)
+        mu_T = refine(m, xn, s["test_steps"], s["test_K"], s["gamma"], weights, generator=gq).final
+        mu_G = refine(m, xn, s["test_steps"], s["test_K"], GENTLE_GAMMA, weights, generator=gq).final
+        for suffix, mu in (("", None), ("_refined", mu_T), ("_refined_gentle", mu_G)):
+            gl = torch.Generator(device=ctx.device).manual_seed(seed + 17)
+            lp, bh = log_likelihood(m, xn, mu, K=s["nll_K"], generator=gl)
+            nll[name + suffix] = {"nll": -lp.mean().item(), "bihm_bound": -bh.mean().item()}
+    timings["nll_s"] = time.perf_counter() - t0
+
+    res = {
+        "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(x_train),
+                    "n_test": len(x_test), "dim": data.dim, "image_shape": list(data.image_shape)},
+        "settings": {**s, "layers": {"1": [s["units"]], "2": [s["units"]] * 2, "3": [s["units"]] * 3},
+                     "updates_per_epoch": -(-len(x_train) // s["batch_size"])},
+        "methods": {k: v[0] for k, v in METHODS.items()},
+        "air_key": AIR_KEY,
+        "figure1": fig1,
+        "slider": slider,
+        "training": training,
+        "bihm_history": bihm_hist,
+        "nll": nll,
+        "paper_nll": PAPER_NLL,
+        "paper_settings": PAPER_SETTINGS,
+        "epochs_share_of_paper": s["epochs"] / PAPER_SETTINGS["epochs"],
+        "timings_s": timings,
+    }
+    res["findings"] = findings(res)
+    held = sum(f["holds"] for f in res["findings"])
+    res["book_summary"] = {   # the book's summary figure (book/_ext/gapkit_summary.py, generic panel)
+        "title": "Discrete latents: test NLL of 3-layer SBNs", "unit": "nats", "lower_is_better": True,
+        "values": {"AIR (refined)": nll["air_refined"]["nll"], "BiHM": nll["bihm"]["nll"],
+                   "BiHM+": nll["bihm_refined"]["nll"]},
+        "finding": f"{held} of the supplement's {len(res['findings'])} findings on binary latents hold at this "
+                   f"preset ({s['epochs']} of the paper's {PAPER_SETTINGS['epochs']} epochs)."}
+    res["metrics"] = {"nll_air_refined": nll["air_refined"]["nll"], "nll_bihm": nll["bihm"]["nll"],
+                      "nll_bihm_plus": nll["bihm_refined"]["nll"], "nll_air": nll["air"]["nll"],
+                      "nll_air_refined_gentle": nll["air_refined_gentle"]["nll"],
+                      "nll_bihm_plus_gentle": nll["bihm_refined_gentle"]["nll"],
+                      **{f"ess_{d}_layer_step0": fig1["depths"][d]["ess"][0] for d in fig1["depths"]},
+                      **{f"ess_{d}_layer_step50": fig1["depths"][d]["ess"][-1] for d in fig1["depths"]},
+                      "findings_holding": sum(f["holds"] for f in res["findings"]),
+                      "findings_total": len(res["findings"])}
+    return res
