@@ -56,7 +56,12 @@ def test_table_rejects_bad_input(kwargs, match):
 
 
 def test_say_outside_ipython_prints_paragraphs(capsys):
-    assert plots.say("first sentence.", "", "second one.") is None
+    from IPython.core.interactiveshell import InteractiveShell
+    InteractiveShell.instance()  # a plain IPython shell (no kernel), as another test may leave behind
+    try:
+        assert plots.say("first sentence.", "", "second one.") is None
+    finally:
+        InteractiveShell.clear_instance()
     assert capsys.readouterr().out == "first sentence.\n\nsecond one.\n"
 
 
@@ -65,6 +70,7 @@ def test_say_in_ipython_displays_markdown(monkeypatch):
     shown = []
     sh = InteractiveShell.instance()
     try:
+        monkeypatch.setattr(sh, "kernel", object(), raising=False)  # as in a notebook kernel
         monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
         plots.say("a **bold** result", "next")
     finally:
