@@ -317,7 +317,7 @@ draw()
 # %% [markdown]
 # The interactive version (needs a live kernel: Colab or a local Jupyter):
 
-# %%
+# %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
