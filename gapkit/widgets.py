@@ -209,7 +209,8 @@ def interact(draw: Callable[..., Any], *, static: bool = True, grid: dict | None
     a live kernel). The drawing at the controls' initial values happens first, so an error in
     ``draw`` raises in the cell; later errors (from moving a control) are shown in the output area
     instead. Returns the ``VBox`` (controls, frames, live output); its attribute ``frames`` maps each
-    frame's grid values (a tuple in the controls' order) to its ``Output`` widget.
+    frame's grid values (a tuple in the controls' order) to its ``Output`` widget, ``links`` holds the
+    client-side links, ``stack`` the outer ``Stack`` (None when not static) and ``live`` the live output.
     """
     import ipywidgets as W
     from IPython.display import display
@@ -232,6 +233,7 @@ def interact(draw: Callable[..., Any], *, static: bool = True, grid: dict | None
         return {**fixed, **{k: c.value for k, c in live.items()}}
 
     frames: dict = {}
+    jslinks: list = []
     stack = None
     if static:
         names = list(live)
@@ -247,7 +249,11 @@ def interact(draw: Callable[..., Any], *, static: bool = True, grid: dict | None
             v = {**fixed, **dict(zip(names, key))}
             leaf = W.Output(layout=W.Layout(min_height="2em"))
             leaf.add_class(FRAME_CLASS)
-            leaf.outputs = tuple(render_png(draw, dpi=dpi, **v))  # an error here raises in the cell
+            outs = render_png(draw, dpi=dpi, **v)  # an error here raises in the cell
+            for o in outs:
+                if "gapkit" in o.get("metadata", {}):
+                    o["metadata"]["gapkit"]["controls"] = names
+            leaf.outputs = tuple(outs)
             frames[key] = leaf
         stacks: dict = {k: [] for k in names}
 
@@ -271,7 +277,7 @@ def interact(draw: Callable[..., Any], *, static: bool = True, grid: dict | None
         for k in names:
             trait = links[k][0]
             for s in stacks[k]:
-                W.jslink((live[k], trait), (s, "selected_index"))
+                jslinks.append(W.jslink((live[k], trait), (s, "selected_index")))
         out.layout.display = "none"   # the live drawing replaces the frames once a control moves in a kernel
     else:
         out.outputs = tuple(render(draw, **values()))  # the first drawing raises in the cell
@@ -290,6 +296,7 @@ def interact(draw: Callable[..., Any], *, static: bool = True, grid: dict | None
     box = W.VBox([W.HBox(list(live.values())), *([stack] if stack is not None else []), out])
     box.add_class(ROOT_CLASS)
     box.frames = frames
+    box.links = jslinks
     box.live = out
     box.stack = stack
     display(box)
