@@ -339,17 +339,22 @@ def _eval(chrome: Chrome, session: str, expr: str):
 
 
 def _widget_shot(chrome: Chrome, session: str, w: int, path: Path):
+    """A screenshot of widget ``w`` alone: the window is made as tall as the page (as for the page
+    screenshots, so that the theme's fixed header stays at the top of the page), then clipped."""
     import base64
-    _eval(chrome, session, f"document.querySelector('[data-gapkit-w=\"{w}\"]').scrollIntoView({{block: 'center'}})")
-    time.sleep(0.2)
     rect = _eval(chrome, session, f"(() => {{const r = document.querySelector('[data-gapkit-w=\"{w}\"]')"
                                   ".getBoundingClientRect(); return {x: r.left + window.scrollX, y: r.top + "
-                                  "window.scrollY, width: r.width, height: r.height};})()")
-    clip = {**{k: max(0.0, float(v)) for k, v in rect.items()}, "scale": 1}
-    clip["height"] = min(max(clip["height"], 1.0), 4000.0)
-    clip["width"] = max(clip["width"], 1.0)
-    png = chrome.send("Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True},
-                      session)["data"]
+                                  "window.scrollY, width: r.width, height: r.height, page: Math.max("
+                                  "document.documentElement.scrollHeight, document.body.scrollHeight)};})()")
+    height = min(int(rect["page"]) + 10, MAX_SHOT_HEIGHT)
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+    time.sleep(0.3)
+    clip = {"x": max(0.0, rect["x"]), "y": max(0.0, rect["y"]), "width": max(rect["width"], 1.0),
+            "height": min(max(rect["height"], 1.0), 4000.0), "scale": 1}
+    png = chrome.send("Page.captureScreenshot", {"format": "png", "clip": clip}, session)["data"]
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(png))
 
