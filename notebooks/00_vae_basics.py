@@ -86,8 +86,8 @@ plt.show()
 
 # %% [markdown]
 # The same curves, interactively: the slider picks an evaluation epoch and the title gives both
-# bounds there. (On the rendered page the slider sits at the last epoch; open the notebook to
-# move it. The callback only redraws the saved curves.)
+# bounds there. (The callback only redraws the saved curves; on the rendered page every epoch's
+# figure is precomputed.)
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets

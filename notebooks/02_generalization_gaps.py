@@ -282,7 +282,8 @@ def _show(dataset, checkpoint):
 n_ck = max(len(d["epochs"]) for d in D.values())
 interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
          checkpoint=widgets.IntSlider(min=0, max=n_ck - 1, value=n_ck - 1, description="checkpoint #",
-                                      style={"description_width": "initial"}));
+                                      style={"description_width": "initial"}),
+         grid={"checkpoint": min(n_ck, 16)});
 
 # %% [markdown]
 # ## The numbers

@@ -302,10 +302,10 @@ import ipywidgets as widgets
 from gapkit.widgets import interact
 
 interact(draw,
-         K=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000], value=64),
-         M=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64], value=1),
-         beta=widgets.FloatSlider(min=0.0, max=1.0, step=0.05, value=0.0),
-         reps=widgets.fixed(100));
+         K=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000], value=64, description="K"),
+         beta=widgets.SelectionSlider(options=[round(0.05 * i, 2) for i in range(21)], value=0.0, description="beta"),
+         M=widgets.fixed(1), reps=widgets.fixed(100),
+         grid={"K": [1, 4, 16, 64, 256, 1000], "beta": [0.0, 0.25, 0.5, 0.75, 1.0]});
 
 # %% [markdown]
 # ## Speed: many gradient estimates in one pass

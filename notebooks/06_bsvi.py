@@ -341,7 +341,9 @@ default_model = "VAE" if "VAE" in curves else next(iter(curves))
 draw(default_model, None, "uniform")
 
 # %% [markdown]
-# And the interactive version (in a live notebook; the rendered book shows the figure above):
+# And the interactive version: the number of refinement steps k and the buffer's weighting (on
+# the rendered page 11 values of k, both ends included, are precomputed for each weighting; in a
+# live notebook every k is drawn).
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
@@ -349,9 +351,10 @@ from gapkit.widgets import interact
 
 kmax = len(curves[default_model]["svik"]) - 1
 interact(draw,
-         model=widgets.Dropdown(options=list(curves), value=default_model, description="model"),
          k_sel=widgets.IntSlider(value=kmax, min=0, max=kmax, step=1, description="k"),
-         weighting=widgets.Dropdown(options=WEIGHTINGS, value="uniform", description="π"));
+         weighting=widgets.Dropdown(options=WEIGHTINGS, value="uniform", description="π"),
+         model=widgets.fixed(default_model),
+         grid={"k_sel": 11});
 
 # %% [markdown]
 # ## Closing note

@@ -10,6 +10,12 @@ serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every hos
 * widgets are drawn from their saved state (every one on each page), and at least one shows its
   figure under its sliders; no progress bar is left on a page;
 * the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
+* every control of every precomputed slider widget (``gapkit.widgets.interact``) on a chapter page is
+  moved as a reader would (keyboard focus on the slider's handle and ArrowRight, or a drop-down's
+  option and its change event) to the next precomputed value; the figure shown must change and be
+  the frame the saved widget state holds for that value (drawn at that value); every chapter has
+  one; before/after screenshots of each move go to ``sliders/`` beside the page screenshots, the
+  moves to ``sliders.json``; each chapter page weighs under ``MAX_PAGE_BYTES`` with its images;
 * nothing is fetched from outside localhost, and no JavaScript error is thrown;
 * the results read like a book at 1280 pixels: plotting and formatting code folded under "show code"
   toggles (``hide-input``), so that no visible code cell draws a figure or formats results; no raw
@@ -57,6 +63,8 @@ MAX_SHOT_HEIGHT = 12000
 # console.error messages that are not failures: the theme's notice on a first visit (empty storage)
 BENIGN_CONSOLE = ("Got invalid theme mode",)
 SETTLE_S = 20.0
+# A chapter page with every precomputed slider frame and its figures must stay under this many bytes.
+MAX_PAGE_BYTES = 3_000_000
 # The summary's smallest text (tick labels, in pixels as drawn at 1280) and its sentences must be at
 # least this high: the chapters' figures draw their tick labels at about 10-15 pixels.
 SUMMARY_MIN_TEXT_PX = 12.0
@@ -265,6 +273,192 @@ PROBE = r"""
 """
 
 
+# The precomputed sliders (gapkit.widgets.interact): every widget's controls, where they stand, and
+# the frame the page shows, read from the page itself; the frame the saved widget state says belongs
+# to those positions is found by following its stacks (the state is embedded in the page).
+SLIDERS = r"""
+(() => {
+  const st = document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]');
+  const state = st ? JSON.parse(st.textContent).state : {};
+  const ref = v => (typeof v === 'string' && v.startsWith('IPY_MODEL_')) ? v.slice(10) : v;
+  const out = [];
+  const views = [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
+  views.forEach(vs => {
+    const id = JSON.parse(vs.textContent).model_id;
+    const m = state[id];
+    if (!m || !(m.state._dom_classes || []).includes('gapkit-interact')) return;
+    const area = vs.previousElementSibling;
+    const root = area && area.querySelector('.gapkit-interact');
+    if (!root) { out.push({id, error: 'not drawn'}); return; }
+    const w = out.length;
+    root.dataset.gapkitW = w;
+    const ctrlIds = state[ref(m.state.children[0])].state.children.map(ref);
+    const ctrlEls = [...root.children[0].children];
+    const controls = ctrlIds.map((cid, i) => {
+      const el = ctrlEls[i];
+      el.dataset.gapkitC = i;
+      const handle = el.querySelector('.noUi-handle');
+      const select = el.querySelector('select');
+      const readout = el.querySelector('.widget-readout');
+      const pos = handle ? Math.round(parseFloat(handle.getAttribute('aria-valuenow')))
+                         : (select ? select.selectedIndex : null);
+      return {model: state[cid].model_name, description: state[cid].state.description || '',
+              kind: handle ? 'slider' : (select ? 'select' : 'other'), pos,
+              max: handle ? Math.round(parseFloat(handle.getAttribute('aria-valuemax'))) : (select ? select.options.length - 1 : null),
+              min: handle ? Math.round(parseFloat(handle.getAttribute('aria-valuemin'))) : 0,
+              shown: readout ? (readout.value !== undefined && readout.tagName === 'INPUT' ? readout.value : readout.innerText).trim()
+                             : (select ? select.options[select.selectedIndex].text : null)};
+    });
+    // the frame the saved state holds for these positions
+    let node = ref(m.state.children[1]);
+    controls.forEach(c => { node = ref(state[node].state.children[c.pos]); });
+    const leaf = state[node];
+    const png = (leaf.state.outputs || []).filter(o => o.data && o.data['image/png']);
+    const expected = png.length ? 'data:image/png;base64,' + png[png.length - 1].data['image/png'] : null;
+    const values = png.length ? png[png.length - 1].metadata.gapkit.values : null;
+    const names = png.length ? (png[png.length - 1].metadata.gapkit.controls ||
+                                Object.keys(values).slice(-controls.length)) : null;
+    const imgs = [...root.querySelectorAll('.gapkit-frame img')].filter(i => i.checkVisibility() &&
+                  i.getBoundingClientRect().width > 0);
+    const r = root.getBoundingClientRect();
+    out.push({id, w, controls, frameModel: node, expected, values, names,
+              shownSrc: imgs.length === 1 ? imgs[0].getAttribute('src') : null, shownImages: imgs.length,
+              shownLoaded: imgs.length === 1 && imgs[0].complete && imgs[0].naturalWidth > 0,
+              rect: {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height}});
+  });
+  return out;
+})()
+"""
+
+
+def _eval(chrome: Chrome, session: str, expr: str):
+    res = chrome.send("Runtime.evaluate", {"expression": expr, "returnByValue": True, "awaitPromise": True}, session)
+    if "exceptionDetails" in res:
+        raise RuntimeError(f"page script failed: {res['exceptionDetails']}")
+    return res["result"].get("value")
+
+
+def _widget_shot(chrome: Chrome, session: str, w: int, path: Path):
+    """A screenshot of widget ``w`` alone: the window is made as tall as the page (as for the page
+    screenshots, so that the theme's fixed header stays at the top of the page), then clipped."""
+    import base64
+    rect = _eval(chrome, session, f"(() => {{const r = document.querySelector('[data-gapkit-w=\"{w}\"]')"
+                                  ".getBoundingClientRect(); return {x: r.left + window.scrollX, y: r.top + "
+                                  "window.scrollY, width: r.width, height: r.height, page: Math.max("
+                                  "document.documentElement.scrollHeight, document.body.scrollHeight)};})()")
+    height = min(int(rect["page"]) + 10, MAX_SHOT_HEIGHT)
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+    time.sleep(0.3)
+    clip = {"x": max(0.0, rect["x"]), "y": max(0.0, rect["y"]), "width": max(rect["width"], 1.0),
+            "height": min(max(rect["height"], 1.0), 4000.0), "scale": 1}
+    png = chrome.send("Page.captureScreenshot", {"format": "png", "clip": clip}, session)["data"]
+    chrome.send("Emulation.setDeviceMetricsOverride",
+                {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(png))
+
+
+def _same_value(shown, value) -> bool:
+    try:
+        return abs(float(shown) - float(value)) < 1e-9
+    except (TypeError, ValueError):
+        return str(shown) == str(value)
+
+
+def _move_sliders(chrome: Chrome, session: str, page: str, shots: Path) -> tuple[list, list]:
+    """Move every control of every precomputed widget on the page as a reader would (the slider's
+    handle takes the keyboard focus and gets ArrowRight, or ArrowLeft at the end; a drop-down gets a
+    new option and its change event), until the control stands on the next precomputed value; check
+    that the shown figure changed and is the frame the saved state holds for that value (and was
+    drawn at that value). Returns (the widgets found, the moves made, problems)."""
+    problems, moves = [], []
+    widgets = _eval(chrome, session, SLIDERS)
+    for wd in widgets:
+        if wd.get("error"):
+            problems.append(f"{page}: precomputed widget {wd['id']} {wd['error']}")
+            continue
+        w = wd["w"]
+        for i, c in enumerate(wd["controls"]):
+            now = next(x for x in _eval(chrome, session, SLIDERS) if x["w"] == w)
+            name = f"{page[:-5].replace('/', '__')}__w{w}_c{i}"
+            if now["shownSrc"] is None or now["shownSrc"] != now["expected"]:
+                problems.append(f"{page}: widget {w} does not show the precomputed frame of its controls before "
+                                f"moving them ({now['shownImages']} visible frame images)")
+                break
+            _widget_shot(chrome, session, w, shots / "sliders" / f"{name}_before.png")
+            before = now
+            sel = f"[data-gapkit-w=\"{w}\"] [data-gapkit-c=\"{i}\"]"
+            direction = "ArrowRight" if c["pos"] < c["max"] else "ArrowLeft"
+            after, presses = None, 0
+            for presses in range(1, 200):
+                if c["kind"] == "slider":
+                    _eval(chrome, session, f"document.querySelector('{sel} .noUi-handle').focus()")
+                    code = 39 if direction == "ArrowRight" else 37
+                    for typ in ("keyDown", "keyUp"):
+                        chrome.send("Input.dispatchKeyEvent", {"type": typ, "key": direction, "code": direction,
+                                                               "windowsVirtualKeyCode": code}, session)
+                elif c["kind"] == "select":
+                    step = 1 if direction == "ArrowRight" else -1
+                    _eval(chrome, session, f"(() => {{const s = document.querySelector('{sel} select'); "
+                                           f"s.selectedIndex += {step}; s.dispatchEvent(new Event('change', "
+                                           "{bubbles: true}));})()")
+                else:
+                    problems.append(f"{page}: widget {w} control {i} ({c['model']}) is neither a slider nor a drop-down")
+                    break
+                deadline = time.monotonic() + 5
+                while True:  # the link and the stack redraw asynchronously
+                    time.sleep(0.05)
+                    cur = next(x for x in _eval(chrome, session, SLIDERS) if x["w"] == w)
+                    if cur["shownSrc"] == cur["expected"] or time.monotonic() > deadline:
+                        break
+                cc = cur["controls"][i]
+                landed = cur["values"] is not None and _same_value(cc["shown"], cur["values"].get(cur["names"][i]))
+                if cur["expected"] != before["expected"] and landed:
+                    after = cur
+                    break
+                if cc["pos"] in (cc["min"], cc["max"]) and cc["pos"] != c["pos"]:
+                    after = cur
+                    break
+            if after is None:
+                problems.append(f"{page}: widget {w} control {i} ({c['description']}): the figure never changed")
+                continue
+            _widget_shot(chrome, session, w, shots / "sliders" / f"{name}_after.png")
+            cc = after["controls"][i]
+            move = {"page": page, "widget": w, "control": i, "description": c["description"], "model": c["model"],
+                    "from": c["shown"], "to": cc["shown"], "presses": presses, "key": direction,
+                    "frame_before": before["frameModel"], "frame_after": after["frameModel"],
+                    "frame_values": after["values"]}
+            moves.append(move)
+            if cc["pos"] == c["pos"]:
+                problems.append(f"{page}: widget {w} control {i} ({c['description']}) did not move: {move}")
+            if after["shownSrc"] == before["shownSrc"]:
+                problems.append(f"{page}: widget {w} control {i} ({c['description']}): the figure did not change: {move}")
+            if after["shownSrc"] != after["expected"] or not after["shownLoaded"]:
+                problems.append(f"{page}: widget {w} control {i} ({c['description']}): the figure shown is not the "
+                                f"precomputed frame for {cc['shown']!r}: {move}")
+            if not _same_value(cc["shown"], (after["values"] or {}).get(after["names"][i])):
+                problems.append(f"{page}: widget {w} control {i} ({c['description']}) shows {cc['shown']!r} but the "
+                                f"frame was drawn at {after['values']}")
+    return widgets, moves, problems
+
+
+def _page_weight(html: Path, page: str) -> int:
+    """Bytes of a page: its HTML (with the widget state and the precomputed frames it embeds) and the
+    image files it links to (figures in _images/), each counted once; shared theme files aside."""
+    text = (html / page).read_text(errors="replace")
+    total = len(text.encode())
+    seen = set()
+    for src in re.findall(r'<img[^>]+src="([^"]+)"', text):
+        if src.startswith(("data:", "http")):
+            continue
+        f = ((html / page).parent / src.split("#")[0].split("?")[0]).resolve()
+        if f not in seen and f.is_file():
+            seen.add(f)
+            total += f.stat().st_size
+    return total
+
+
 def _serve(folder: Path):
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -369,7 +563,7 @@ def test_book_in_browser(tmp_path):
     server = _serve(html)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     chrome = Chrome(exe, Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)))
-    reports = {}
+    reports, slider_reports, slider_problems = {}, {}, []
     try:
         target = chrome.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = chrome.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -379,6 +573,11 @@ def test_book_in_browser(tmp_path):
                     {"width": WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session)
         for page in _pages(html):
             reports[page] = _visit(chrome, session, base + page, shots / (page[:-5].replace("/", "__") + ".png"))
+            if page.startswith("notebooks/"):
+                found, moves, bad = _move_sliders(chrome, session, page, shots)
+                slider_reports[page] = {"widgets": len(found), "controls": sum(len(x.get("controls", [])) for x in found),
+                                        "moves": moves}
+                slider_problems += bad
     finally:
         chrome.close()
         server.shutdown()
@@ -386,10 +585,23 @@ def test_book_in_browser(tmp_path):
     pages = {p: {"height_px": r["height"], "tables": r["outputTables"], "raw_table_lines": len(r["rawTableLines"]),
                  "clipped_boxes": len(r["clipped"]), "folded_cells": r["foldedCells"],
                  "visible_code_cells": len(r["visibleCode"])} for p, r in reports.items()}
+    for p in pages:
+        pages[p]["weight_bytes"] = _page_weight(html, p)
     (shots / "pages.json").write_text(json.dumps(pages, indent=1))
+    (shots / "sliders.json").write_text(json.dumps(slider_reports, indent=1))
 
-    problems = []
+    problems = list(slider_problems)
     chapters = [p for p in reports if p.startswith("notebooks/")]
+    for page in chapters:
+        sr = slider_reports.get(page, {})
+        if not sr.get("widgets"):
+            problems.append(f"{page}: no precomputed slider (gapkit.widgets.interact) on the chapter page")
+        elif len(sr["moves"]) < sr["controls"]:
+            problems.append(f"{page}: {sr['controls'] - len(sr['moves'])} of {sr['controls']} controls were not "
+                            "moved to a new precomputed figure")
+        if pages[page]["weight_bytes"] > MAX_PAGE_BYTES:
+            problems.append(f"{page}: the page weighs {pages[page]['weight_bytes'] / 1e6:.2f} MB with its images "
+                            f"(> {MAX_PAGE_BYTES / 1e6:.0f} MB)")
     if not chapters:
         problems.append("no chapter pages (notebooks/*.html) in the build")
     for page, r in reports.items():
