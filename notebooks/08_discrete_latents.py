@@ -315,13 +315,14 @@ def draw(T=20):
 draw()
 
 # %% [markdown]
-# The interactive version (needs a live kernel: Colab or a local Jupyter):
+# Move the slider: the rendered book shows figures precomputed at 11 values of T (the nearest one
+# in between); a live kernel (Colab or a local Jupyter) redraws at every value.
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
 from gapkit.widgets import interact
 
-interact(draw, T=widgets.IntSlider(20, 0, len(f1["steps"]) - 1, 1, description="AIR steps"));
+interact(draw, T=widgets.IntSlider(20, 0, len(f1["steps"]) - 1, 1, description="AIR steps"), grid={"T": 11});
 
 # %% [markdown]
 # ## Which of the supplement's findings hold here
