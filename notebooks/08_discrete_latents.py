@@ -27,8 +27,10 @@
 # binary pixels, each layer a logistic regression on the one above,
 #
 # $$
-# p(x, h) = p(h_L)\, p(h_{L-1} \mid h_L) \cdots p(x \mid h_1), \qquad
-# p(h_{l-1} = 1 \mid h_l) = \sigma(W_l h_l + b_{l-1}),
+# \begin{aligned}
+# p(x, h) &= p(h_L)\, p(h_{L-1} \mid h_L) \cdots p(x \mid h_1), \\
+# p(h_{l-1} = 1 \mid h_l) &= \sigma(W_l h_l + b_{l-1}),
+# \end{aligned}
 # $$
 #
 # and the approximate posterior a factorized Bernoulli $q(h \mid x) = \prod_j \mu_j^{h_j}
@@ -46,9 +48,11 @@
 # sampling from the current $q_t$ estimates them; AIR moves part of the way there:
 #
 # $$
-# h^{(k)} \sim q_t, \quad
-# \tilde w^{(k)} = \frac{w^{(k)}}{\sum_j w^{(j)}}, \quad w^{(k)} = \frac{p(x, h^{(k)})}{q_t(h^{(k)} \mid x)}, \qquad
-# \mu_{t+1} = (1 - \gamma)\, \mu_t + \gamma \sum_{k=1}^K \tilde w^{(k)} h^{(k)} ,
+# \begin{aligned}
+# h^{(k)} &\sim q_t, \qquad w^{(k)} = \frac{p(x, h^{(k)})}{q_t(h^{(k)} \mid x)}, \qquad
+# \tilde w^{(k)} = \frac{w^{(k)}}{\sum_j w^{(j)}}, \\
+# \mu_{t+1} &= (1 - \gamma)\, \mu_t + \gamma \sum_{k=1}^K \tilde w^{(k)} h^{(k)} ,
+# \end{aligned}
 # $$
 #
 # with damping $\gamma = 0.9$ in the supplement ({func}`gapkit.air.refine`, all images at once, the
@@ -104,7 +108,7 @@ ps = res["paper_settings"]
 display(Markdown(
     f"{d['name']} ({d['binarization']} binarization), {d['n_train']} training images of {d['dim']} pixels; "
     f"{s['units']} units per layer (paper: {ps['layers']}), {s['K']} samples per AIR step in training, "
-    f"damping $\\gamma$ = {s['gamma']}, {s['epochs']} epochs of {s['updates_per_epoch']} updates "
+    f"damping γ = {s['gamma']}, {s['epochs']} epochs of {s['updates_per_epoch']} updates "
     f"(batch {s['batch_size']}, Adam {s['lr']:g}). The paper trained for {ps['epochs']} epochs on the whole "
     f"training set: this run has {100 * res['epochs_share_of_paper']:.1f}% of its epochs and "
     f"{d['n_train']} of its training images. The run took {res['provenance']['wall_time_s']:.0f} s."))
@@ -150,10 +154,10 @@ c3 = f1["depths"]["3"]
 display(Markdown(" ".join([finding("refinement_improves_bound"), finding("refinement_improves_ess"),
                            finding("beyond_training_steps")])))
 display(Markdown(
-    f"With $\\gamma$ = {f1['gamma']} the entropy of the three-layer $q_t$ falls from {c3['entropy'][0]:.1f} to "
-    f"{c3['entropy'][-1]:.1f} nats in {st[-1]} steps; with $\\gamma$ = {f1['gentle_gamma']} it ends at "
+    f"With γ = {f1['gamma']} the entropy of the three-layer q_t falls from {c3['entropy'][0]:.1f} to "
+    f"{c3['entropy'][-1]:.1f} nats in {st[-1]} steps; with γ = {f1['gentle_gamma']} it ends at "
     f"{c3['entropy_gentle'][-1]:.1f} nats, and the lower bound moves from {c3['elbo_gentle'][0]:.2f} to "
-    f"{c3['elbo_gentle'][-1]:.2f} nats (with $\\gamma$ = {f1['gamma']}: {c3['elbo'][0]:.2f} to "
+    f"{c3['elbo_gentle'][-1]:.2f} nats (with γ = {f1['gamma']}: {c3['elbo'][0]:.2f} to "
     f"{c3['elbo'][-1]:.2f})."))
 
 # %% [markdown]
