@@ -351,6 +351,18 @@ if p14 and p24:
 
 # %% tags=["hide-input"]
 cs = sorted(res["cheap_start"].values(), key=lambda r: r["n_images"])
+fig, ax = plt.subplots()
+ns = [r["n_images"] for r in cs]
+ax.plot(ns, [r["plain"]["total_bpd"] for r in cs], marker="o", label="plain: total (initial bits included)")
+ax.plot(ns, [r["cheap"]["total_bpd"] for r in cs], marker="s", label="cheap start: total")
+ax.plot(ns, [r["plain"]["net_bpd"] for r in cs], ls="--", color="grey", label="plain: net")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("images in the file")
+ax.set_ylabel("rate (BPD)")
+ax.set_title("Total against net rate")
+plots.legend(ax, "below", ncol=1, fontsize=9)
+plt.show()
 display(plots.table(
     [{"images": r["n_images"], "plain: total (BPD)": r["plain"]["total_bpd"], "plain: net (BPD)": r["plain"]["net_bpd"],
       "plain: initial bits": r["plain"]["initial_bits"], "cheap start: total (BPD)": r["cheap"]["total_bpd"],
