@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gapkit.coding import BitsBackCodec, CodecError, decode
-from gapkit.coding.container import MAGIC, unpack
+from gapkit.coding.container import FORMAT_VERSION, MAGIC, unpack
 from gapkit.io import (CHECKPOINT_MAGIC, CheckpointError, IntegrityError, check_output, load_checkpoint,
                        read_json, save_checkpoint, write_json)
 from gapkit.models import VAE
@@ -191,7 +191,7 @@ def repack(data: bytes, edit) -> bytes:
     header, words = unpack(data)
     edit(header)
     h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    body = MAGIC + struct.pack("<HI", 2, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
+    body = MAGIC + struct.pack("<HI", FORMAT_VERSION, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
@@ -242,6 +242,15 @@ HEADER_EDITS = {
     "missing-field": (_drop(["images_sha256"]), "fields missing \\['images_sha256'\\]"),
     "extra-field": (_set(["note"], "hi"), "unknown \\['note'\\]"),
     "torch-long": (_set(["torch"], "x" * 100), "torch must be a version string"),
+    "samples-zero": (_set(["coder", "samples"], 0), "coder.samples must be an integer in 1..256"),
+    "samples-huge": (_set(["coder", "samples"], 10 ** 6), "coder.samples must be an integer in 1..256"),
+    "samples-float": (_set(["coder", "samples"], 2.0), "coder.samples must be an integer"),
+    "samples-other": (_set(["coder", "samples"], 3), "truncated|corrupted|do not match"),
+    "samples-missing": (_drop(["coder", "samples"]), "coder must be an object with exactly"),
+    "cheap-start-2": (_set(["coder", "cheap_start"], 2), "coder.cheap_start must be 0 or 1"),
+    "cheap-start-bool": (_set(["coder", "cheap_start"], True), "coder.cheap_start must be an integer"),
+    "cheap-start-on": (_set(["coder", "cheap_start"], 1), "truncated|corrupted|do not match|bit for bit"),
+    "precision-low": (_set(["coder", "posterior_precision"], 3), "posterior_precision must be an integer"),
 }
 
 
@@ -262,7 +271,7 @@ def test_header_that_is_not_an_object(model, message):
     _, data = message
     header, words = unpack(data)
     h = b"[1, 2]"
-    body = MAGIC + struct.pack("<HI", 2, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
+    body = MAGIC + struct.pack("<HI", FORMAT_VERSION, len(h)) + h + struct.pack("<Q", len(words)) + words.astype("<u4").tobytes()
     with pytest.raises(CodecError, match="must be a JSON object"):
         decode(model, body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF))
 
@@ -290,6 +299,10 @@ def test_any_single_byte_edit_of_a_compressed_file_is_refused(message, data):
     (dict(lr=float("inf")), "lr must be a finite number"),
     (dict(latent_bits=16, group_size=4096), "posterior table"),
     (dict(seed=-1), "seed must be an integer"),
+    (dict(samples=0), "samples must be an integer in 1..256"),
+    (dict(samples=257), "samples must be an integer in 1..256"),
+    (dict(samples=256, group_size=4096), "posterior table"),
+    (dict(cheap_start=2), "cheap_start must be True/False"),
 ])
 def test_bad_coder_settings(model, kw, msg):
     with pytest.raises(ValueError, match=msg):

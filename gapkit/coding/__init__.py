@@ -3,6 +3,8 @@
 * :class:`BitsBackCodec` - ``encode(images) -> bytes``, ``decode(data) -> images`` over a trained
   :class:`gapkit.models.VAE` (Bernoulli or discretized-logistic pixels), with K-step optimal
   inference inside the coder; :func:`encode` / :func:`decode` are the one-call forms.
+* :mod:`gapkit.coding.mcbits` - Monte Carlo bits-back with importance sampling (``samples=K``):
+  a code length of -IWAE-K.
 * :mod:`gapkit.coding.container` - the self-describing message format.
 * :mod:`gapkit.coding.baselines` - gzip, bz2, lzma and PNG on the same images, in bits per dimension.
 * :mod:`gapkit.coding.cli` - ``python -m gapkit compress`` / ``decompress``.

@@ -1,6 +1,6 @@
 """``python -m gapkit compress`` / ``decompress``: bits-back coding of ``.npy`` image arrays (chapter 7).
 
-    python -m gapkit compress images.npy message.gkbb --checkpoint model.pt [--steps K] ...
+    python -m gapkit compress images.npy message.gkbb --checkpoint model.pt [--steps K] [--samples K] ...
     python -m gapkit decompress message.gkbb images.npy --checkpoint model.pt
 
 The model is a gapkit checkpoint (:func:`gapkit.io.save_checkpoint`) of a trained VAE. Every input
@@ -48,7 +48,8 @@ def _cmd_compress(args):
     images = _read_npy(args.input)
     codec = BitsBackCodec(load_model(args.checkpoint), latent_bits=args.latent_bits,
                           posterior_precision=args.posterior_precision, pixel_precision=args.pixel_precision,
-                          group_size=args.group_size, steps=args.steps, lr=args.lr, seed=args.seed)
+                          group_size=args.group_size, steps=args.steps, lr=args.lr, seed=args.seed,
+                          samples=args.samples, cheap_start=args.cheap_start)
     data = codec.encode(images, progress=not args.quiet)
     atomic_write_bytes(args.output, data)
     st = codec.last_stats
@@ -80,7 +81,12 @@ def add_commands(subparsers):
     c.add_argument("--steps", type=int, default=0, help="K-step optimal inference inside the coder (default 0)")
     c.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate of the K steps")
     c.add_argument("--latent-bits", type=int, default=8, help="2^bits prior bins per latent")
-    c.add_argument("--posterior-precision", type=int, default=24)
+    c.add_argument("--samples", type=int, default=1,
+                   help="importance samples per image: Monte Carlo bits-back, code length -IWAE-K (default 1)")
+    c.add_argument("--cheap-start", action="store_true",
+                   help="start the stack without initial random bits (first image coded without bits back)")
+    c.add_argument("--posterior-precision", type=int, default=24,
+                   help="q's CDF rounded to multiples of 2^-this (tail bins may be empty; default 24)")
     c.add_argument("--pixel-precision", type=int, default=None)
     c.add_argument("--group-size", type=int, default=100, help="images per network pass")
     c.add_argument("--seed", type=int, default=0)

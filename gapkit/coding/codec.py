@@ -57,6 +57,7 @@ import torch
 from ..models import VAE
 from ..optimal import per_point
 from .container import CodecError, pack, unpack
+from .mcbits import Underflow, decode_group as _mc_decode_group, encode_group as _mc_encode_group
 
 __all__ = ["BitsBackCodec", "encode", "decode", "model_hash", "CodecError", "read_header", "validate_header",
            "LIMITS", "DTYPES"]
@@ -70,13 +71,14 @@ LIMITS = {
     "decoded_bytes": 1 << 31,       # n_images * pixels of the decoded array (2 GiB of uint8)
     "initial_words": 1 << 24,       # 64 MiB of initial random words
     "images_per_bit": 64,           # at most 64 images per bit of the message (a real image costs > 1 bit)
+    "samples": 256,                 # importance samples per image (Monte Carlo bits-back, mcbits.py)
 }
 # The dtypes a message may restore (what check_images accepts), as numpy's dtype.str.
 DTYPES = ("|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8")
 HEADER_KEYS = ("codec", "coder", "dtype", "image_shape", "images_sha256", "likelihood", "model_config", "model_hash",
                "n_images", "probe_sha256", "torch")
-CODER_KEYS = ("group_size", "initial_words", "latent_bits", "lr", "pixel_precision", "posterior_precision", "seed",
-              "steps")
+CODER_KEYS = ("cheap_start", "group_size", "initial_words", "latent_bits", "lr", "pixel_precision",
+              "posterior_precision", "samples", "seed", "steps")
 
 INIT_SEED_STREAM = 0x6761706B  # "gapk": the stream of the initial random words
 
@@ -84,8 +86,7 @@ _CAT = constriction.stream.model.Categorical(perfect=False)
 _BERN = constriction.stream.model.Bernoulli(perfect=False)
 
 
-class _Underflow(Exception):
-    """The encoder popped more bits than the stack held: retry with more initial words."""
+_Underflow = Underflow  # the encoder popped more bits than the stack held: retry with more initial words
 
 
 def model_hash(model) -> str:
@@ -179,6 +180,10 @@ def validate_header(header, n_words: int) -> dict:
                 bad(f"coder.lr must be a number, got {v!r}")
         elif not isinstance(v, int) or isinstance(v, bool):
             bad(f"coder.{k} must be an integer, got {v!r}")
+    if not 1 <= c["samples"] <= LIMITS["samples"]:
+        bad(f"coder.samples must be an integer in 1..{LIMITS['samples']}, got {c['samples']!r}")
+    if c["cheap_start"] not in (0, 1):
+        bad(f"coder.cheap_start must be 0 or 1, got {c['cheap_start']!r}")
     return {"settings": c, "initial_words": n_init, "n_images": n, "image_shape": list(shape),
             "dtype": header["dtype"]}
 
@@ -218,6 +223,12 @@ class BitsBackCodec:
       pixels, 20 for 8-bit pixels);
     * ``group_size``: images coded together per network pass (default 100);
     * ``steps``, ``lr``: K-step optimal inference inside the coder (default 0: the encoder's q);
+    * ``samples``: importance samples per image (default 1, plain bits-back; K > 1 is Monte Carlo
+      bits-back, :mod:`gapkit.coding.mcbits`, whose code length is -IWAE-K instead of -ELBO);
+    * ``cheap_start``: start the stack without initial random bits (default False): the first
+      image is coded with no bits back (x with p(x|z*) at the mode bins z* of its q, then z* with
+      the prior), and the groups then grow 1, 2, 4, ... up to ``group_size`` so that each first pop
+      finds enough bits on the stack (if one does not, initial words are added as usual);
     * ``seed``: seeds the initial random words and the optimal-inference noise.
 
     Chapter 7 (``notebooks/07_bits_back``).
@@ -225,7 +236,7 @@ class BitsBackCodec:
 
     def __init__(self, model, latent_bits: int = 8, posterior_precision: int = 24,
                  pixel_precision: int | None = None, group_size: int = 100, steps: int = 0,
-                 lr: float = 5e-3, seed: int = 0):
+                 lr: float = 5e-3, seed: int = 0, samples: int = 1, cheap_start: bool | int = False):
         if not isinstance(model, VAE):
             raise ValueError(f"the bits-back codec needs a gapkit.models.VAE, got {type(model).__name__}")
         if model.likelihood not in ("bernoulli", "logistic"):
@@ -241,10 +252,14 @@ class BitsBackCodec:
         from ..checks import number
         self.lr = number("lr", lr, 0.0, LIMITS["lr"], lo_open=True)
         self.seed = _int_param("seed", seed, 0, 2 ** 63 - 1)
-        if self.group_size * model.z_dim * 2 ** self.latent_bits > LIMITS["group_table"]:
-            raise ValueError(f"group_size {self.group_size} x {model.z_dim} latents x 2^{self.latent_bits} bins is "
-                             f"a posterior table of more than {LIMITS['group_table']} entries; lower group_size "
-                             "or latent_bits")
+        self.samples = _int_param("samples", samples, 1, LIMITS["samples"])
+        if cheap_start not in (0, 1):  # True/False or 0/1
+            raise ValueError(f"cheap_start must be True/False (or 0/1), got {cheap_start!r}")
+        self.cheap_start = int(cheap_start)
+        if self.samples * self.group_size * model.z_dim * 2 ** self.latent_bits > LIMITS["group_table"]:
+            raise ValueError(f"{self.samples} samples x group_size {self.group_size} x {model.z_dim} latents x "
+                             f"2^{self.latent_bits} bins is a posterior table of more than {LIMITS['group_table']} "
+                             "entries; lower group_size, samples or latent_bits")
         self.model = copy.deepcopy(model).to("cpu", torch.float32).eval()
         self.model_hash = model_hash(self.model)
         self.likelihood = self.model.likelihood
@@ -261,10 +276,19 @@ class BitsBackCodec:
     def settings(self) -> dict:
         return {"latent_bits": self.latent_bits, "posterior_precision": self.posterior_precision,
                 "pixel_precision": self.pixel_precision, "group_size": self.group_size,
-                "steps": self.steps, "lr": self.lr, "seed": self.seed}
+                "steps": self.steps, "lr": self.lr, "seed": self.seed, "samples": self.samples,
+                "cheap_start": self.cheap_start}
 
     def _groups(self, n):
-        return [(s, min(s + self.group_size, n)) for s in range(0, n, self.group_size)]
+        """[(start, end)] of each group: ``group_size`` images; with ``cheap_start`` the first image
+        alone (coded without bits back), then groups of 1, 2, 4, ... up to ``group_size``."""
+        if not self.cheap_start:
+            return [(s, min(s + self.group_size, n)) for s in range(0, n, self.group_size)]
+        out, s, size = [(0, 1)], 1, 1
+        while s < n:
+            out.append((s, min(s + size, n)))
+            s, size = s + size, min(2 * size, self.group_size)
+        return out
 
     # ------------------------------------------------------------------ input checks
     def check_images(self, images):
@@ -309,14 +333,20 @@ class BitsBackCodec:
     def _q_table(self, mu, std) -> np.ndarray:
         """Bin masses of q: (L, Z) -> (L*Z, n) float32, from CDF differences at the prior's bin edges.
 
-        With ``posterior_precision`` < 24 they are quantized here (:func:`_quantize`); at 24 the
-        coder's own leaky quantization (24 bits, every bin at least 2^-24) is used.
+        With ``posterior_precision`` P < 24 the CDF is rounded to multiples of 2^-P, as craystack
+        does: Q(k) = (round(2^P Phi_k+1) - round(2^P Phi_k)) / 2^P, so far-tail bins may be empty (only a
+        popped bin is ever pushed back with q; the coder still leaks 2^-24 into them, so every bin
+        stays codable). At 24 the coder's own leaky quantization (every bin at least 2^-24) is used.
         """
         a = (self.edges32 - mu[..., None]) / std[..., None]                      # (L, Z, n+1)
         cdf = torch.special.ndtr(a)
-        p = (cdf[..., 1:] - cdf[..., :-1]).reshape(-1, self.edges32.numel() - 1)
         if self.posterior_precision < 24:
-            return _quantize(p, self.posterior_precision).numpy()
+            t = float(2 ** self.posterior_precision)
+            c = torch.round(cdf.double() * t)                                    # (L, Z, n+1) integers
+            c[..., 0], c[..., -1] = 0.0, t
+            c = torch.cummax(c, -1).values.clamp_max(t)                          # monotone
+            return ((c[..., 1:] - c[..., :-1]) / t).float().reshape(-1, self.edges32.numel() - 1).numpy()
+        p = (cdf[..., 1:] - cdf[..., :-1]).reshape(-1, self.edges32.numel() - 1)
         p = p.clamp_min_(0.0)
         return (p / p.sum(-1, keepdim=True)).numpy()
 
@@ -365,6 +395,10 @@ class BitsBackCodec:
         L = len(xg_u8)
         if qtab is None:
             qtab = self._q_table(*self._posterior(xg, g))
+        if self.cheap_start and g == 0:
+            return self._encode_cheap(ans, xg_u8, qtab, L)
+        if self.samples > 1:
+            return _mc_encode_group(self, ans, xg_u8, qtab)
         before = ans.num_valid_bits()
         z_idx = ans.decode(_CAT, qtab)                                                # pop z ~ q(z|x)
         info = -np.log2(np.maximum(qtab[np.arange(len(z_idx)), z_idx], 2.0 ** -24)).sum()
@@ -373,9 +407,20 @@ class BitsBackCodec:
         self._push_pixels(ans, xg_u8, self._decoder_out(z_idx, L), L)                  # push x ~ p(x|z)
         ans.encode_reverse(z_idx, self._uniform)                                      # push z ~ p(z)
 
+    def _encode_cheap(self, ans, xg_u8, qtab, L):
+        """No bits back (the cheap start): push x with p(x|z*) at q's mode bins z*, then z* with p(z)."""
+        z_idx = qtab.argmax(1).astype(np.int32)                                     # (L*Z,)
+        self._push_pixels(ans, xg_u8, self._decoder_out(z_idx, L), L)
+        ans.encode_reverse(z_idx, self._uniform)
+
     def _decode_group(self, ans, L: int, g: int) -> np.ndarray:
         if ans.num_valid_bits() <= 0:
             raise CodecError("message truncated: the stack ran out of bits before all images were decoded")
+        if self.cheap_start and g == 0:
+            z_idx = ans.decode(self._uniform, L * self.z_dim)
+            return self._pop_pixels(ans, self._decoder_out(z_idx, L), L).astype(np.uint8)
+        if self.samples > 1:
+            return _mc_decode_group(self, ans, L, g)
         z_idx = ans.decode(self._uniform, L * self.z_dim)                              # pop z ~ p(z)
         xg = self._pop_pixels(ans, self._decoder_out(z_idx, L), L).astype(np.uint8)    # pop x ~ p(x|z)
         qtab = self._q_table(*self._posterior(torch.from_numpy(xg).float(), g))
@@ -413,7 +458,7 @@ class BitsBackCodec:
             probe = self._fingerprint(groups[0][1] - groups[0][0])
             q0 = self._q_table(*self._posterior(x[groups[0][0]:groups[0][1]], 0))
             h0 = float(-(q0 * np.log2(np.maximum(q0, 2.0 ** -24))).sum())          # entropy of the first pop (bits)
-            n_init = int(math.ceil((1.25 * h0 + 256) / 32))
+            n_init = 1 if self.cheap_start else int(math.ceil((1.25 * h0 * self.samples + 256) / 32))
             while True:
                 ans = constriction.stream.stack.AnsCoder(initial_words(n_init, self.seed), seal=True)
                 start_bits = ans.num_bits()

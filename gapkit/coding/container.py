@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["MAGIC", "FORMAT_VERSION", "CodecError", "pack", "unpack"]
 
 MAGIC = b"GAPKITBB"
-FORMAT_VERSION = 2  # 2: the images' hash covers their count, shape and dtype; headers validated
+FORMAT_VERSION = 3  # 2: the images' hash covers their count, shape and dtype; headers validated. 3: coder.samples, coder.cheap_start
 
 
 class CodecError(ValueError):

@@ -11,7 +11,14 @@ own), then a reverse-half-asleep encoder for the same fixed decoder (post hoc, a
 * ``by_K``: the first ``sweep_images`` test images with K-step optimal inference inside the coder
   (K = 0..10), per encoder: ``bpd``, ``neg_elbo_bpd``, ``encode_s_per_image``, ``decode_s_per_image``;
 * ``compressors``: gzip, bz2, lzma and PNG on the same images;
-* ``grey``: 8-bit MNIST with the discretized-logistic likelihood, coded the same way.
+* ``grey``: 8-bit MNIST with the discretized-logistic likelihood, coded the same way;
+* ``by_samples``: Monte Carlo bits-back (``samples`` = K importance samples, Ruan et al. 2021) on the
+  sweep images, per encoder (and with K-step optimal inference): ``bpd`` against the coder's
+  ``neg_iwae_bpd`` (-IWAE-K of its q) and ``neg_elbo_bpd``, times, exactness;
+* ``by_precision``: the rate against the posterior precision, q's CDF rounded as craystack does
+  (``rounded``, the codec) against a floor of one unit per bin (``floor``, gapkit's tables before issue 20);
+* ``cheap_start``: for 1, 10, 100 and 1000 images, the whole stack (``total_bpd``, initial bits
+  included), the ``net_bpd`` and the whole file (``file_bpd``) without and with the cheap start.
 """
 from __future__ import annotations
 
@@ -32,12 +39,33 @@ from . import Context, experiment
 
 SETTINGS = {  # per preset: latent size, K grid, images in the K sweep, post-hoc epochs, grey epochs
     "quick": dict(latent=None, Ks=[0, 1, 2, 5, 10], sweep_images=None, posthoc_epochs=30, grey_epochs=30,
-                  grey_images=None, iwae_K=50),
+                  grey_images=None, iwae_K=50, samples=[1, 2, 4, 8], precisions=[10, 12, 14, 16, 24],
+                  start_sizes=[1, 10, 100, 1000]),
     "book": dict(latent=10, Ks=list(range(11)), sweep_images=1000, posthoc_epochs=20, grey_epochs=10,
-                 grey_images=1000, iwae_K=200),
+                 grey_images=1000, iwae_K=200, samples=[1, 2, 4, 8, 16, 32], precisions=[10, 12, 14, 16, 20, 24],
+                 start_sizes=[1, 10, 100, 1000]),
     "paper": dict(latent=10, Ks=list(range(11)), sweep_images=1000, posthoc_epochs=100, grey_epochs=100,
-                  grey_images=None, iwae_K=5000),
+                  grey_images=None, iwae_K=5000, samples=[1, 2, 4, 8, 16, 32, 64],
+                  precisions=[10, 12, 14, 16, 20, 24], start_sizes=[1, 10, 100, 1000]),
 }
+# Issue 20's side-by-side measurement with craystack's BB-ANS (same VAE, the first 1000 binarized
+# MNIST test images): net BPD at 24-bit posterior tables, and at 14 bits (craystack vs gapkit's
+# tables before issue 20).
+REFERENCE = {"craystack_bpd": 0.18751, "gapkit_before_bpd": 0.18755, "craystack_14bit_bpd": 0.1874,
+             "gapkit_before_14bit_bpd": 0.2004}
+
+
+class _FloorTables(BitsBackCodec):
+    """The posterior tables before issue 20: every bin at least 2^-P (for the precision comparison)."""
+
+    def _q_table(self, mu, std):
+        from ..coding.codec import _quantize
+        if self.posterior_precision >= 24:
+            return super()._q_table(mu, std)
+        a = (self.edges32 - mu[..., None]) / std[..., None]
+        cdf = torch.special.ndtr(a)
+        p = (cdf[..., 1:] - cdf[..., :-1]).reshape(-1, self.edges32.numel() - 1)
+        return _quantize(p, self.posterior_precision).numpy()
 LR_STEPS = 5e-3  # Zhang et al.: Adam lr 5e-3 for the K steps on MNIST
 
 
@@ -61,6 +89,53 @@ def _neg_elbo_bpd(model, codec, x_u8, K=20, seed=0):
     mu, std = codec.posterior(x_u8)
     x = torch.from_numpy(x_u8).float()
     return float(bpd(evaluate(model, x, "elbo", K=K, q=(mu, std), seed=seed).mean(), x.shape[1]))
+
+
+def _by_samples(encoders, xs, samples, steps, seed, progress):
+    """Monte Carlo bits-back on xs for each K in ``samples``: rate, -IWAE-K and -ELBO of the coder's q, times."""
+    x = torch.from_numpy(xs).float()
+    jobs = [(name, K, 0) for name in encoders for K in samples]
+    jobs += [("baseline", K, steps) for K in (1, max(samples))]      # composed with K-step optimal inference
+    out = {}
+    for name, K, st_ in tqdm(jobs, desc="bits-back samples", disable=not progress):
+        m = encoders[name]
+        st, codec = _code(m, xs, samples=K, steps=st_, lr=LR_STEPS)
+        mu, std = codec.posterior(xs)
+        niw = float(bpd(evaluate(m, x, "iwae", K=K, q=(mu, std), seed=seed).mean(), x.shape[1]))
+        key = name if not st_ else f"{name}+{st_}steps"
+        out.setdefault(key, {})[str(K)] = {
+            "K": K, "steps": st_, "bpd": st["bpd"], "neg_iwae_bpd": niw,
+            "neg_elbo_bpd": _neg_elbo_bpd(m, codec, xs, seed=seed),
+            "encode_s_per_image": st["encode_s_per_image"], "decode_s_per_image": st["decode_s_per_image"],
+            "exact": st["exact"], "initial_bits": st["initial_bits"]}
+    return out
+
+
+def _by_precision(model, xs, precisions):
+    """Rate against posterior precision: rounded-CDF tables (the codec, round trip checked) vs a floor per bin."""
+    out = {}
+    for P in precisions:
+        st, _ = _code(model, xs, posterior_precision=P)
+        floor = _FloorTables(model, posterior_precision=P)
+        floor.encode(xs)
+        out[str(P)] = {"precision": P, "rounded_bpd": st["bpd"], "floor_bpd": floor.last_stats["bpd"],
+                       "exact": st["exact"]}
+    return out
+
+
+def _cheap_start(model, x_all, sizes):
+    """Total (initial bits included), net and whole-file rates for the first n images, without and with the cheap start."""
+    out = {}
+    for n in sorted({min(n, len(x_all)) for n in sizes}):
+        row = {"n_images": n}
+        for name, cheap in (("plain", False), ("cheap", True)):
+            st, _ = _code(model, x_all[:n], cheap_start=cheap)
+            d = n * st["dim"]
+            row[name] = {"total_bpd": st["message_bits"] / d, "net_bpd": st["net_bits"] / d,
+                         "file_bpd": 8 * st["container_bytes"] / d, "initial_bits": st["initial_bits"],
+                         "exact": st["exact"]}
+        out[str(n)] = row
+    return out
 
 
 def _train_pair(ctx: Context, data, latent, epochs, posthoc_epochs, name):
@@ -108,6 +183,9 @@ def bits_back(ctx: Context) -> dict:
                               "decode_s_per_image": st["decode_s_per_image"], "exact": st["exact"],
                               "initial_bits": st["initial_bits"]}
     sweep_compressors = baseline_bpd(xs, binary=True, image_shape=shape)
+    by_samples = _by_samples(encoders, xs, s["samples"], max(s["Ks"]), ctx.seed, ctx.progress)
+    by_precision = _by_precision(base, xs, s["precisions"])
+    cheap = _cheap_start(base, x_test, s["start_sizes"])
 
     # Grey MNIST with the discretized logistic.
     gdata = ctx.data(binarization="grey", test_subset=None)
@@ -133,7 +211,12 @@ def bits_back(ctx: Context) -> dict:
         f"sweep_bpd_rha_K{Kmax}": by_K["reverse_half_asleep"][Kmax]["bpd"],
         "grey_bpd": gst["bpd"], "grey_neg_elbo_bpd": gst["neg_elbo_bpd"],
         "all_exact": all(v["exact"] for v in full.values() if isinstance(v, dict)) and gst["exact"]
-        and all(r["exact"] for d in by_K.values() for r in d.values()),
+        and all(r["exact"] for d in by_K.values() for r in d.values())
+        and all(r["exact"] for d in by_samples.values() for r in d.values())
+        and all(r["exact"] for r in by_precision.values())
+        and all(r[k]["exact"] for r in cheap.values() for k in ("plain", "cheap")),
+        f"mc_bpd_baseline_K{max(s['samples'])}": by_samples["baseline"][str(max(s["samples"]))]["bpd"],
+        "mc_bpd_baseline_K1": by_samples["baseline"]["1"]["bpd"],
         **{f"{k}_bpd": v for k, v in compressors.items()},
     }
     return {
@@ -142,5 +225,6 @@ def bits_back(ctx: Context) -> dict:
         "model": base.config, "codec": BitsBackCodec(base).settings(), "lr_steps": LR_STEPS,
         "metrics": metrics, "full": full, "compressors": compressors,
         "by_K": by_K, "sweep_compressors": sweep_compressors, "grey": grey, "trace": trace,
+        "by_samples": by_samples, "by_precision": by_precision, "cheap_start": cheap, "reference": REFERENCE,
         "images": x_test[:8].tolist(),
     }
