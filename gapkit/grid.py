@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checks
-from .io import IntegrityError, check_output, read_json, write_json
+from .io import IntegrityError, check_output, own_entries, read_json, write_json
 from .progress import tqdm
 
 __all__ = ["run_grid", "parse_seeds", "parse_grid_sets", "cells", "aggregate", "ENGINES"]
@@ -236,7 +236,7 @@ def run_grid(name: str, preset: str | None = None, seeds=(0,), grid: dict | None
             raise RunIdentityError(f"refusing to use {out}: {e}") from None
         if old != spec:
             raise RunIdentityError(f"refusing to use {out}: it holds another grid ({old}); give another --out")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and own_entries(out):
         raise RunIdentityError(f"refusing to use {out}: it holds files but is not a gapkit grid folder")
     if engine == "ray":
         try:

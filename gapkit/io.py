@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 __all__ = ["atomic_write_bytes", "write_json", "read_json", "save_checkpoint", "load_checkpoint",
-           "CheckpointError", "IntegrityError", "check_output", "file_digest", "content_digest"]
+           "CheckpointError", "IntegrityError", "check_output", "file_digest", "content_digest", "is_leftover",
+           "own_entries"]
 
 CHECKPOINT_FORMAT = "gapkit-checkpoint-v2"
 CHECKPOINT_MAGIC = b"GAPKITCKPT\x00\x02"      # 12 bytes, then 32 bytes of SHA-256, then the payload
@@ -215,3 +216,24 @@ def check_output(path, kind: str = "file", inputs=(), what: str = "output") -> P
     except OSError as e:
         raise ValueError(f"cannot write the {what} {p}: {e.strerror or e}") from None
     return p
+
+
+def is_leftover(path) -> bool:
+    """A temporary file gapkit itself leaves behind when a process is killed mid-write (an atomic
+    write's ``.NAME.*.tmp`` or a write probe); such files never make a folder someone else's."""
+    name = Path(path).name
+    return name.startswith(".gapkit-write-probe.") or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def own_entries(folder) -> list[Path]:
+    """The entries of ``folder`` other than gapkit's own leftovers (which are removed)."""
+    out = []
+    for p in Path(folder).iterdir():
+        if is_leftover(p) and p.is_file():
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        else:
+            out.append(p)
+    return out

@@ -161,10 +161,17 @@ def _check_training_folder(out_dir: Path, ident: dict):
             raise ValueError(f"refusing to train into {out_dir}: it holds another training run (differences: "
                              f"{diff}). Nothing was changed; give another out_dir or remove that folder.")
         return True
-    if ck_dir.exists() and any(ck_dir.glob("epoch_*.pt")):
-        raise ValueError(f"refusing to train into {out_dir}: its checkpoints/ holds snapshots but no resume.pt, "
-                         "so they cannot be shown to belong to this run; give another out_dir or remove them")
-    return False
+    snaps = sorted(ck_dir.glob("epoch_*.pt")) if ck_dir.exists() else []
+    for snap in snaps:  # a run stopped between a snapshot and its resume.pt: the snapshots name their run
+        try:
+            old = load_checkpoint(snap).get("identity")
+        except CheckpointError:
+            old = None
+        if old != ident:
+            raise ValueError(f"refusing to train into {out_dir}: its checkpoints/ holds snapshots ({snap.name}) of "
+                             "another run, or of none that can be shown, and no resume.pt; give another out_dir "
+                             "or remove them")
+    return False  # none, or this run's own: train from the start (the snapshots are written again)
 
 
 def _first_nonfinite(named_tensors):
@@ -296,7 +303,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
             row = _evaluate_into(history, model, data, cfg, e, device)
             bar.set_postfix(train_bpd=f"{row['train_bpd']:.4f}", test_bpd=f"{row['test_bpd']:.4f}")
         if out_dir is not None and cfg.checkpoint_every and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
-            save_checkpoint(out_dir / "checkpoints" / f"epoch_{e:04d}.pt", model, epoch=e)
+            save_checkpoint(out_dir / "checkpoints" / f"epoch_{e:04d}.pt", model, epoch=e, identity=ident)
             state = {"optimizers": {k: o.state_dict() for k, o in opts.items()},
                      "generator": gen.get_state(), "history": history, "epoch": e,
                      "train_config": asdict(cfg), "identity": ident}

@@ -115,6 +115,16 @@ def test_force_moves_the_old_run_aside_and_trains_from_scratch(tmp_path):
     assert c["metrics"] == b["metrics"] and c["provenance"]["finished"] >= b["provenance"]["finished"]
 
 
+def test_leftovers_of_a_killed_run_do_not_block_it(tmp_path):
+    """A process killed mid-write leaves only gapkit's own temporary files: they are not someone
+    else's run, and are cleaned up."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".gapkit-write-probe.abc").write_text("")
+    (tmp_path / "r" / ".identity.json.x1.tmp").write_text("{")
+    r = run_probe(tmp_path / "r", seed=3)
+    assert r["config"]["seed"] == 3 and not list((tmp_path / "r").glob(".*"))
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "notes.txt").write_text("mine")
@@ -279,10 +289,21 @@ def test_train_same_identity_returns_that_model_and_longer_resumes(tmp_path):
         _train(tmp_path, epochs=3)
 
 
-def test_train_refuses_snapshots_without_resume_state(tmp_path):
-    _train(tmp_path)
+def test_train_refuses_snapshots_of_another_run_without_resume_state(tmp_path):
+    """A run stopped between writing a snapshot and its resume.pt: its own snapshots are written again
+    from the start; another run's are refused."""
+    a = _train(tmp_path)
     (tmp_path / "checkpoints" / "resume.pt").unlink()
-    with pytest.raises(ValueError, match="no resume.pt"):
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match="snapshots .* of another run"):
+        _train(tmp_path, lr=0.02)
+    assert snapshot(tmp_path) == before
+    b = _train(tmp_path)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    (tmp_path / "checkpoints" / "resume.pt").unlink()
+    from gapkit.io import save_checkpoint
+    save_checkpoint(tmp_path / "checkpoints" / "epoch_0001.pt", VAE(12, 2, (8,)), epoch=1)  # no identity
+    with pytest.raises(ValueError, match="snapshots"):
         _train(tmp_path)
 
 

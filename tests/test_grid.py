@@ -174,7 +174,7 @@ def test_a_grid_killed_midway_resumes_to_the_same_grid(tmp_path, local_grid):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     g = json.loads((out / "grid.json").read_text())
-    assert g["counts"]["done"] == 4
+    assert g["counts"]["done"] == 4, [c.get("error") for c in g["cells"]]
     assert _results(g) == _results(local_grid[1])  # the same numbers as an uninterrupted grid
 
 

@@ -389,7 +389,8 @@ def _move_aside(out: Path) -> Path:
 def _claim(out: Path, ident: dict, force: bool) -> dict | None:
     """Make ``out`` this run's folder before any work; return a finished result to reuse, else None."""
     idf, res = out / "identity.json", out / "results.json"
-    if out.is_dir() and any(out.iterdir()):
+    from ..io import own_entries
+    if out.is_dir() and own_entries(out):  # leftovers of a killed gapkit process do not count
         problem = None
         try:
             old = read_json(idf, require_checksum=True) if idf.exists() else None
