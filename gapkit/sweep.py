@@ -37,7 +37,7 @@ import torch
 from .checks import positive_int
 from .bounds import bpd
 from .estimators import BOUNDS, evaluate
-from .io import load_checkpoint, read_json, write_json
+from .io import file_digest, load_checkpoint, read_json, write_json
 from .models import build_model
 from .progress import tqdm
 
@@ -109,14 +109,6 @@ def load_model(path, device=None):
     if device is not None:
         model.to(device)
     return model.eval()
-
-
-def file_digest(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tensor_digest(x: torch.Tensor) -> str:
