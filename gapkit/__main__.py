@@ -28,13 +28,12 @@ def _cmd_list(args):
 
 
 def _cmd_run(args):
-    from .experiments import default_out, identity, parse_sets, run
-    overrides = parse_sets(args.set)
-    ident = identity(args.name, args.preset, args.seed, overrides)  # checks everything before any work
-    res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,
-              device=args.device, progress=not args.no_progress, overrides=overrides)
+    from .experiments import default_out, parse_sets, run
+    res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,  # checks first
+              device=args.device, progress=not args.no_progress, overrides=parse_sets(args.set))
+    ident = res["config"]
     path = Path(args.out) if args.out is not None else default_out(args.name, ident["preset"]["name"],
-                                                                   args.seed, ident)
+                                                                   ident["seed"], ident)
     out = {"experiment": args.name, "preset": res["config"]["preset"]["name"],
            "results": str(path / "results.json"), "wall_time_s": res["provenance"]["wall_time_s"]}
     if "metrics" in res:

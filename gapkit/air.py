@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 from .bounds import bihm, ess, iwae
+from .checks import integer, number, one_of
 from .objectives import Losses, Objective
 from .progress import tqdm
 from .sbn import SBN, bernoulli_kl
@@ -58,22 +59,34 @@ ENCODER_LOSSES = ("kl", "inclusive")
 
 
 def _check_int(name, v, low):
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        kind = "non-negative" if low == 0 else "positive"
-        raise ValueError(f"{name} must be a {kind} integer, got {v!r}")
-    return v
+    return integer(name, v, lo=low)
 
 
 def _check_gamma(gamma):
-    if not isinstance(gamma, (int, float)) or isinstance(gamma, bool) or not 0 < gamma <= 1:
-        raise ValueError(f"gamma (the damping of AIR) must be in (0, 1], got {gamma!r}")
-    return float(gamma)
+    return number("gamma (the damping of AIR)", gamma, 0, 1, lo_open=True)
 
 
 def _check_weights(weights):
-    if weights not in WEIGHTS:
-        raise ValueError(f"unknown weights {weights!r}; valid: 'iw' (p/q) or 'bihm' (sqrt(p/q))")
-    return weights
+    return one_of("weights ('iw': p/q, 'bihm': sqrt(p/q))", weights, WEIGHTS)
+
+
+def bernoulli_entropy(mu: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of factorized Bernoulli(mu), ``-sum_j [mu log mu + (1 - mu) log(1 - mu)]``: (..., H) -> (...)."""
+    return -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)
+
+
+def _start(model, x, init, K, steps, generator, seed, max_rows):
+    """What both refiners set up: checked input, mu_0 (B, H), the generator, the chunk size (images a
+    batched pass) and the outputs to fill: log-weights (T+1, K, B), entropies (T+1, B), final (B, H)."""
+    model.check_x(x)
+    mu0 = model.encode(x) if init is None else init
+    if mu0.shape != (x.shape[0], model.h_dim):
+        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    B = mu0.shape[0]
+    new = lambda *shape: torch.empty(*shape, dtype=mu0.dtype, device=mu0.device)  # noqa: E731
+    return mu0, generator, max(1, min(B, max_rows // K)), new(steps + 1, K, B), new(steps + 1, B), torch.empty_like(mu0)
 
 
 def normalized_weights(log_w: torch.Tensor, weights: str = "iw") -> torch.Tensor:
@@ -143,25 +156,16 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
     _check_int("K", K, 1)
     gamma = _check_gamma(gamma)
     _check_weights(weights)
-    model.check_x(x)
-    mu0 = model.encode(x) if init is None else init
-    if mu0.shape != (x.shape[0], model.h_dim):
-        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(seed)
+    mu0, generator, chunk, out_lw, out_ent, final = _start(model, x, init, K, steps, generator, seed, max_rows)
     B, H = mu0.shape
-    chunk = max(1, min(B, max_rows // K))
-    out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
     out_mu = torch.empty(steps + 1, B, H, dtype=mu0.dtype, device=mu0.device) if keep_mu else None
-    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
-    final = torch.empty_like(mu0)
     last = torch.empty(K, B, H, dtype=mu0.dtype, device=mu0.device) if keep_last else None
     for s in tqdm(range(0, B, chunk), desc="AIR", disable=not progress, leave=False):   # memory chunks
         xb, mu = x[s:s + chunk], mu0[s:s + chunk].detach()
         for t in range(steps + 1):
             if keep_mu:
                 out_mu[t, s:s + chunk] = mu
-            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)  # H(q_t)
+            out_ent[t, s:s + chunk] = bernoulli_entropy(mu)                     # H(q_t)
             h = model.sample_q(mu, K, generator)                                # (K, b, H)
             lw = model.log_joint(xb, h) - model.log_q(h, mu)                    # (K, b)
             out_lw[t, :, s:s + chunk] = lw
@@ -208,25 +212,15 @@ def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int =
     """
     _check_int("steps", steps, 0)
     _check_int("K", K, 2)
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    model.check_x(x)
-    mu0 = model.encode(x) if init is None else init
-    if mu0.shape != (x.shape[0], model.h_dim):
-        raise ValueError(f"init must have shape ({x.shape[0]}, {model.h_dim}), got {tuple(mu0.shape)}")
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-    B, H = mu0.shape
-    chunk = max(1, min(B, max_rows // K))
-    out_lw = torch.empty(steps + 1, K, B, dtype=mu0.dtype, device=mu0.device)
-    out_ent = torch.empty(steps + 1, B, dtype=mu0.dtype, device=mu0.device)
-    final = torch.empty_like(mu0)
+    number("lr", lr, 0, lo_open=True)
+    mu0, generator, chunk, out_lw, out_ent, final = _start(model, x, init, K, steps, generator, seed, max_rows)
+    B = mu0.shape[0]
     for s in range(0, B, chunk):                                                # memory chunks
         xb = x[s:s + chunk]
         lam = torch.logit(mu0[s:s + chunk].clamp(1e-6, 1 - 1e-6)).clamp(-15, 15)  # (b, H)
         for t in range(steps + 1):
             mu = torch.sigmoid(lam)
-            out_ent[t, s:s + chunk] = -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)
+            out_ent[t, s:s + chunk] = bernoulli_entropy(mu)
             g, lw = score_function_gradient(model, xb, lam, K, generator)
             out_lw[t, :, s:s + chunk] = lw
             if t < steps:
@@ -300,9 +294,8 @@ class AIR(Objective):
         self.gamma = _check_gamma(gamma)
         if not isinstance(reweighted, bool):
             raise ValueError(f"reweighted must be True or False, got {reweighted!r}")
-        if encoder not in ENCODER_LOSSES:
-            raise ValueError(f"unknown encoder loss {encoder!r}; valid: 'kl' (KL(q_T || q_psi)) or "
-                             "'inclusive' (importance-weighted KL(p(h|x) || q_psi))")
+        one_of("encoder loss ('kl': KL(q_T || q_psi), 'inclusive': importance-weighted KL(p(h|x) || q_psi))",
+               encoder, ENCODER_LOSSES)
         self.reweighted, self.encoder, self.weights = reweighted, encoder, _check_weights(weights)
 
     def config(self):

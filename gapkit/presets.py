@@ -48,6 +48,11 @@ class Preset:
         d["hidden"] = list(self.hidden)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preset":
+        """The inverse of :meth:`to_dict` (e.g. the effective preset of a run identity)."""
+        return cls(**{**d, "hidden": tuple(d["hidden"])})
+
 
 PRESETS = {
     "quick": Preset("quick", "digits", "threshold", None, None, (64, 64), 4, "relu",

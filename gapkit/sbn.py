@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .likelihoods import bernoulli_log_prob
+from .checks import int_sizes, positive_int
+from .likelihoods import bernoulli_log_prob, check_data
 
 __all__ = ["SBN", "bernoulli_mean_log_prob", "bernoulli_kl", "MAX_LAYERS"]
 
@@ -76,15 +77,12 @@ class SBN(nn.Module):
 
     def __init__(self, x_dim: int = 784, layers=(200,)):
         super().__init__()
-        if not isinstance(x_dim, int) or isinstance(x_dim, bool) or x_dim < 1:
-            raise ValueError(f"x_dim must be a positive integer, got {x_dim!r}")
-        layers = tuple(layers) if not isinstance(layers, int) else (layers,)
+        positive_int("x_dim", x_dim)
+        layers = int_sizes("units per layer", (layers,) if isinstance(layers, int) and not isinstance(layers, bool)
+                           else layers)
         if not 1 <= len(layers) <= MAX_LAYERS:
             raise ValueError(f"an SBN has 1 to {MAX_LAYERS} stochastic layers, got {len(layers)} "
                              f"({layers!r})")
-        for u in layers:
-            if not isinstance(u, int) or isinstance(u, bool) or u < 1:
-                raise ValueError(f"units per layer must be positive integers, got {layers!r}")
         self.x_dim, self.layers = x_dim, layers
         self.h_dim = sum(layers)
         self.config = dict(model="SBN", x_dim=x_dim, layers=list(layers))
@@ -110,7 +108,7 @@ class SBN(nn.Module):
             raise TypeError(f"x must be a floating-point tensor of shape (B, {self.x_dim})")
         if x.dim() != 2 or x.shape[-1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        return x
+        return check_data(x, "bernoulli")
 
     def split(self, h: torch.Tensor) -> list:
         """The per-layer pieces of ``h`` (..., H): [h_1, ..., h_L]."""
@@ -141,8 +139,7 @@ class SBN(nn.Module):
     @staticmethod
     def sample_q(mu: torch.Tensor, K: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """K samples h ~ Bernoulli(mu): (B, H) -> (K, B, H)."""
-        if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-            raise ValueError(f"K must be a positive integer, got {K!r}")
+        positive_int("K", K)
         u = torch.rand((K, *mu.shape), device=mu.device, dtype=mu.dtype, generator=generator)
         return (u < mu).to(mu.dtype)
 

@@ -20,10 +20,7 @@ from gapkit.io import (CHECKPOINT_MAGIC, CheckpointError, IntegrityError, check_
                        read_json, save_checkpoint, write_json)
 from gapkit.models import VAE
 
-
-def small_model(seed=0):
-    torch.manual_seed(seed)
-    return VAE(16, 3, (12,)).eval()
+from test_bits_back import small_model
 
 
 @pytest.fixture(scope="module")

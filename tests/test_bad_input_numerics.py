@@ -52,47 +52,37 @@ def test_empty_training_data():
 
 
 # --------------------------------------------------------------------------- non-finite training
-class NaNAt(Objective):
-    """The ELBO, but its loss turns NaN at a given step (counted over the whole run)."""
-    name = "nan-at"
+class BreaksAt(Objective):
+    """The ELBO, except at one step (counted over the whole run): ``"nan"`` makes the loss NaN;
+    ``"inf-grad"`` adds a term of value 0 whose gradient is infinite, so the parameters become
+    non-finite while the loss stays finite."""
+    name = "breaks-at"
 
-    def __init__(self, step):
-        self.step, self.calls = step, 0
-
-    def __call__(self, model, x, generator=None):
-        self.calls += 1
-        loss = ELBO()(model, x, generator).encoder
-        if self.calls == self.step:
-            loss = loss * float("nan")
-        return Losses(loss, loss, {})
-
-
-class InfiniteGradient(Objective):
-    """A finite loss whose gradient is infinite at a given step: the parameters become non-finite."""
-    name = "inf-grad"
-
-    def __init__(self, step):
-        self.step, self.calls = step, 0
+    def __init__(self, step, how="nan"):
+        self.step, self.how, self.calls = step, how, 0
 
     def __call__(self, model, x, generator=None):
         self.calls += 1
         loss = ELBO()(model, x, generator).encoder
         if self.calls == self.step:
-            w = model.decoder[0].weight
-            loss = loss + torch.sqrt((w - w.detach()).abs()).sum()  # value 0, gradient inf
+            if self.how == "nan":
+                loss = loss * float("nan")
+            else:
+                w = model.decoder[0].weight
+                loss = loss + torch.sqrt((w - w.detach()).abs()).sum()  # value 0, gradient inf
         return Losses(loss, loss, {})
 
 
 def test_a_nan_loss_stops_training_naming_epoch_and_step(tmp_path):
     with pytest.raises(FloatingPointError, match="epoch 2, step 3 of 4: non-finite encoder loss"):
-        _fit(_toy_data(), NaNAt(7), out=tmp_path)  # 4 steps an epoch: call 7 is epoch 2, step 3
+        _fit(_toy_data(), BreaksAt(7), out=tmp_path)  # 4 steps an epoch: call 7 is epoch 2, step 3
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["epoch_0001.pt", "resume.pt"]  # epoch 1 was fine; nothing of epoch 2 was written
 
 
 def test_a_non_finite_parameter_stops_training(tmp_path):
     with pytest.raises(FloatingPointError, match="epoch 1, step 2 of 4: non-finite decoder.0.weight"):
-        _fit(_toy_data(), InfiniteGradient(2), out=tmp_path)
+        _fit(_toy_data(), BreaksAt(2, "inf-grad"), out=tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -102,7 +92,7 @@ def test_nan_from_the_command_line_is_one_line(tmp_path, monkeypatch):
 
     @experiment("_nan_probe", "training that diverges")
     def _nan_probe(ctx: Context):
-        _fit(_toy_data(), NaNAt(2), out=ctx.out / "t")
+        _fit(_toy_data(), BreaksAt(2), out=ctx.out / "t")
         return {}
     with pytest.raises(SystemExit) as e:
         main(["run", "_nan_probe", "--preset", "quick", "--out", str(tmp_path / "r")])

@@ -14,14 +14,7 @@ from gapkit.coding.container import unpack
 from gapkit.estimators import evaluate
 from gapkit.models import VAE
 
-
-def small_model(seed=0, x_dim=16, z_dim=3, likelihood="bernoulli"):
-    torch.manual_seed(seed)
-    return VAE(x_dim, z_dim, (12,), likelihood=likelihood).eval()
-
-
-def binary(n, d=16, p=0.3, seed=0):
-    return (np.random.default_rng(seed).random((n, d)) < p).astype(np.uint8)
+from test_bits_back import binary, small_model
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-__all__ = ["benchmark", "registry", "matmul_rate", "timed", "peak_memory", "table", "mlp_flops"]
+__all__ = ["benchmark", "registry", "matmul_rate", "timed", "peak_memory", "table", "mlp_flops",
+           "batched_vs_loop"]
 
 _REGISTRY: dict = {}
 
@@ -73,6 +74,21 @@ def matmul_rate(n: int = 1024, device="cpu", dtype=torch.float32, repeat: int = 
     _sync(device)
     t = timed(lambda: a @ b, repeat, device)
     return 2 * n ** 3 / t
+
+
+def batched_vs_loop(fn, x, subset: int, device="cpu") -> tuple[float, float]:
+    """Seconds of ``fn(x)`` on all rows at once, and of a per-row loop ``fn(x[i:i+1])`` over the first
+    ``subset`` rows scaled to all of them (the loop is too slow to run in full): ``(batched, loop)``."""
+    _sync(device)
+    t0 = time.perf_counter()
+    fn(x)
+    _sync(device)
+    t_batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(subset):                                   # the per-image loop being measured
+        fn(x[i:i + 1])
+    _sync(device)
+    return t_batch, (time.perf_counter() - t0) * len(x) / subset
 
 
 def mlp_flops(sizes, rows: int, backward: bool = False) -> float:

@@ -12,13 +12,12 @@ the machine's matrix-multiply rate measured in the same run. Chapter 8
 """
 from __future__ import annotations
 
-import time
 
 import torch
 
 from ..air import refine
 from ..sbn import SBN
-from . import benchmark, matmul_rate, mlp_flops, table
+from . import batched_vs_loop, benchmark, matmul_rate, mlp_flops, table
 from .refine import _images
 
 N_IMAGES, STEPS, SAMPLES, LOOP_SUBSET, UNITS = 10_000, 10, 20, 100, (100, 100, 100)
@@ -34,25 +33,12 @@ def bench_air(device="cpu", n_images: int = N_IMAGES, steps: int = STEPS, K: int
     kw = dict(steps=steps, K=K, gamma=0.9, seed=0)
     rate = matmul_rate(device=device)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     refine(model, x[:100], **{**kw, "steps": 2})                  # warm-up
     gen = [units[-1], *units[::-1][1:], 784]                      # top-down: h_L -> ... -> h_1 -> x
     rows = []
     for k in sorted({5, K}):                                      # the speed-up depends on the samples
         kw["K"] = k
-        sync()
-        t0 = time.perf_counter()
-        refine(model, x, **kw)
-        sync()
-        t_batch = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for i in range(subset):                                   # the per-image loop being measured
-            refine(model, x[i:i + 1], **kw)
-        sync()
-        t_loop = (time.perf_counter() - t0) * n_images / subset
+        t_batch, t_loop = batched_vs_loop(lambda xs: refine(model, xs, **kw), x, subset, device)
         flops = mlp_flops([784, *units], n_images) + (steps + 1) * mlp_flops(gen, n_images * k)
         rows += [
             {"path": "batched", "samples": k, "images": n_images, "seconds": t_batch,

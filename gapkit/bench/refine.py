@@ -10,13 +10,12 @@ measured in the same run. Chapter 5 (``notebooks/05_iterative_refinement``) uses
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
 from ..models import VAE
 from ..refine import refine
-from . import benchmark, matmul_rate, mlp_flops, table
+from . import batched_vs_loop, benchmark, matmul_rate, mlp_flops, table
 
 N_IMAGES, STEPS, LOOP_SUBSET = 10_000, 50, 40
 
@@ -44,22 +43,8 @@ def bench_refine(device="cpu", n_images: int = N_IMAGES, steps: int = STEPS, sub
     kw = dict(steps=steps, optimizer="momentum", lr=0.1, samples=1, keep_samples=False, seed=0)
     rate = matmul_rate(device=device)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     refine(model, x[:100], **{**kw, "steps": 2})                  # warm-up
-    sync()
-    t0 = time.perf_counter()
-    refine(model, x, **kw)
-    sync()
-    t_batch = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for i in range(subset):                                       # the per-image loop being measured
-        refine(model, x[i:i + 1], **kw)
-    sync()
-    t_loop = (time.perf_counter() - t0) * n_images / subset
+    t_batch, t_loop = batched_vs_loop(lambda xs: refine(model, xs, **kw), x, subset, device)
 
     dec = [model.z_dim, *model.hidden[::-1], model.x_dim]
     enc = [model.x_dim, *model.hidden, 2 * model.z_dim]

@@ -365,6 +365,12 @@ def default_out(name: str, preset: str, seed: int, ident: dict | None = None) ->
     return results_dir() / name / f"{preset}-seed{seed}-{run_id(ident)}"
 
 
+def _run_folder(ident: dict, out=None) -> Path:
+    """``out``, or the results cache's folder of this identity."""
+    return Path(out) if out is not None else default_out(ident["experiment"], ident["preset"]["name"],
+                                                         ident["seed"], ident)
+
+
 def _differences(a, b, prefix="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
@@ -430,11 +436,9 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     """
     from ..io import check_output
     ident = identity(name, preset, seed, overrides, **params)
-    exp, p, _, _ = effective(name, preset, overrides, **params)
+    exp, p = get(name), Preset.from_dict(ident["preset"])  # the effective preset, overrides applied
     dev = default_device(device)
-    if out is None:
-        out = default_out(name, p.name, ident["seed"], ident)
-    out = check_output(out, "dir", what="run folder")
+    out = check_output(out if out is not None else _run_folder(ident), "dir", what="run folder")
     cached = _claim(out, ident, force)
     if cached is not None:
         return cached
@@ -450,8 +454,7 @@ def finished(name: str, preset: str | None = None, seed: int = 0, out=None, over
              **params) -> dict | None:
     """The finished result of this run identity in ``out`` (or the cache), or None; computes nothing."""
     ident = identity(name, preset, seed, overrides, **params)
-    p = get_preset(preset)
-    path = (Path(out) if out is not None else default_out(name, p.name, ident["seed"], ident)) / "results.json"
+    path = _run_folder(ident, out) / "results.json"
     try:
         res = read_json(path, require_checksum=True) if path.exists() else None
     except IntegrityError:
@@ -463,10 +466,10 @@ def load(name: str, preset: str | None = None, seed: int = 0, out=None, override
          **params) -> dict:
     """Read a finished ``results.json`` (checksum verified) without running anything."""
     ident = identity(name, preset, seed, overrides, **params)
-    p = get_preset(preset)
-    path = (Path(out) if out is not None else default_out(name, p.name, ident["seed"], ident)) / "results.json"
+    path = _run_folder(ident, out) / "results.json"
     if not path.exists():
-        raise FileNotFoundError(f"no results at {path}; run: python -m gapkit run {name} --preset {p.name}")
+        raise FileNotFoundError(f"no results at {path}; run: python -m gapkit run {name} --preset "
+                                f"{ident['preset']['name']}")
     res = read_json(path, require_checksum=True)
     if res.get("config") != ident:
         raise RunIdentityError(f"{path} belongs to another run: {'; '.join(_differences(res.get('config'), ident))}")
