@@ -440,9 +440,10 @@ plots.say(f"{ff['n_images']} images: the whole file with the cheap start costs {
           f"{100 * ff['file_over_net']:+.2f}% over the net rate {fr['plain']['net_bpd'][i]:.4f} "
           f"({'within' if ff['within_tolerance'] else 'NOT within'} {100 * ff['tolerance']:.0f}%), against "
           f"{fr['plain']['file_bpd'][i]:.4f} BPD ({100 * (fr['plain']['file_bpd'][i] / fr['plain']['net_bpd'][i] - 1):+.1f}%) "
-          f"with the initial bits. On {ds['name']} images of {np.prod(ds['image_shape'])} pixels, what is left is "
-          "the first image's missing bits back, the stack's last word and the container's "
-          f"{fr['cheap']['header_bytes'][i]} bytes.")
+          f"with the initial bits. Of the excess, the stack itself (the first image's missing bits back and the "
+          f"stack's last word) is {100 * (fr['cheap']['total_bpd'][i] / fr['plain']['net_bpd'][i] - 1):+.2f}% and the "
+          f"container's {fr['cheap']['header_bytes'][i]} bytes the rest, on {ds['name']} images of "
+          f"{np.prod(ds['image_shape'])} pixels.")
 
 # %% [markdown]
 # ## Try it: the latent bins

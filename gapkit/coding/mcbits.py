@@ -35,7 +35,7 @@ def _bits_q(qK: Codec, z: np.ndarray) -> np.ndarray:
 def log2_weights(likelihood, qK: Codec, x: np.ndarray, z: np.ndarray) -> np.ndarray:
     """log2 w_k - log2 P(z_k) = log2 P(x | z_k) - log2 Q(z_k | x): x (L, D), z (K, L, Z) -> (K, L) float64."""
     K = len(z)
-    px = likelihood(z.reshape(-1))                                     # one decoder batch of K*L rows
+    px = likelihood(z.reshape(-1))                                       # one decoder batch of K*L rows
     bits_x = info(px.prob(np.tile(x.reshape(-1), K)).astype(np.float64)).reshape(K, len(x), -1).sum(-1)
     return _bits_q(qK, z) - bits_x
 
@@ -81,21 +81,21 @@ def mc_bits_back(prior: Codec, likelihood, posterior, K: int, L: int) -> Codec:
         categorical(_rows(qtab, img, Z)).push(ans, z[keep].reshape(-1))  # push the K-1 others ~ q
         zj = z[j, np.arange(L)].reshape(-1)                              # (L*Z,)
         likelihood(zj).push(ans, x)                                      # push x ~ p(x|z_j)
-        prior.push(ans, zj)                                        # push z_j ~ p(z)
-        index.push(ans, j)                                     # push j uniformly
+        prior.push(ans, zj)                                              # push z_j ~ p(z)
+        index.push(ans, j)                                               # push j uniformly
 
     def pop(ans):
         j = index.pop(ans)                                               # pop j
-        zj = prior.pop(ans)                                     # pop z_j ~ p(z)
+        zj = prior.pop(ans)                                              # pop z_j ~ p(z)
         x = likelihood(zj).pop(ans)                                      # pop x ~ p(x|z_j)
         qtab = posterior(x).table
         Z = len(qtab) // L
         keep, img = _others(K, j)
         z = np.empty((K, L, Z), np.int32)
-        z[keep] = categorical(_rows(qtab, img, Z)).pop(ans).reshape(-1, Z)   # pop the K-1 others ~ q
+        z[keep] = categorical(_rows(qtab, img, Z)).pop(ans).reshape(-1, Z)  # pop the K-1 others ~ q
         z[j, np.arange(L)] = zj.reshape(L, Z)
         qK = categorical(np.tile(qtab, (K, 1)))
-        categorical(_index_table(log2_weights(likelihood, qK, x, z))).push(ans, j)   # push j ~ W
+        categorical(_index_table(log2_weights(likelihood, qK, x, z))).push(ans, j)  # push j ~ W
         qK.push(ans, z.reshape(-1))                                      # push z_1..z_K ~ q
         return x
     return Codec(push, pop)
