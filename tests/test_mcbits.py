@@ -112,7 +112,7 @@ def test_rounded_cdf_tables_are_sharper(sampled):
     c24.encode(x)
     assert r10 < c24.last_stats["bpd"] * 1.01
     mu, std = c.posterior(x)
-    t = c._q_table(mu, std)
+    t = c.vae.q_table(mu, std)
     assert (t == 0).any() and np.allclose(t.sum(1), 1) and np.all(t * 1024 == np.round(t * 1024))
 
 

@@ -11,6 +11,10 @@ of this machine's matmul rate (one thread: the codec runs single-threaded for ex
 Then Monte Carlo bits-back (issue 20) on the first ``MC_IMAGES`` test images with K = 1, 2, 8 and 32
 importance samples, in the same run: encode and decode images/s, the achieved BPD against the -ELBO
 and the -IWAE-K of the coder's q on the same images (the code length should follow -IWAE-K).
+
+Last, the whole file against the net rate for 1, 10, 100 and 1000 images (issue 20: within 2% at
+100 images): -ELBO of the coder's q, net BPD, and the file's BPD (8 x bytes / pixels, container
+included) without and with the cheap start, from :func:`gapkit.experiments.bits_back.file_rates`.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from . import benchmark, matmul_rate, mlp_flops, table
 
 MC_SAMPLES = (1, 2, 8, 32)
 MC_IMAGES = 2000
+FILE_SIZES = (1, 10, 100, 1000)
 
 
 def _book_model():
@@ -92,4 +97,12 @@ def bits_back_bench(device="cpu"):
                    "below -ELBO": st["bpd"] < ne, "initial bits": st["initial_bits"],
                    "exact": bool(np.array_equal(y, xm))})
     table(mc, f"Monte Carlo bits-back on the first {len(xm)} test images, one thread")
-    return rows + mc
+    from ..experiments.bits_back import file_rates
+    f = file_rates(model, x, FILE_SIZES)
+    files = [{"images": n, "-ELBO BPD": f["neg_elbo_bpd"][i], "net BPD": f["plain"]["net_bpd"][i],
+              "file BPD (plain)": f["plain"]["file_bpd"][i], "file BPD (cheap start)": f["cheap"]["file_bpd"][i],
+              "cheap file / net": f["cheap"]["file_bpd"][i] / max(f["plain"]["net_bpd"][i], 1e-12),
+              "container bytes": f["cheap"]["header_bytes"][i],
+              "exact": all(f[k]["exact"][i] for k in ("plain", "cheap"))} for i, n in enumerate(f["n_images"])]
+    table(files, "The whole file against the net rate (the first n test images)")
+    return rows + mc + files
