@@ -22,11 +22,10 @@ import time
 import torch
 
 from ..bounds import bsvi as bsvi_bound
-from ..bsvi import (BSVI, BSVIDS, BSVISIR, SVI, bsvi_prefix, mean_position, optimize_pi,
-                    refined_bounds)
+from ..bsvi import bsvi_prefix, mean_position, optimize_pi, refined_bounds
 from ..estimators import evaluate
 from ..models import LinearGaussian
-from ..objectives import ELBO, IWAE
+from ..objectives import BSVI, BSVIDS, BSVISIR, ELBO, IWAE, SVI
 from ..train import train
 from . import Context, experiment
 
