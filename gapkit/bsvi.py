@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .bounds import bsvi
-from .checks import nonneg_int, positive_int
+from .checks import nonneg_int, one_of, positive_int
 from .likelihoods import gaussian_kl
 from .refine import refine
 
@@ -59,8 +59,7 @@ class BufferWeights(nn.Module):
     def __init__(self, steps: int, init: str = "uniform"):
         super().__init__()
         k = nonneg_int("steps", steps)
-        if init not in ("uniform", "last"):
-            raise ValueError(f"unknown init {init!r}; valid: 'uniform', 'last'")
+        one_of("init", init, ("uniform", "last"))
         a = torch.zeros(k + 1)
         if init == "last":
             a[-1] = 10.0

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .checks import one_of
+
 LOG_2PI = math.log(2 * math.pi)
 
 SUPPORT = {"bernoulli": "values in [0, 1] (binary pixels, or probabilities for dynamic binarization)",
@@ -28,8 +30,7 @@ def check_data(x: torch.Tensor, likelihood: str, name: str = "x") -> torch.Tenso
     any finite value. One NaN pixel would otherwise turn every parameter into NaN, and a pixel of 2
     under a Bernoulli model would give a finite number that is no bound at all.
     """
-    if likelihood not in SUPPORT:
-        raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(SUPPORT)}")
+    one_of("likelihood", likelihood, SUPPORT)
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got "
                         f"{x.dtype if torch.is_tensor(x) else type(x).__name__}")

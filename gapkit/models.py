@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import int_sizes, number, positive_int
+from .checks import int_sizes, number, one_of, positive_int
 from .likelihoods import (bernoulli_log_prob, check_data, discretized_logistic_log_prob, gaussian_log_prob,
                           standard_normal_log_prob)
 
@@ -84,10 +84,8 @@ class VAE(LatentModel):
         positive_int("x_dim", x_dim)
         positive_int("latent size z_dim", z_dim)
         hidden = int_sizes("hidden", hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+        one_of("activation", activation, ACTIVATIONS)
+        one_of("likelihood", likelihood, LIKELIHOODS)
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood = activation, likelihood
         self.config = dict(model="VAE", x_dim=x_dim, z_dim=z_dim, hidden=list(hidden),

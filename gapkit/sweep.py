@@ -53,8 +53,7 @@ DEFAULTS = {"amortized": {},
 
 
 def _check_method(inference: str, inference_kw: dict | None) -> dict:
-    if inference not in INFERENCE:
-        raise ValueError(f"unknown inference method {inference!r}; valid: {', '.join(INFERENCE)}")
+    one_of("inference method", inference, INFERENCE)
     kw = dict(DEFAULTS[inference])
     bad = set(inference_kw or {}) - set(kw)
     if bad:
