@@ -179,8 +179,7 @@ class BSVIDS(BSVI):
 
     def _decoder_log_w(self, model, x, traj, generator):
         eps = torch.randn(traj.z.shape, dtype=traj.z.dtype, device=traj.z.device, generator=generator)
-        z2 = traj.mu[:, None] + traj.std[:, None] * eps                             # (k+1, S, B, Z)
-        return trajectory_log_weights(model, x, z2, traj.mu, traj.std)
+        return log_weights_from_noise(model, x, eps, q=(traj.mu[:, None], traj.std[:, None]))  # (k+1, S, B)
 
 
 @register
