@@ -12,7 +12,7 @@ A small PyTorch library behind the gapkit book. One idea per module:
 """
 __version__ = "0.1.0"
 
-from . import bounds, data, likelihoods, models  # noqa: E402,F401
+from . import bounds, data, likelihoods, models, objectives  # noqa: E402,F401
 from .bounds import bpd, elbo, iwae, log_mean_exp  # noqa: E402,F401
 from .data import load  # noqa: E402,F401
 from .models import VAE, LinearGaussian  # noqa: E402,F401

@@ -14,7 +14,8 @@ E_{p(h | x)}[h], so every step moves q toward the factorized Bernoulli with the 
 marginals. With BiHM weights (``weights="bihm"``, the supplement's Eq. 3) ``w^(k)`` is replaced by
 ``sqrt(p(x, h^(k)) / q_t(h^(k) | x))``.
 
-Training objectives for :func:`fit` (each returns :class:`gapkit.objectives.Losses`, losses to
+Training objectives for :func:`fit` (in :mod:`gapkit.objectives.discrete`; each returns
+:class:`gapkit.objectives.base.Losses`, losses to
 *minimize*; no gradient flows through refinement or through the normalized weights):
 
 =============================  ======================================================================
@@ -46,27 +47,22 @@ from dataclasses import dataclass
 import torch
 
 from .bounds import bihm, ess, iwae
-from .checks import integer, number, one_of
-from .objectives import Losses, Objective
+from .checks import integer, nonneg_int, number, one_of, positive_int
 from .progress import tqdm
-from .sbn import SBN, bernoulli_kl
+from .sbn import SBN
 
-__all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "AIR", "RWS",
-           "BiHM", "fit", "evaluate", "log_likelihood", "score_function_gradient", "score_function_refine"]
+__all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "fit", "evaluate",
+           "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma", "check_weights"]
 
 WEIGHTS = ("iw", "bihm")
 ENCODER_LOSSES = ("kl", "inclusive")
 
 
-def _check_int(name, v, low):
-    return integer(name, v, lo=low)
-
-
-def _check_gamma(gamma):
+def check_gamma(gamma):
     return number("gamma (the damping of AIR)", gamma, 0, 1, lo_open=True)
 
 
-def _check_weights(weights):
+def check_weights(weights):
     return one_of("weights ('iw': p/q, 'bihm': sqrt(p/q))", weights, WEIGHTS)
 
 
@@ -96,7 +92,7 @@ def normalized_weights(log_w: torch.Tensor, weights: str = "iw") -> torch.Tensor
     ``"bihm"``: the same with ``sqrt(w)`` (BiHM, Hjelm et al. 2016 supplement Eq. 3).
     Chapter 8 (``notebooks/08_discrete_latents``).
     """
-    _check_weights(weights)
+    check_weights(weights)
     return torch.softmax(log_w if weights == "iw" else 0.5 * log_w, dim=0)
 
 
@@ -152,10 +148,10 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
     tensor computation for all its images and samples). Returns an :class:`AIRTrajectory`.
     Chapter 8 (``notebooks/08_discrete_latents``).
     """
-    _check_int("steps", steps, 0)
-    _check_int("K", K, 1)
-    gamma = _check_gamma(gamma)
-    _check_weights(weights)
+    nonneg_int("steps", steps)
+    positive_int("K", K)
+    gamma = check_gamma(gamma)
+    check_weights(weights)
     mu0, generator, chunk, out_lw, out_ent, final = _start(model, x, init, K, steps, generator, seed, max_rows)
     B, H = mu0.shape
     out_mu = torch.empty(steps + 1, B, H, dtype=mu0.dtype, device=mu0.device) if keep_mu else None
@@ -192,7 +188,7 @@ def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K
     Also returns the samples' log-weights (K, B). The gradient refinement that binary latents allow;
     chapter 8 (``notebooks/08_discrete_latents``) compares it with AIR.
     """
-    _check_int("K", K, 2)
+    integer("K", K, lo=2)
     mu = torch.sigmoid(logits)
     h = model.sample_q(mu, K, generator)                                        # (K, B, H)
     lw = model.log_joint(x, h) - model.log_q(h, mu)                             # (K, B)
@@ -210,8 +206,8 @@ def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int =
     in chunks of ``max_rows // K``. Returns an :class:`AIRTrajectory` (``log_w`` of the samples drawn
     at every step). Chapter 8 (``notebooks/08_discrete_latents``) shows why AIR is used instead.
     """
-    _check_int("steps", steps, 0)
-    _check_int("K", K, 2)
+    nonneg_int("steps", steps)
+    integer("K", K, lo=2)
     number("lr", lr, 0, lo_open=True)
     mu0, generator, chunk, out_lw, out_ent, final = _start(model, x, init, K, steps, generator, seed, max_rows)
     B = mu0.shape[0]
@@ -239,7 +235,7 @@ def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, 
     with running log-sum-exps so that memory does not grow with K. ``mu`` defaults to the
     recognition network's means; pass AIR's ``final`` for a refined proposal.
     """
-    _check_int("K", K, 1)
+    positive_int("K", K)
     model.check_x(x)
     mu = model.encode(x) if mu is None else mu
     if generator is None:
@@ -275,92 +271,7 @@ def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: f
             "ess": ess(lw).mean().item()}
 
 
-class AIR(Objective):
-    """AIR training (Hjelm et al. 2016): refine q_psi's means for ``steps`` steps, then learn from q_T.
-
-    Generative model: ``-sum_k w~_k log p(x, h_k)`` (``reweighted=True``) or the lower bound's
-    ``-(1/K) sum_k log p(x, h_k)`` (``reweighted=False``, "vanilla AIR"), h_k ~ q_T, w~ normalized
-    p/q_T (or sqrt(p/q_T) with ``weights="bihm"``). Recognition network: ``KL(q_T || q_psi)`` in
-    closed form (``encoder="kl"``) or the inclusive ``-sum_k w~_k log q_psi(h_k | x)``
-    (``encoder="inclusive"``). See the module docstring. Chapter 8 (``notebooks/08_discrete_latents``).
-    """
-
-    name = "air"
-
-    def __init__(self, steps: int = 20, K: int = 20, gamma: float = 0.9, reweighted: bool = True,
-                 encoder: str = "kl", weights: str = "iw"):
-        self.steps = _check_int("steps", steps, 0)
-        self.K = _check_int("K", K, 1)
-        self.gamma = _check_gamma(gamma)
-        if not isinstance(reweighted, bool):
-            raise ValueError(f"reweighted must be True or False, got {reweighted!r}")
-        one_of("encoder loss ('kl': KL(q_T || q_psi), 'inclusive': importance-weighted KL(p(h|x) || q_psi))",
-               encoder, ENCODER_LOSSES)
-        self.reweighted, self.encoder, self.weights = reweighted, encoder, _check_weights(weights)
-
-    def config(self):
-        return {"name": self.name, "steps": self.steps, "K": self.K, "gamma": self.gamma,
-                "reweighted": self.reweighted, "encoder": self.encoder, "weights": self.weights}
-
-    def __call__(self, model: SBN, x, generator=None) -> Losses:
-        logits = model.encode_logits(x)                                         # (B, H), grad to psi
-        tr = refine(model, x, self.steps, self.K, self.gamma, self.weights, init=torch.sigmoid(logits).detach(),
-                    generator=generator, keep_last=True)
-        mu_T, h = tr.final, tr.last_samples                                     # (B, H), (K, B, H)
-        log_p = model.log_joint(x, h)                                           # (K, B), grad to theta
-        log_w = tr.log_w[-1]                                                    # (K, B), detached
-        w = normalized_weights(log_w, self.weights)
-        dec = -(w * log_p).sum(0).mean() if self.reweighted else -log_p.mean(0).mean()
-        if self.encoder == "kl":
-            enc = bernoulli_kl(mu_T, logits).mean()
-        else:
-            enc = -(w * model.log_q_logits(h, logits)).sum(0).mean()
-        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
-
-
-class _Reweighted(Objective):
-    """Wake updates with normalized weights from K samples of q_psi (no refinement)."""
-
-    weights, sleep = "iw", False
-
-    def __init__(self, K: int = 20):
-        self.K = _check_int("K", K, 1)
-
-    def config(self):
-        return {"name": self.name, "K": self.K, "weights": self.weights, "sleep": self.sleep}
-
-    def __call__(self, model: SBN, x, generator=None) -> Losses:
-        logits = model.encode_logits(x)                                         # (B, H)
-        mu = torch.sigmoid(logits).detach()
-        h = model.sample_q(mu, self.K, generator)                               # (K, B, H)
-        log_p = model.log_joint(x, h)                                           # (K, B)
-        log_w = (log_p - model.log_q(h, mu)).detach()
-        w = normalized_weights(log_w, self.weights)
-        dec = -(w * log_p).sum(0).mean()
-        enc = -(w * model.log_q_logits(h, logits)).sum(0).mean()               # wake phase for q
-        if self.sleep:                                                          # sleep phase for q
-            hs, xs = model.sample(len(x), generator)
-            enc = 0.5 * (enc - model.log_q_logits(hs, model.encode_logits(xs)).mean())
-        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
-
-
-class RWS(_Reweighted):
-    """Reweighted wake-sleep (Bornschein & Bengio 2015): wake updates of p and q with normalized
-    weights ``p(x, h_k) / q_psi(h_k | x)``, plus the sleep update of q on model samples (the q loss
-    is the mean of wake and sleep). Chapter 8 (``notebooks/08_discrete_latents``)."""
-
-    name, weights, sleep = "rws", "iw", True
-
-
-class BiHM(_Reweighted):
-    """Bidirectional Helmholtz machine training (Bornschein et al. 2016): both networks follow the
-    gradient of ``2 log p~*(x)`` estimated with normalized weights ``sqrt(p(x, h_k) / q(h_k | x))``,
-    ``h_k ~ q_psi`` (the supplement's Eq. 3). Chapter 8 (``notebooks/08_discrete_latents``)."""
-
-    name, weights, sleep = "bihm", "bihm", False
-
-
-def fit(model: SBN, x_train: torch.Tensor, objective: Objective, epochs: int = 10, batch_size: int = 100,
+def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_size: int = 100,
         lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False) -> dict:
     """Minibatch training of an SBN with separate Adam optimizers for p (theta) and q_psi.
 
@@ -368,8 +279,8 @@ def fit(model: SBN, x_train: torch.Tensor, objective: Objective, epochs: int = 1
     its values go into the history with ``epoch``, ``updates`` and ``seconds`` (the cumulative
     training wall time, evaluation excluded). Returns the history (lists), plus ``epoch_time``.
     """
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1)
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
     model.check_x(x_train)
     enc, dec = model.encoder_parameters(), model.decoder_parameters()
     opt_q, opt_p = torch.optim.Adam(enc, lr=lr), torch.optim.Adam(dec, lr=lr)

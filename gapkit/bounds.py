@@ -9,16 +9,43 @@ The sample dimension comes first: ``log_w`` has shape (K, B) with
 
 Bits per dimension of a bound ``L`` in nats on D-pixel images: ``BPD = -L / (D ln 2)``.
 Chapter 1 (``notebooks/01_elbo_tightness``) explains them; later chapters add their bounds here.
+
+**A bound is a reduction over the sample axis**: a function ``log_w (K, ...) -> (...)`` (the sample
+dimension first, any batch dimensions after it). Every consumer takes one by name (:data:`BOUNDS`,
+resolved by :func:`get`) or as the function itself: :func:`gapkit.estimators.evaluate` (chunked
+over the sample axis), :func:`gapkit.snr.snr` (applied to each of M groups of K samples, then
+averaged over the M groups: MIWAE(M, K) for ``iwae``), :func:`gapkit.optimal.per_point`, and the
+objective :class:`gapkit.objectives.bounds_based.BoundObjective`. A bound may carry a :class:`Stream` (its
+``stream`` attribute): how to merge partial results over chunks of the sample axis, so that
+evaluation memory does not grow with K; without one, ``evaluate`` collects the chunks' (K, b)
+log-weights and reduces them at once; it may also carry ``grouped``, its average over M groups
+(M, K, ...) -> (...) in one call (IWAE's is :func:`miwae`). A new bound: a function here with its
+formula in the docstring (and ``fn.stream = Stream(...)`` when large K needs it), one :data:`BOUNDS`
+entry, a test.
 """
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from .checks import positive_int
 
-__all__ = ["log_mean_exp", "elbo", "iwae", "bpd", "nats_to_bpd", "check_log_w"]
+__all__ = ["log_mean_exp", "elbo", "iwae", "bpd", "check_log_w", "Stream", "BOUNDS", "get", "name_of"]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A bound evaluated over chunks of the sample axis: ``state = part(log_w chunk)`` per chunk
+    (K_c, ...) -> (...), ``state = merge(state, next)``, and ``finish(state, K) -> (...)`` the bound
+    of all K samples. ELBO: sums, ``+``, ``/ K``; IWAE: ``logsumexp``, ``logaddexp``, ``- log K``."""
+
+    part: Callable
+    merge: Callable
+    finish: Callable
 
 
 def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> torch.Tensor:
@@ -58,6 +85,9 @@ def elbo(log_w: torch.Tensor) -> torch.Tensor:
     return check_log_w(log_w).mean(0)
 
 
+elbo.stream = Stream(lambda lw: lw.sum(0), torch.add, lambda acc, K: acc / K)
+
+
 def iwae(log_w: torch.Tensor) -> torch.Tensor:
     """IWAE bound ``log (1/K) sum_k w_k``: (K, B) -> (B,). With K = 1 it is the ELBO.
 
@@ -66,9 +96,7 @@ def iwae(log_w: torch.Tensor) -> torch.Tensor:
     return log_mean_exp(check_log_w(log_w), dim=0)
 
 
-def nats_to_bpd(nats, dim: int):
-    """Bits per dimension of a negative log-likelihood ``nats`` (>= 0) per D-pixel image."""
-    return nats / (positive_int("dim (pixels per image)", dim) * math.log(2))
+iwae.stream = Stream(lambda lw: torch.logsumexp(lw, 0), torch.logaddexp, lambda acc, K: acc - math.log(K))
 
 
 def bpd(bound, dim: int):
@@ -125,6 +153,8 @@ def ciwae(log_w: torch.Tensor, beta) -> torch.Tensor:
         raise ValueError(f"beta must be one number in [0, 1] (1: ELBO, 0: IWAE), got {beta!r}")
     return b * log_w.mean(0) + (1 - b) * log_mean_exp(log_w, dim=0)
 
+
+iwae.grouped = miwae  # IWAE averaged over M groups of K samples is MIWAE(M, K)
 
 __all__ += ["miwae", "ciwae"]
 
@@ -189,3 +219,36 @@ def bihm(log_w: torch.Tensor) -> torch.Tensor:
 
 
 __all__ += ["bihm"]
+
+
+# --- The one list of bounds by name --------------------------------------------------------------
+
+BOUNDS = {"elbo": elbo, "iwae": iwae, "ciwae": ciwae, "bsvi": bsvi, "bihm": bihm}
+"""Reductions over the sample axis, (K, ...) -> (...), by name. ``miwae`` is not one: it is
+``iwae`` averaged over M groups (``gapkit.snr`` and the MIWAE objective form the groups)."""
+
+
+def get(bound, **params) -> Callable:
+    """A bound as a function ``log_w (K, ...) -> (...)``: a name in :data:`BOUNDS` or a callable,
+    with ``params`` (e.g. ``beta`` for ``ciwae``) bound by ``functools.partial``. A named bound is
+    tried once on a tiny input, so that a missing or bad parameter fails here, before any work."""
+    if callable(bound):
+        return functools.partial(bound, **params) if params else bound
+    if not (isinstance(bound, str) and bound in BOUNDS):
+        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)} or a function "
+                         "log_w (K, ...) -> (...)")
+    fn = functools.partial(BOUNDS[bound], **params) if params else BOUNDS[bound]
+    try:
+        fn(torch.zeros(2, 1))
+    except TypeError as e:
+        raise ValueError(f"bound {bound!r} cannot be called as bound(log_w): {e}; give its "
+                         "parameters, e.g. beta=0.5 for 'ciwae'") from None
+    return fn
+
+
+def name_of(bound) -> str:
+    """A bound's name for labels: its key in :data:`BOUNDS`, else the function's ``__name__``."""
+    fn = bound.func if isinstance(bound, functools.partial) else bound
+    if isinstance(fn, str):
+        return fn
+    return next((k for k, v in BOUNDS.items() if v is fn), getattr(fn, "__name__", "bound"))

@@ -14,15 +14,16 @@ Training (Algorithm 1): the trajectory is stop-gradient; the encoder phi is trai
 ELBO, ``log w(z_0; lambda_0)`` with ``z_0`` the trajectory's first (reparameterized) sample; the
 decoder theta on one of
 
-* :class:`SVI`:  ``log p_theta(x, z_k)`` at the last proposal's sample;
-* :class:`BSVI`: ``log sum_i pi_i p_theta(x, z_i) / q_i(z_i)`` (all weights; gradient O(k));
-* :class:`BSVISIR`: ``log p_theta(x, z_j)`` with j ~ r(j) = pi_j w_j / sum_i pi_i w_i
+* :class:`gapkit.objectives.refined.SVI`:  ``log p_theta(x, z_k)`` at the last proposal's sample;
+* :class:`gapkit.objectives.refined.BSVI`: ``log sum_i pi_i p_theta(x, z_i) / q_i(z_i)`` (all weights; gradient O(k));
+* :class:`gapkit.objectives.refined.BSVISIR`: ``log p_theta(x, z_j)`` with j ~ r(j) = pi_j w_j / sum_i pi_i w_i
   (sampling-importance-resampling: an unbiased one-sample estimate of the BSVI gradient, Lemma 1,
   at the cost of SVI);
-* :class:`BSVIDS`: double sampling: a second, fresh sample per step from q_i for the weights, so
+* :class:`gapkit.objectives.refined.BSVIDS`: double sampling: a second, fresh sample per step from q_i for the weights, so
   that the weights' samples are independent given the trajectory (Section 4.2).
 
-All four return :class:`gapkit.objectives.Losses` for :func:`gapkit.train.train`; with
+The four objectives live in :mod:`gapkit.objectives.refined`; they return
+:class:`gapkit.objectives.base.Losses` for :func:`gapkit.train.train`; with
 ``learn_pi=True`` they are ``nn.Module`` s whose parameters (pi's logits) the loop trains on
 ``Losses.objective`` (the BSVI bound with the trajectory fixed). Each keeps, per minibatch, the
 three bounds SVI-0, SVI-k and BSVI-k (and E_pi[i]/k) in ``objective.trace``.
@@ -37,18 +38,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import nonneg_int, positive_int
 from .bounds import bsvi
-from .objectives import Losses, Objective
-from .refine import check_svi_settings, refine
+from .checks import nonneg_int, one_of, positive_int
+from .likelihoods import gaussian_kl
+from .refine import refine
 
 __all__ = ["BufferWeights", "buffer_trajectory", "trajectory_log_weights", "sir_indices", "optimize_pi",
-           "bsvi_prefix", "mean_position", "refined_bounds", "SVI", "BSVI", "BSVISIR", "BSVIDS",
-           "make_refined_objective", "REFINED_OBJECTIVES", "gaussian_kl_std_normal"]
-
-
-def _check_steps(k, name="steps"):
-    return nonneg_int(name, k)
+           "bsvi_prefix", "mean_position", "refined_bounds"]
 
 
 class BufferWeights(nn.Module):
@@ -62,9 +58,8 @@ class BufferWeights(nn.Module):
 
     def __init__(self, steps: int, init: str = "uniform"):
         super().__init__()
-        k = _check_steps(steps)
-        if init not in ("uniform", "last"):
-            raise ValueError(f"unknown init {init!r}; valid: 'uniform', 'last'")
+        k = nonneg_int("steps", steps)
+        one_of("init", init, ("uniform", "last"))
         a = torch.zeros(k + 1)
         if init == "last":
             a[-1] = 10.0
@@ -107,7 +102,7 @@ def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: 
 
     Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
-    _check_steps(steps)
+    nonneg_int("steps", steps)
     if init is None:
         with torch.no_grad():
             init = model.encode(x)
@@ -185,11 +180,6 @@ def bsvi_prefix(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logcumsumexp(log_w, dim=0) - torch.log(j).reshape(-1, *([1] * (log_w.dim() - 1)))
 
 
-def gaussian_kl_std_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag std^2) || N(0, I)) = 1/2 sum_d (mu^2 + std^2 - 1 - 2 log std): (..., Z) -> (...)."""
-    return 0.5 * (mu ** 2 + std ** 2 - 1.0 - 2.0 * torch.log(std)).sum(-1)
-
-
 def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, recon_samples: int = 10,
                    generator: torch.Generator | None = None, seed: int = 0, progress: bool = False, **svi):
     """Evaluate a trained model with a k-step SVI trajectory per data point, in batches.
@@ -206,7 +196,7 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
 
     Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
-    _check_steps(steps)
+    nonneg_int("steps", steps)
     model.check_x(x)
     positive_int("recon_samples", recon_samples)
     if generator is None:
@@ -222,160 +212,10 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
                               generator=generator)
             recon = -model.log_lik(xb, mu_k + std_k * eps).mean(0)               # (b,)
             parts["log_w"].append(traj.log_w[:, 0].cpu())                        # (k+1, b)
-            parts["kl_star"].append(gaussian_kl_std_normal(mu_k, std_k).cpu())
+            parts["kl_star"].append(gaussian_kl(mu_k, std_k).cpu())
             parts["reconstruction_star"].append(recon.cpu())
     out = {"log_w": torch.cat(parts["log_w"], 1), "kl_star": torch.cat(parts["kl_star"]),
            "reconstruction_star": torch.cat(parts["reconstruction_star"])}
     out["bsvi"] = bsvi(out["log_w"])
     out["elbo_star"] = -(out["reconstruction_star"] + out["kl_star"])
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Objectives for gapkit.train.train
-
-
-class _Refined(Objective, nn.Module):
-    """Shared part: run the trajectory, train phi on q_0's ELBO, record the three bounds."""
-
-    name = "refined"
-
-    def __init__(self, steps: int, learn_pi: bool = False, optimizer: str = "momentum", lr: float = 1.0,
-                 momentum: float = 0.5, clip: float | None = 1.0, record: bool = True):
-        nn.Module.__init__(self)
-        self.steps = _check_steps(steps)
-        check_svi_settings(optimizer, lr, momentum, clip)
-        for name, v in (("learn_pi", learn_pi), ("record", record)):
-            if not isinstance(v, bool):
-                raise ValueError(f"{name} must be True or False, got {v!r}")
-        self.svi = dict(optimizer=optimizer, lr=lr, momentum=momentum, clip=clip)
-        self.learn_pi = bool(learn_pi)
-        self.buffer = BufferWeights(steps) if self.learn_pi else None
-        self.record = record
-        self.trace: dict = {}
-
-    def config(self):
-        return {"name": self.name, "steps": self.steps, "learn_pi": self.learn_pi, **self.svi}
-
-    def log_pi(self):
-        return self.buffer.log_pi() if self.buffer is not None else None
-
-    def _start(self, model, x, generator):
-        """Trajectory, and the encoder's loss -ELBO(q_0) on the trajectory's own z_0."""
-        mu0, std0 = model.encode(x)                                        # (B, Z), with grad wrt phi
-        traj = buffer_trajectory(model, x, self.steps, init=(mu0, std0), generator=generator, **self.svi)
-        eps0 = (traj.z[0] - traj.mu[0]) / traj.std[0]                       # (S, B, Z): z_0's noise
-        z0 = mu0 + std0 * eps0                                             # same z_0, reparameterized
-        enc_loss = -(model.log_joint(x, z0) - model.log_q(z0, mu0, std0)).mean()
-        return traj, enc_loss
-
-    def _metrics(self, traj_log_w):
-        lw = traj_log_w.detach()                                           # (k+1, S, B)
-        m = {"svi0": lw[0].mean().item(), "svik": lw[-1].mean().item(), "bsvik": bsvi(lw).mean().item()}
-        if self.buffer is not None:
-            with torch.no_grad():
-                m["bsvik_pi"] = bsvi(lw, log_pi=self.log_pi().to(lw.dtype)).mean().item()
-            m["pi_position"] = self.buffer.mean_position()
-        return m
-
-    def _log(self, metrics):
-        if self.record:
-            for key, v in metrics.items():
-                self.trace.setdefault(key, []).append(v)
-
-
-class SVI(_Refined):
-    """SVI training (Krishnan et al. 2018; Algorithm 1, line 14): the decoder maximizes
-    ``log p_theta(x, z_k)`` at the last proposal's sample (``steps`` = k' SVI steps).
-
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
-    """
-
-    name = "svi"
-
-    def __init__(self, steps: int = 10, **kw):
-        kw.pop("learn_pi", None)
-        super().__init__(steps, learn_pi=False, **kw)
-
-    def __call__(self, model, x, generator=None) -> Losses:
-        traj, enc = self._start(model, x, generator)
-        zk = traj.z[-1]                                                    # (S, B, Z)
-        dec = -model.log_joint(x, zk).mean()
-        m = self._metrics(traj.log_w)
-        self._log(m)
-        return Losses(encoder=enc, decoder=dec, metrics={**m, "bound": m["svik"]})
-
-
-class BSVI(_Refined):
-    """BSVI training (Algorithm 1, line 16): the decoder maximizes ``log sum_i pi_i w_i`` over
-    the whole buffer, ``w_i = p_theta(x, z_i) / q_i(z_i)`` at the fixed trajectory. With
-    ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.objective``).
-
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
-    """
-
-    name = "bsvi"
-
-    def _decoder_log_w(self, model, x, traj, generator):
-        return trajectory_log_weights(model, x, traj.z, traj.mu, traj.std)        # (k+1, S, B)
-
-    def __call__(self, model, x, generator=None) -> Losses:
-        traj, enc = self._start(model, x, generator)
-        lw = self._decoder_log_w(model, x, traj, generator)                      # (k+1, S, B)
-        log_pi = self.log_pi()
-        bound = bsvi(lw, log_pi=None if log_pi is None else log_pi.to(lw.dtype)).mean()
-        m = self._metrics(traj.log_w)
-        self._log(m)
-        return Losses(encoder=enc, decoder=-bound, objective=-bound if self.learn_pi else None,
-                      metrics={**m, "bound": bound.item()})
-
-
-class BSVIDS(BSVI):
-    """BSVI with double sampling (Section 4.2): at every step a second sample z'_i ~ q_i, drawn
-    independently of the trajectory's update sample, gives the weight w_i = p(x, z'_i)/q_i(z'_i).
-
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
-    """
-
-    name = "bsvi-ds"
-
-    def _decoder_log_w(self, model, x, traj, generator):
-        eps = torch.randn(traj.z.shape, dtype=traj.z.dtype, device=traj.z.device, generator=generator)
-        z2 = traj.mu[:, None] + traj.std[:, None] * eps                             # (k+1, S, B, Z)
-        return trajectory_log_weights(model, x, z2, traj.mu, traj.std)
-
-
-class BSVISIR(_Refined):
-    """BSVI-SIR (Section 5): one sample z_j of the buffer, j ~ pi_j w_j / sum_i pi_i w_i, and the
-    decoder maximizes ``log p_theta(x, z_j)``: an unbiased estimate of the BSVI gradient (Lemma 1)
-    at the cost of SVI. With ``learn_pi`` pi is trained on the BSVI bound of the detached weights.
-
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
-    """
-
-    name = "bsvi-sir"
-
-    def __call__(self, model, x, generator=None) -> Losses:
-        traj, enc = self._start(model, x, generator)
-        log_pi = self.log_pi()
-        lp = None if log_pi is None else log_pi.detach().to(traj.log_w.dtype)
-        j = sir_indices(traj.log_w, log_pi=lp, generator=generator)               # (S, B)
-        idx = j[None, :, :, None].expand(1, *traj.z.shape[1:])                     # (1, S, B, Z)
-        z = torch.gather(traj.z, 0, idx)[0]                                        # (S, B, Z)
-        dec = -model.log_joint(x, z).mean()
-        obj = None
-        if self.learn_pi:
-            obj = -bsvi(traj.log_w, log_pi=log_pi.to(traj.log_w.dtype)).mean()
-        m = self._metrics(traj.log_w)
-        self._log(m)
-        return Losses(encoder=enc, decoder=dec, objective=obj, metrics={**m, "bound": m["bsvik"]})
-
-
-REFINED_OBJECTIVES = {"svi": SVI, "bsvi": BSVI, "bsvi-ds": BSVIDS, "bsvi-sir": BSVISIR}
-
-
-def make_refined_objective(name: str, **kw) -> _Refined:
-    """``"svi"``, ``"bsvi"``, ``"bsvi-ds"`` or ``"bsvi-sir"`` with ``steps``, ``learn_pi``, SVI settings."""
-    if name not in REFINED_OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; valid: {', '.join(REFINED_OBJECTIVES)}")
-    return REFINED_OBJECTIVES[name](**kw)

@@ -12,7 +12,7 @@ import math
 import numbers
 
 __all__ = ["integer", "positive_int", "nonneg_int", "optional_positive_int", "int_sizes", "number",
-           "one_of", "known_keys", "seed", "MAX_SEED"]
+           "one_of", "known_keys", "seed", "boolean", "MAX_SEED"]
 
 MAX_SEED = 2 ** 63 - 1  # torch.manual_seed takes up to 2^64 - 1; numpy's SeedSequence any int; keep it signed
 
@@ -114,3 +114,10 @@ def known_keys(what: str, given, valid) -> None:
 def seed(v, name: str = "seed") -> int:
     """A seed: an integer in 0..2^63-1."""
     return integer(name, v, 0, MAX_SEED)
+
+
+def boolean(name: str, v) -> bool:
+    """``True`` or ``False`` (not 1, 0 or a string)."""
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return v

@@ -1,26 +1,24 @@
 """Monte Carlo log-weights and whole-dataset bound evaluation in bounded memory.
 
-``log_weights(model, x, K)`` draws z_k ~ q(z|x) by reparameterization and returns
-``log w_k = log p(x, z_k) - log q(z_k|x)`` with shape (K, B).
+``log_weights_from_noise(model, x, eps, q)`` is the one place where log-weights are made:
+``z = mu + std * eps`` and ``log w = log p(x, z) - log q(z|x)`` for given standard-normal noise
+``eps`` (..., B, Z) -> (...., B). ``log_weights(model, x, K)`` draws the noise (K, B, Z) and calls it.
 
-``evaluate(model, x, bound="iwae", K=5000)`` evaluates a bound for every row of ``x``: the data
-are taken in batches and the K samples in chunks whose size keeps the number of rows
-(samples x images) per forward pass under ``max_rows``; IWAE is accumulated with a running
-log-sum-exp, so memory does not grow with K.
+``evaluate(model, x, bound="iwae", K=5000)`` evaluates any bound of :mod:`gapkit.bounds` (a name
+or a function) for every row of ``x``: the data are taken in batches and the K samples in chunks
+whose size keeps the number of rows (samples x images) per forward pass under ``max_rows``; a bound
+with a :class:`gapkit.bounds.Stream` (ELBO, IWAE: a running sum, a running log-sum-exp) is merged
+chunk by chunk, so memory does not grow with K.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .bounds import bpd
-from .checks import one_of, positive_int
+from . import bounds as _bounds
+from .checks import positive_int
 from .progress import tqdm
 
-__all__ = ["sample_q", "log_weights", "evaluate", "evaluate_bpd", "BOUNDS"]
-
-BOUNDS = ("elbo", "iwae")
+__all__ = ["sample_q", "log_weights_from_noise", "log_weights", "evaluate"]
 
 
 def sample_q(mu: torch.Tensor, std: torch.Tensor, K: int, generator: torch.Generator | None = None):
@@ -29,28 +27,43 @@ def sample_q(mu: torch.Tensor, std: torch.Tensor, K: int, generator: torch.Gener
     return mu + std * eps
 
 
+def log_weights_from_noise(model, x: torch.Tensor, eps: torch.Tensor, q=None, return_z: bool = False):
+    """log w = log p(x, z) - log q(z|x) at ``z = mu + std * eps`` for given noise: (..., B, Z) -> (..., B).
+
+    ``q`` is ``(mu, std)``, broadcastable against ``eps`` (e.g. (B, Z), or (R, 1, 1, B, Z) for
+    repetitions); by default the model's amortized encoder ``model.encode(x)``. Gradients flow to
+    whatever ``q`` and the model's parameters carry. Chapter 1 (``notebooks/01_elbo_tightness``).
+    """
+    mu, std = model.encode(x) if q is None else q
+    z = mu + std * eps                                                # (..., B, Z)
+    log_w = model.log_joint(x, z) - model.log_q(z, mu, std)           # (..., B)
+    return (log_w, z) if return_z else log_w
+
+
 def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Generator | None = None,
                 return_z: bool = False):
     """log w = log p(x, z) - log q(z|x) for K reparameterized z ~ q; shape (K, B).
 
     ``q`` is ``(mu, std)`` of shape (B, Z) each; by default the model's amortized encoder.
+    The noise eps ~ N(0, I) (K, B, Z) goes through :func:`log_weights_from_noise`.
 
     Chapter 1 (``notebooks/01_elbo_tightness``) explains importance weights.
     """
     positive_int("K", K)
     mu, std = model.encode(x) if q is None else q
-    z = sample_q(mu, std, K, generator)                               # (K, B, Z)
-    log_w = model.log_joint(x, z) - model.log_q(z, mu, std)           # (K, B)
-    return (log_w, z) if return_z else log_w
+    eps = torch.randn((K, *mu.shape), device=mu.device, dtype=mu.dtype, generator=generator)
+    return log_weights_from_noise(model, x, eps, q=(mu, std), return_z=return_z)
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, batch_size: int = 1000,
+def evaluate(model, x: torch.Tensor, bound="elbo", K: int = 1, q=None, batch_size: int = 1000,
              max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
     """A bound (nats) for every row of ``x``: (N, D) -> (N,).
 
-    :param bound: ``"elbo"`` (the K-sample average of log w) or ``"iwae"`` (log-mean-exp of K weights).
+    :param bound: a bound of :mod:`gapkit.bounds` by name (``"elbo"``: the K-sample average of log w,
+        ``"iwae"``: log-mean-exp of K weights, ...) or any function ``log_w (K, B) -> (B,)``; one with
+        a ``stream`` is merged over sample chunks, any other reduces all K log-weights of a batch at once.
     :param K: importance samples per image.
     :param q: per-image ``(mu, std)`` of shape (N, Z) (e.g. from optimal inference), or None for the
         amortized encoder.
@@ -63,7 +76,8 @@ def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, ba
     Chapter 1 (``notebooks/01_elbo_tightness``) explains both bounds and measures this function's
     speed; every later chapter evaluates its models with it.
     """
-    one_of("bound", bound, BOUNDS)
+    fn = _bounds.get(bound)
+    stream = getattr(fn, "stream", None)
     positive_int("K", K)
     positive_int("batch_size", batch_size)
     positive_int("max_rows", max_rows)
@@ -81,18 +95,16 @@ def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, ba
     k_chunk = max(1, min(K, max_rows // b))
     out = torch.empty(n, device=x.device, dtype=x.dtype if x.dtype == torch.float64 else torch.float32)
     starts = range(0, n, b)
-    for s in tqdm(starts, desc=f"{bound}-{K}", disable=not progress, leave=False):
+    for s in tqdm(starts, desc=f"{_bounds.name_of(fn)}-{K}", disable=not progress, leave=False):
         xb = x[s:s + b]
         mu, std = model.encode(xb) if q is None else (q[0][s:s + b], q[1][s:s + b])
-        acc = None
+        acc, parts = None, []
         for k0 in range(0, K, k_chunk):
-            lw = log_weights(model, xb, min(k_chunk, K - k0), q=(mu, std), generator=generator)
-            part = torch.logsumexp(lw, 0) if bound == "iwae" else lw.sum(0)
-            acc = part if acc is None else (torch.logaddexp(acc, part) if bound == "iwae" else acc + part)
-        out[s:s + b] = acc - math.log(K) if bound == "iwae" else acc / K
+            lw = log_weights(model, xb, min(k_chunk, K - k0), q=(mu, std), generator=generator)  # (k, b)
+            if stream is None:
+                parts.append(lw)
+            else:
+                part = stream.part(lw)
+                acc = part if acc is None else stream.merge(acc, part)
+        out[s:s + b] = fn(torch.cat(parts)) if stream is None else stream.finish(acc, K)
     return out
-
-
-def evaluate_bpd(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, **kw) -> float:
-    """The dataset mean of a bound, in bits per dimension."""
-    return float(bpd(evaluate(model, x, bound, K, **kw).mean(), x.shape[1]))

@@ -5,6 +5,7 @@
 * :func:`discretized_logistic_log_prob` - 8-bit pixels (Salimans et al. 2017, PixelCNN++):
   ``P(x) = sigmoid((x + 1/2 - mu) / s) - sigmoid((x - 1/2 - mu) / s)`` for x in 0..255, with
   the outer edges at -inf and +inf so that the 256 masses sum to exactly one.
+* :func:`gaussian_kl` - KL divergence of a diagonal Gaussian from N(0, I) or a full-covariance Gaussian.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from .checks import one_of
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -27,8 +30,7 @@ def check_data(x: torch.Tensor, likelihood: str, name: str = "x") -> torch.Tenso
     any finite value. One NaN pixel would otherwise turn every parameter into NaN, and a pixel of 2
     under a Bernoulli model would give a finite number that is no bound at all.
     """
-    if likelihood not in SUPPORT:
-        raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(SUPPORT)}")
+    one_of("likelihood", likelihood, SUPPORT)
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got "
                         f"{x.dtype if torch.is_tensor(x) else type(x).__name__}")
@@ -107,3 +109,22 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     highest = F.logsigmoid(-b)    # x = 255: P = 1 - sigmoid(b)
     out = torch.where(x < 0.5, lowest, torch.where(x > 254.5, highest, interior))
     return out.sum(-1) if reduce else out
+
+
+def gaussian_kl(mu_q: torch.Tensor, std_q: torch.Tensor, mu_p: torch.Tensor | None = None,
+                cov_p: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(N(mu_q, diag std_q^2) || p) per row: (..., Z) -> (...).
+
+    ``p = N(0, I)`` (``mu_p``, ``cov_p`` None): ``1/2 sum_d (mu^2 + std^2 - 1 - 2 log std)``.
+    ``p = N(mu_p, cov_p)`` (``cov_p`` (Z, Z)), with ``V = diag std_q^2`` and ``S = cov_p``:
+    ``1/2 [tr(S^-1 V) + (mu_p - mu_q)^T S^-1 (mu_p - mu_q) - Z + log det S - log det V]``.
+    """
+    if (mu_p is None) != (cov_p is None):
+        raise ValueError("give both mu_p and cov_p (a full-covariance p) or neither (p = N(0, I))")
+    if cov_p is None:
+        return 0.5 * (mu_q ** 2 + std_q ** 2 - 1.0 - 2.0 * torch.log(std_q)).sum(-1)
+    var_q = std_q ** 2
+    prec = torch.linalg.inv(cov_p)
+    d = mu_p - mu_q
+    return 0.5 * ((torch.diagonal(prec) * var_q).sum(-1) + ((d @ prec) * d).sum(-1) - mu_q.shape[-1]
+                  + torch.logdet(cov_p) - torch.log(var_q).sum(-1))

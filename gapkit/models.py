@@ -20,18 +20,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import int_sizes
+from .checks import int_sizes, number, one_of, positive_int
 from .likelihoods import (bernoulli_log_prob, check_data, discretized_logistic_log_prob, gaussian_log_prob,
                           standard_normal_log_prob)
 
-__all__ = ["VAE", "LinearGaussian", "build_model", "ACTIVATIONS", "LIKELIHOODS"]
+__all__ = ["VAE", "LinearGaussian", "build_model", "load_model", "ACTIVATIONS", "LIKELIHOODS"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "softplus": nn.Softplus}
 LIKELIHOODS = ("bernoulli", "logistic")
 MIN_STD = 1e-4
-
-
-from .checks import positive_int as _positive_int  # noqa: E402
 
 
 def mlp(sizes, activation: str) -> nn.Sequential:
@@ -84,13 +81,11 @@ class VAE(LatentModel):
     def __init__(self, x_dim: int = 784, z_dim: int = 16, hidden=(500, 500), activation: str = "relu",
                  likelihood: str = "bernoulli", output_bias=None):
         super().__init__()
-        _positive_int("x_dim", x_dim)
-        _positive_int("latent size z_dim", z_dim)
+        positive_int("x_dim", x_dim)
+        positive_int("latent size z_dim", z_dim)
         hidden = int_sizes("hidden", hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+        one_of("activation", activation, ACTIVATIONS)
+        one_of("likelihood", likelihood, LIKELIHOODS)
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood = activation, likelihood
         self.config = dict(model="VAE", x_dim=x_dim, z_dim=z_dim, hidden=list(hidden),
@@ -172,10 +167,9 @@ class LinearGaussian(LatentModel):
     def __init__(self, x_dim: int = 4, z_dim: int = 2, noise_std: float = 0.5, W=None, b=None,
                  generator: torch.Generator | None = None, dtype=torch.float64):
         super().__init__()
-        _positive_int("x_dim", x_dim)
-        _positive_int("latent size z_dim", z_dim)
-        if not noise_std > 0:
-            raise ValueError(f"noise_std must be > 0, got {noise_std}")
+        positive_int("x_dim", x_dim)
+        positive_int("latent size z_dim", z_dim)
+        number("noise_std", noise_std, 0, lo_open=True)
         self.x_dim, self.z_dim = x_dim, z_dim
         W = torch.randn(x_dim, z_dim, generator=generator, dtype=dtype) if W is None else torch.as_tensor(W, dtype=dtype)
         b = torch.randn(x_dim, generator=generator, dtype=dtype) if b is None else torch.as_tensor(b, dtype=dtype)
@@ -248,3 +242,15 @@ def build_model(config: dict) -> LatentModel:
     if kind == "LinearGaussian":
         return LinearGaussian(**config)
     raise ValueError(f"unknown model {kind!r}; valid: 'VAE', 'LinearGaussian'")
+
+
+def load_model(path, device=None) -> LatentModel:
+    """The model of a checkpoint (:func:`gapkit.io.save_checkpoint`), rebuilt from its config, with
+    its weights, in eval mode, on ``device`` (default the CPU)."""
+    from .io import load_checkpoint
+    ck = load_checkpoint(path, map_location="cpu")
+    model = build_model(ck["model_config"])
+    model.load_state_dict(ck["model"])
+    if device is not None:
+        model.to(device)
+    return model.eval()

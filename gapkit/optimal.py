@@ -4,8 +4,10 @@
   every data point, all optimized at once by Adam on the sum of the per-point negative ELBOs
   (so each point's step does not shrink with the number of points), starting from the encoder's
   output. With the model fixed this is the best diagonal Gaussian for every point.
-* :func:`amortized` - the paper's (Zhang et al. 2022, Section 2.1): copy the trained encoder, fix
-  the decoder, and train the copy on the evaluation set itself by maximizing its ELBO.
+* :func:`encoder` - the paper's (Zhang et al. 2022, Section 2.1, Eq. 13): copy the trained encoder,
+  fix the decoder, and train the copy on the evaluation set itself by maximizing its ELBO (the
+  ``"optimal-encoder"`` inference of :mod:`gapkit.sweep`; "amortized" always means the plain,
+  untouched encoder).
 
 The gap between the amortized encoder's bound and the optimal bound on test data is the
 amortized-inference generalization gap (chapter 2); on training data it is the amortization gap
@@ -18,11 +20,12 @@ import copy
 import torch
 
 from .checks import nonneg_int, number, positive_int
-from .bounds import elbo, iwae
+from . import bounds as _bounds
+from .bounds import elbo
 from .estimators import log_weights
 from .progress import tqdm
 
-__all__ = ["per_point", "amortized"]
+__all__ = ["per_point", "encoder"]
 
 
 def _check(steps, lr, K):
@@ -33,10 +36,11 @@ def _check(steps, lr, K):
 
 def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int = 1, init=None,
               generator: torch.Generator | None = None, seed: int = 0, progress: bool = False,
-              bound: str = "elbo", lr_decay: bool = False):
+              bound="elbo", lr_decay: bool = False):
     """Per-data-point optimal Gaussian q for a fixed model: returns ``(mu, std)``, each (N, Z).
 
-    Maximizes sum_i ELBO_i(mu_i, sigma_i) (``bound="iwae"``: the K-sample IWAE bound) by Adam,
+    Maximizes sum_i ELBO_i(mu_i, sigma_i) by Adam (``bound``: any bound of :mod:`gapkit.bounds` by
+    name or function, e.g. ``"iwae"`` for the K-sample IWAE bound),
     with K reparameterized samples per point and step. ``init`` is ``(mu, std)``; by default
     the model's encoder output. The model's parameters are not changed (no gradient reaches them).
     The points do not interact: the sum's gradient with respect to (mu_i, sigma_i) is point i's own.
@@ -48,8 +52,7 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     ``notebooks/05_iterative_refinement``) explain it.
     """
     _check(steps, lr, K)
-    if bound not in ("elbo", "iwae"):
-        raise ValueError(f"unknown bound {bound!r}; valid: 'elbo', 'iwae'")
+    reduce = _bounds.get(bound)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
     with torch.no_grad():
@@ -58,7 +61,6 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     log_std = torch.log(std0.detach()).clone().requires_grad_(True)
     opt = torch.optim.Adam([mu, log_std], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1)) if lr_decay else None
-    reduce = elbo if bound == "elbo" else iwae
     req = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
@@ -77,7 +79,7 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     return mu.detach(), torch.exp(log_std.detach())
 
 
-def amortized(model, x: torch.Tensor, epochs: int = 100, lr: float = 5e-4, batch_size: int = 100,
+def encoder(model, x: torch.Tensor, epochs: int = 100, lr: float = 5e-4, batch_size: int = 100,
               K: int = 1, generator: torch.Generator | None = None, seed: int = 0, progress: bool = False):
     """The paper's optimal inference: a copy of the encoder trained on ``x`` with the decoder fixed.
 

@@ -7,10 +7,12 @@ on that point's own ELBO (Hjelm et al. 2016, GDIR; Krishnan et al. / Kim et al.,
 
     z_{i,s} = mu_i + sigma_i * eps_{i,s},   eps_{i,s} ~ N(0, I),  s = 1..S     (reparameterized)
     log w_{i,s} = log p(x, z_{i,s}) - log q(z_{i,s}; lambda_i)
-    g_i = grad_lambda (1/S) sum_s log w_{i,s}                 (per point: the batch is *summed*)
+    g_i = grad_lambda bound(log w_{i,1..S})                  (per point: the batch is *summed*)
     g_i <- g_i * min(1, c / ||g_i||)                          (clipping per data point)
     lambda_{i+1} = lambda_i + eta * update(g_i)               (SGD, momentum or Adam; ascent)
 
+``bound`` is the ELBO ``(1/S) sum_s log w_{i,s}`` by default, or any bound of :mod:`gapkit.bounds`
+by name or function (e.g. ``"iwae"``: refinement on each point's IWAE-S bound).
 Because the objective is the *sum* over data points of their own ELBOs, the gradient for lambda_b
 is exactly the gradient of x_b's ELBO, whatever the batch size (the original GDIR averaged over the
 minibatch, which shrank every point's step by the batch size). All points move at once: one
@@ -34,13 +36,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .bounds import get as get_bound
 from .checks import nonneg_int, number, one_of, positive_int
-from .bounds import elbo
-from .estimators import log_weights
-from .objectives import Losses, Objective
+from .estimators import log_weights_from_noise
 from .progress import tqdm
 
-__all__ = ["refine", "Trajectory", "OPTIMIZERS", "GDIR"]
+__all__ = ["refine", "Trajectory", "OPTIMIZERS", "check_svi_settings"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -104,7 +105,7 @@ def check_svi_settings(optimizer: str, lr: float, momentum: float, clip) -> None
 def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = "momentum", lr=1.0,
            momentum: float = 0.5, samples: int = 1, clip: float | None = 1.0,
            generator: torch.Generator | None = None, seed: int = 0, keep_samples: bool = True,
-           betas=(0.9, 0.999), eps: float = 1e-8, progress: bool = False) -> Trajectory:
+           betas=(0.9, 0.999), eps: float = 1e-8, progress: bool = False, bound="elbo") -> Trajectory:
     """Refine every data point's Gaussian q by ``steps`` gradient steps on its own ELBO.
 
     Args:
@@ -119,6 +120,8 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
         clip: per-point gradient-norm clipping threshold over (mu, log sigma); None switches it off.
         generator / seed: the randomness (a generator seeded with ``seed`` when none is given).
         keep_samples: keep ``z`` (k+1, S, B, Z) in the trajectory (else ``z`` is None).
+        bound: what each point's step ascends, a bound of :mod:`gapkit.bounds` by name or function
+            of its S log-weights (S, B) -> (B,); default the ELBO (their mean).
 
     Returns:
         :class:`Trajectory` with ``mu``, ``std``, ``z``, ``log_w``, ``elbo``, ``grad_norm``.
@@ -126,14 +129,13 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
     Chapter 5 (``notebooks/05_iterative_refinement``) explains it; chapter 6 (``notebooks/06_bsvi``) builds
     buffered SVI on its trajectory.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    one_of("optimizer", optimizer, OPTIMIZERS)
+    reduce = get_bound(bound)
     nonneg_int("steps", steps)
     positive_int("samples", samples)
-    if clip is not None and not clip > 0:
-        raise ValueError(f"clip must be > 0 or None (no clipping), got {clip!r}")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if clip is not None:
+        number("clip (None: no clipping)", clip, 0.0, lo_open=True)
+    number("momentum", momentum, 0.0, 1.0, hi_open=True)
     model.check_x(x)
     with torch.no_grad():
         mu0, std0 = model.encode(x) if init is None else init
@@ -165,11 +167,10 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
             ls = log_std.requires_grad_(not last)
             sd = torch.exp(ls)
             eps_ = torch.randn((S, B, Z), dtype=dtype, device=device, generator=generator)
-            z = m + sd * eps_                                                   # (S, B, Z)
-            log_w = model.log_joint(x, z) - model.log_q(z, m, sd)              # (S, B)
+            log_w, z = log_weights_from_noise(model, x, eps_, q=(m, sd), return_z=True)  # (S, B), (S, B, Z)
             if not last:
-                # sum over points of each point's S-sample ELBO: per-point gradients, no batch shrink
-                g_mu, g_ls = torch.autograd.grad(log_w.mean(0).sum(), (m, ls))  # (B, Z) each
+                # sum over points of each point's S-sample bound: per-point gradients, no batch shrink
+                g_mu, g_ls = torch.autograd.grad(reduce(log_w).sum(), (m, ls))  # (B, Z) each
         out_lw[i] = log_w.detach()
         if keep_samples:
             out_z[i] = z.detach()
@@ -196,43 +197,3 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
         mu = mu + step[:, :Z]
         log_std = log_std + step[:, Z:]
     return Trajectory(out_mu, out_std, out_z, out_lw, out_lw.mean(1), out_gn)
-
-
-class GDIR(Objective):
-    """Training with refinement (GDIR / SVI training; Hjelm et al. 2016, Shu et al. 2019 Section 2).
-
-    For a minibatch x: the encoder gives lambda_0 = (mu_phi(x), sigma_phi(x)); ``steps`` refinement
-    steps (:func:`refine`, model fixed, no gradient through them) give lambda_k. Then
-
-    * encoder loss  = -ELBO(x; q_phi(z|x))                         (phi learns its own ELBO)
-    * decoder loss  = -E_{q(z; sg(lambda_k))}[log p_theta(x, z) - log q(z; lambda_k)]
-      (theta learns from the refined posterior; sg = stop-gradient)
-
-    both K-sample averages, returned as different losses for :func:`gapkit.train.train`.
-    Chapter 5 (``notebooks/05_iterative_refinement``).
-    """
-
-    name = "gdir"
-
-    def __init__(self, steps: int = 20, optimizer: str = "momentum", lr: float = 1.0, momentum: float = 0.5,
-                 samples: int = 1, clip: float | None = 1.0, K: int = 1):
-        nonneg_int("steps", steps)
-        check_svi_settings(optimizer, lr, momentum, clip)
-        positive_int("K", K)
-        positive_int("samples", samples)
-        self.steps, self.optimizer, self.lr, self.momentum = steps, optimizer, lr, momentum
-        self.samples, self.clip, self.K = samples, clip, K
-
-    def config(self):
-        return {"name": self.name, "steps": self.steps, "optimizer": self.optimizer, "lr": self.lr,
-                "momentum": self.momentum, "samples": self.samples, "clip": self.clip, "K": self.K}
-
-    def __call__(self, model, x, generator=None) -> Losses:
-        mu, std = model.encode(x)                                                   # (B, Z) each
-        enc_bound = elbo(log_weights(model, x, self.K, q=(mu, std), generator=generator)).mean()
-        traj = refine(model, x, self.steps, init=(mu.detach(), std.detach()), optimizer=self.optimizer,
-                      lr=self.lr, momentum=self.momentum, samples=self.samples, clip=self.clip,
-                      generator=generator, keep_samples=False)
-        mu_k, std_k = traj.final                                                    # detached
-        dec_bound = elbo(log_weights(model, x, self.K, q=(mu_k, std_k), generator=generator)).mean()
-        return Losses(-enc_bound, -dec_bound, {"bound": enc_bound.item(), "refined_bound": dec_bound.item()})

@@ -13,15 +13,18 @@ the mean direction ``u = mean_r g_r / ||mean_r g_r||`` and the rest::
 
 Theory for MIWAE(M, K) (IWAE when M = 1): SNR_theta = O(sqrt(M K)), SNR_phi = O(sqrt(M / K)).
 
+The bound is any reduction over the sample axis of :mod:`gapkit.bounds` (a name or a function
+``log_w (K, ...) -> (...)``), applied to each of M groups of K samples and averaged over the groups:
+``(1/M) sum_m bound(log w_{m,1..K})``, so ``"iwae"`` gives MIWAE(M, K) (IWAE-K when M = 1) and
+``"ciwae"`` with ``beta`` gives CIWAE averaged over M groups.
+
 The R estimates are *not* a Python loop of backward passes. For an MLP (every parameter in an
 ``nn.Linear``, as in :class:`gapkit.models.VAE`) the repetitions are a batch dimension of one
 ordinary forward and backward pass over noise (R_c, M, K, B, Z); each layer's per-repetition
 weight gradient is ``d_r^T a_r`` (its output gradients and inputs for that repetition's rows),
-one batched matrix product. With very few rows per repetition the statistics are formed from
-``a`` and ``d`` directly ("ghost" sums of outer products), without the (R, P) gradients. Other
-models use ``torch.func.vmap(torch.func.grad(f))`` over the noise. Repetitions are taken in
-chunks that bound memory; sums are accumulated in float64. :func:`gradient_estimates_loop` is
-the plain loop, kept as the reference for tests and the benchmark.
+one batched matrix product. Other models use ``torch.func.vmap(torch.func.grad(f))`` over the
+noise. Repetitions are taken in chunks that bound memory; sums are accumulated in float64.
+:func:`gradient_estimates_loop` is the plain loop, kept as the reference for tests and the benchmark.
 
 Chapter 4 (``notebooks/04_iwae_snr``) explains it.
 """
@@ -33,54 +36,44 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, grad, vmap
 
+from . import bounds as _bounds
 from .checks import integer, positive_int
-from .bounds import ciwae, miwae
+from .estimators import log_weights_from_noise
 from .progress import tqdm
 
-__all__ = ["BOUNDS", "SNRResult", "draw_noise", "gradient_estimates", "gradient_estimates_loop", "snr",
-           "snr_from_estimates", "bound_from_noise"]
-
-BOUNDS = ("iwae", "miwae", "ciwae")
+__all__ = ["SNRResult", "draw_noise", "gradient_estimates", "gradient_estimates_loop", "snr",
+           "snr_from_estimates", "bound_from_noise", "group_bound"]
 
 
-def _check(bound, M, K, beta):
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
-    positive_int("M", M)
-    positive_int("K", K)
-    if bound == "iwae" and M != 1:
-        raise ValueError(f"bound 'iwae' has M = 1; use bound='miwae' for M = {M}")
-    if bound == "ciwae":
-        if beta is None or isinstance(beta, bool) or not 0.0 <= float(beta) <= 1.0:
-            raise ValueError(f"bound 'ciwae' needs beta in [0, 1], got {beta!r}")
+def group_bound(bound, log_w: torch.Tensor) -> torch.Tensor:
+    """``(1/M) sum_m bound(log w_m)`` for log-weights (..., M, K, B) -> (..., B): the bound of each
+    group of K samples (the sample axis moved first), averaged over the M groups. A bound with a
+    ``grouped`` form (IWAE's is :func:`gapkit.bounds.miwae`, over (M, K, ...)) computes it directly."""
+    grouped = getattr(bound, "grouped", None)
+    if grouped is not None:
+        lead = log_w.dim() - 3
+        return grouped(log_w.movedim(tuple(range(lead)), tuple(range(2, 2 + lead))))  # (M, K, ..., B)
+    return bound(log_w.movedim(-2, 0)).mean(-2)
 
 
-def bound_from_noise(model, x, eps, bound: str = "iwae", beta: float | None = None) -> torch.Tensor:
+def bound_from_noise(model, x, eps, bound="iwae") -> torch.Tensor:
     """The minibatch-mean bound for given standard-normal noise ``eps`` (M, K, B, Z) -> scalar.
 
-    ``z = mu(x) + std(x) eps`` and ``log w = log p(x, z) - log q(z|x)``, the same log-weights as
-    :func:`gapkit.estimators.log_weights` with the noise made explicit so that it can be batched
-    over repetitions. ``iwae``/``miwae``: :func:`gapkit.bounds.miwae` over (M, K, B);
-    ``ciwae``: :func:`gapkit.bounds.ciwae` on each group of K samples, averaged over M.
+    :func:`gapkit.estimators.log_weights_from_noise` (M, K, B), then :func:`group_bound` and the
+    mean over the B images.
     """
-    mu, std = model.encode(x)                                       # (B, Z) each
-    z = mu + std * eps                                              # (M, K, B, Z)
-    lw = model.log_joint(x, z) - model.log_q(z, mu, std)            # (M, K, B)
-    if bound == "ciwae":
-        M, K, B = lw.shape
-        return ciwae(lw.transpose(0, 1).reshape(K, M * B), beta).mean()
-    return miwae(lw).mean()
+    return group_bound(_bounds.get(bound), log_weights_from_noise(model, x, eps)).mean()
 
 
 class _Bound(torch.nn.Module):
     """Wraps a model so that ``torch.func.functional_call`` can call ``bound_from_noise``."""
 
-    def __init__(self, model, x, bound, beta):
+    def __init__(self, model, x, bound):
         super().__init__()
-        self.model, self.x, self.bound, self.beta = model, x, bound, beta
+        self.model, self.x, self.bound = model, x, bound
 
     def forward(self, eps):
-        return bound_from_noise(self.model, self.x, eps, self.bound, self.beta)
+        return bound_from_noise(self.model, self.x, eps, self.bound)
 
 
 def _param_groups(model):
@@ -105,19 +98,15 @@ def _linear_layers(model):
     return lins if all(id(p) in held for p in want) else None
 
 
-def _per_rep_bounds(model, x, eps, bound, beta):
+def _per_rep_bounds(model, x, eps, bound):
     """Bounds for every repetition, with the repetitions as a leading batch dimension: (R,)."""
     R = len(eps)
     mu, std = model.encode(x.expand(R, *x.shape))                   # (R, B, Z): one copy of x per rep
-    mu, std = mu[:, None, None], std[:, None, None]                 # (R, 1, 1, B, Z)
-    z = mu + std * eps                                              # (R, M, K, B, Z)
-    lw = model.log_joint(x, z) - model.log_q(z, mu, std)            # (R, M, K, B)
-    if bound == "ciwae":
-        return ciwae(lw.permute(2, 0, 1, 3), beta).mean((1, 2))     # (K, R, M, B) -> (R,)
-    return miwae(lw.permute(1, 2, 0, 3)).mean(-1)                   # (M, K, R, B) -> (R,)
+    lw = log_weights_from_noise(model, x, eps, q=(mu[:, None, None], std[:, None, None]))  # (R, M, K, B)
+    return group_bound(bound, lw).mean(-1)                          # (R, B) -> (R,)
 
 
-def _hooked_backward(model, x, eps, bound, beta, lins):
+def _hooked_backward(model, x, eps, bound, lins):
     """One ordinary backward pass of the sum over repetitions of the bound, recording every call
     of the linear layers ``lins``: a list of ``(layer, a, d)`` with the layer's input ``a``
     (R, rows, in) and the gradient ``d`` (R, rows, out) of the summed bound with respect to its
@@ -131,7 +120,7 @@ def _hooked_backward(model, x, eps, bound, beta, lins):
             req = [p.requires_grad for p in params]
             for p in params:
                 p.requires_grad_(True)
-            total = _per_rep_bounds(model, x, eps, bound, beta).sum()
+            total = _per_rep_bounds(model, x, eps, bound).sum()
             deltas = torch.autograd.grad(total, [out for _, _, out in calls])
             for p, r in zip(params, req):
                 p.requires_grad_(r)
@@ -143,12 +132,12 @@ def _hooked_backward(model, x, eps, bound, beta, lins):
             for (mod, a, _), d in zip(calls, deltas)]
 
 
-def _estimates_linear(model, x, eps, bound, beta, lins):
+def _estimates_linear(model, x, eps, bound, lins):
     """Per-repetition gradients of an MLP model by one ordinary backward pass:
     ``dL_r/dW = sum_n (dL_r/dy_n)^T a_n`` and ``dL_r/db = sum_n dL_r/dy_n`` over repetition r's rows
     (a layer called more than once adds up its calls)."""
     grads = {}
-    for mod, a, d in _hooked_backward(model, x, eps, bound, beta, lins):
+    for mod, a, d in _hooked_backward(model, x, eps, bound, lins):
         gw = torch.bmm(d.transpose(1, 2), a)                        # (R, out, in)
         gb = d.sum(1)                                               # (R, out)
         for p, gp in ((mod.weight, gw), (mod.bias, gb)):
@@ -157,71 +146,17 @@ def _estimates_linear(model, x, eps, bound, beta, lins):
     return grads
 
 
-def _layer_terms(model, x, eps, bound, beta, lins):
-    """Each linear layer's inputs ``a`` (R, n, in) and output gradients ``d`` (R, n, out) for one
-    batched backward pass (the per-repetition gradient is ``d_r^T a_r``), or None when a layer is
-    called more than once."""
-    terms = _hooked_backward(model, x, eps, bound, beta, lins)
-    if len({id(m) for m, _, _ in terms}) != len(terms):
-        return None
-    return terms
-
-
-def _ghost_add(acc, terms, names_by_id):
-    """Per-parameter sums and sums of squares and per-repetition squared norms straight from the
-    layer terms, without forming the (R, P) per-repetition gradients ("ghost" norms):
-    ``sum_r g_r = D^T A``, ``sum_r g_r^2 = sum_{n,n'} (d_n d_n')^T (a_n a_n')`` and
-    ``||g_r||^2 = sum_{n,n'} (d_n . d_n')(a_n . a_n')`` over each repetition's n rows."""
-    R = len(terms[0][1])
-    n2 = {side: torch.zeros(R, dtype=torch.float64) for side in acc.norm2}
-    for mod, a, d in terms:                                          # a (R, n, in), d (R, n, out)
-        n = a.shape[1]
-        wn, bn = names_by_id[id(mod.weight)], names_by_id.get(id(mod.bias)) if mod.bias is not None else None
-        side = acc.groups[wn]
-        acc.s[wn] = acc.s.get(wn, 0) + (d.reshape(-1, d.shape[-1]).T @ a.reshape(-1, a.shape[-1])).reshape(-1).double()
-        dd = (d[:, :, None, :] * d[:, None, :, :]).reshape(R * n * n, -1)   # (R n n, out)
-        aa = (a[:, :, None, :] * a[:, None, :, :]).reshape(R * n * n, -1)   # (R n n, in)
-        acc.ss[wn] = acc.ss.get(wn, 0) + (dd.T @ aa).reshape(-1).double()
-        n2[side] += (torch.bmm(d, d.transpose(1, 2)) * torch.bmm(a, a.transpose(1, 2))).sum((1, 2)).double().cpu()
-        if bn is not None:
-            gb = d.sum(1)                                            # (R, out)
-            acc.s[bn] = acc.s.get(bn, 0) + gb.sum(0).double()
-            acc.ss[bn] = acc.ss.get(bn, 0) + (gb * gb).sum(0).double()
-            n2[side] += (gb * gb).sum(1).double().cpu()
-    for side in n2:
-        acc.norm2[side].append(n2[side])
-    acc.n += R
-
-
-def _ghost_project(acc, terms, names_by_id):
-    """Each repetition's gradient dotted with the mean, ``g_r . u = sum_n d_n . (U a_n)``."""
-    m = acc.mean()
-    if not hasattr(acc, "_mnorm"):
-        acc._mnorm = {side: math.sqrt(sum(float((m[k] ** 2).sum()) for k in m if acc.groups[k] == side))
-                      for side in acc.par}
-    R = len(terms[0][1])
-    par = {side: torch.zeros(R, dtype=torch.float64) for side in acc.par}
-    for mod, a, d in terms:
-        wn = names_by_id[id(mod.weight)]
-        U = m[wn].to(a.dtype).reshape(mod.weight.shape)              # (out, in)
-        par[acc.groups[wn]] += ((a @ U.T) * d).sum((1, 2)).double().cpu()
-        if mod.bias is not None:
-            par[acc.groups[wn]] += (d.sum(1) @ m[names_by_id[id(mod.bias)]].to(d.dtype)).double().cpu()
-    for side in par:
-        acc.par[side].append(par[side])
-
-
-def _estimates_by_name(model, x, eps, bound, beta):
+def _estimates_by_name(model, x, eps, bound):
     """Per-repetition gradients as ``{parameter name: (R, *shape)}`` (see :func:`gradient_estimates`)."""
     names, groups = _param_groups(model)
     named = dict(model.named_parameters())
     lins = _linear_layers(model)
     if lins is not None:
-        gid = _estimates_linear(model, x, eps, bound, beta, lins)
+        gid = _estimates_linear(model, x, eps, bound, lins)
         g = {f"model.{n}": gid.get(id(named[n]), torch.zeros(len(eps), *named[n].shape, dtype=eps.dtype,
                                                              device=eps.device)) for n in names}
     else:
-        wrapper = _Bound(model, x, bound, beta)
+        wrapper = _Bound(model, x, bound)
         params = {f"model.{n}": named[n].detach() for n in names}
         buffers = {f"model.{n}": b for n, b in model.named_buffers()}
 
@@ -232,14 +167,15 @@ def _estimates_by_name(model, x, eps, bound, beta):
     return {n: g[f"model.{n}"].reshape(len(eps), -1) for n in names}, groups
 
 
-def gradient_estimates(model, x, eps, bound: str = "iwae", beta: float | None = None) -> dict:
+def gradient_estimates(model, x, eps, bound="iwae") -> dict:
     """Per-repetition gradients of the bound (to *maximize*) for noise ``eps`` (R, M, K, B, Z).
 
+    ``bound``: a name in :data:`gapkit.bounds.BOUNDS` or a function (see :func:`group_bound`).
     Returns ``{"phi": (R, P_phi), "theta": (R, P_theta)}``. For MLP models (every parameter in an
     ``nn.Linear``) one ordinary batched backward pass with the repetitions as a batch dimension;
     otherwise ``torch.func.vmap(torch.func.grad(...))`` over the repetitions.
     """
-    g, groups = _estimates_by_name(model, x, eps, bound, beta)
+    g, groups = _estimates_by_name(model, x, eps, _bounds.get(bound))
     names = list(g)
     out = {}
     for side in ("phi", "theta"):
@@ -248,14 +184,15 @@ def gradient_estimates(model, x, eps, bound: str = "iwae", beta: float | None = 
     return out
 
 
-def gradient_estimates_loop(model, x, eps, bound: str = "iwae", beta: float | None = None) -> dict:
+def gradient_estimates_loop(model, x, eps, bound="iwae") -> dict:
     """The same as :func:`gradient_estimates` by a Python loop of R backward passes (the reference)."""
     names, groups = _param_groups(model)
     named = dict(model.named_parameters())
+    bound = _bounds.get(bound)
     out = {"phi": [], "theta": []}
     for e in eps:                                                    # one backward pass per repetition
         params = [named[n] for n in names]
-        gs = torch.autograd.grad(bound_from_noise(model, x, e, bound, beta), params, allow_unused=True)
+        gs = torch.autograd.grad(bound_from_noise(model, x, e, bound), params, allow_unused=True)
         for side in out:
             out[side].append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                                         for n, p, g in zip(names, params, gs) if groups[n] == side]))
@@ -357,17 +294,15 @@ class _Acc:
         return SNRResult(out["phi"], out["theta"], dsnr, self.n)
 
 
-def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float | None = None,
-        reps: int = 1000, seed: int = 0, max_rows: int = 1 << 15, max_grad_floats: int = 1 << 25,
-        max_keep_floats: int = 1 << 26, ghost_rows: int = 1,
-        progress: bool = False) -> SNRResult:
+def snr(model, x, K: int = 1, M: int = 1, bound="iwae", reps: int = 1000, seed: int = 0,
+        max_rows: int = 1 << 15, max_grad_floats: int = 1 << 25, max_keep_floats: int = 1 << 26,
+        progress: bool = False, **bound_params) -> SNRResult:
     """Per-parameter and directional SNR of the gradient of a bound on the minibatch ``x`` (B, D).
 
-    :param K: samples per IWAE estimate.
-    :param M: number of averaged estimates (MIWAE(M, K)).
-    :param bound: ``"iwae"`` (M = 1), ``"miwae"`` or ``"ciwae"`` (needs ``beta``); default IWAE when
-        M = 1, else MIWAE.
-    :param beta: the CIWAE mix, in [0, 1].
+    :param K: samples per bound estimate.
+    :param M: number of averaged estimates (MIWAE(M, K) for ``bound="iwae"``).
+    :param bound: a name in :data:`gapkit.bounds.BOUNDS` (default ``"iwae"``) or a function
+        ``log_w (K, ...) -> (...)``; ``bound_params`` (e.g. ``beta=0.5`` for ``"ciwae"``) are passed to it.
     :param reps: R, the number of independent gradient estimates.
     :param seed: noise for chunk c comes from a generator seeded with ``seed + c``, so the second pass
         (projections for the directional SNR) sees the same draws as the first.
@@ -376,16 +311,12 @@ def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float 
         at once.
     :param max_keep_floats: keep all estimates when they fit (one pass), else recompute them from
         the same seeds for the projections (two passes).
-    :param ghost_rows: with at most this many (sample, image) rows per repetition (M K B), an MLP's
-        statistics come from the layers' inputs and output gradients without forming the
-        per-repetition gradients (sums of outer products; memory R (M K B)^2 (in + out)).
-        The noise is then drawn in other chunks, so the numbers differ from the other path
-        by Monte Carlo error only; ``ghost_rows=0`` turns it off.
 
     Chapter 4 (``notebooks/04_iwae_snr``) explains the SNR and plots it against K and M.
     """
-    bound = bound or ("iwae" if M == 1 else "miwae")
-    _check(bound, M, K, beta)
+    fn = _bounds.get(bound, **bound_params)
+    positive_int("M", M)
+    positive_int("K", K)
     integer("reps", reps, lo=2)
     model.check_x(x)
     B, Z = len(x), model.z_dim
@@ -397,32 +328,14 @@ def snr(model, x, K: int = 1, M: int = 1, bound: str | None = None, beta: float 
     def estimates(c, s0):
         g = torch.Generator(device=x.device).manual_seed(seed + c)
         eps = draw_noise(min(chunk, reps - s0), M, K, B, Z, g, device=x.device, dtype=dtype)
-        return _estimates_by_name(model, x, eps, bound, beta)[0]
+        return _estimates_by_name(model, x, eps, fn)[0]
 
-    names, groups = _param_groups(model)
+    _, groups = _param_groups(model)
     acc = _Acc(groups)
-    lins = _linear_layers(model)
-    if lins is not None and M * K * B <= ghost_rows:                 # few rows per repetition: no (R, P) tensors
-        named = dict(model.named_parameters())
-        by_id = {id(named[n]): n for n in names}
-        chunk_g = max(1, min(reps, max_rows // (M * K * B * M * K * B)))
-        held = []
-        for c, s0 in enumerate(range(0, reps, chunk_g)):
-            g = torch.Generator(device=x.device).manual_seed(seed + c)
-            eps = draw_noise(min(chunk_g, reps - s0), M, K, B, Z, g, device=x.device, dtype=dtype)
-            terms = _layer_terms(model, x, eps, bound, beta, lins)
-            if terms is None:
-                break
-            _ghost_add(acc, terms, by_id)
-            held.append(terms)
-        else:
-            for terms in held:
-                _ghost_project(acc, terms, by_id)
-            return acc.result()
-        acc = _Acc(groups)
     keep = chunk * len(starts) * n_params <= max_keep_floats        # hold every estimate: one pass
     held = []
-    for c, s0 in enumerate(tqdm(starts, desc=f"SNR {bound} M={M} K={K}", disable=not progress, leave=False)):
+    name = _bounds.name_of(fn)
+    for c, s0 in enumerate(tqdm(starts, desc=f"SNR {name} M={M} K={K}", disable=not progress, leave=False)):
         ge = estimates(c, s0)
         acc.add(ge)
         if keep:

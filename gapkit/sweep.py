@@ -14,7 +14,7 @@ Inference methods (which q(z|x) the bound is evaluated with):
 * ``"optimal"``: per-data-point optimal Gaussians q*(z|x_i) for the fixed decoder
   (:func:`gapkit.optimal.per_point`, all points optimized at once, from the encoder's output);
 * ``"optimal-encoder"``: the paper's optimal inference (Zhang et al. 2022, Eq. 13): a copy of the
-  encoder trained on ``x`` itself with the decoder fixed (:func:`gapkit.optimal.amortized`).
+  encoder trained on ``x`` itself with the decoder fixed (:func:`gapkit.optimal.encoder`).
 
 The difference of two sweeps on test data is the amortized-inference generalization gap
 (chapter 2, ``notebooks/02_generalization_gaps``), Eq. 12 of the paper:
@@ -34,14 +34,15 @@ from pathlib import Path
 
 import torch
 
-from .checks import positive_int
-from .bounds import bpd
-from .estimators import BOUNDS, evaluate
-from .io import file_digest, load_checkpoint, read_json, write_json
-from .models import build_model
+from .checks import one_of, positive_int
+from .bounds import BOUNDS, bpd
+from .bounds import get as get_bound
+from .estimators import evaluate
+from .io import file_digest, read_json, write_json
+from .models import load_model
 from .progress import tqdm
 
-__all__ = ["INFERENCE", "sweep", "evaluate_with", "inference_gap", "load_model", "file_digest",
+__all__ = ["INFERENCE", "sweep", "evaluate_with", "inference_gap", "file_digest",
            "tensor_digest"]
 
 INFERENCE = ("amortized", "optimal", "optimal-encoder")
@@ -52,8 +53,7 @@ DEFAULTS = {"amortized": {},
 
 
 def _check_method(inference: str, inference_kw: dict | None) -> dict:
-    if inference not in INFERENCE:
-        raise ValueError(f"unknown inference method {inference!r}; valid: {', '.join(INFERENCE)}")
+    one_of("inference method", inference, INFERENCE)
     kw = dict(DEFAULTS[inference])
     bad = set(inference_kw or {}) - set(kw)
     if bad:
@@ -63,27 +63,26 @@ def _check_method(inference: str, inference_kw: dict | None) -> dict:
     return kw
 
 
-def evaluate_with(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, inference: str = "amortized",
+def evaluate_with(model, x: torch.Tensor, bound="elbo", K: int = 1, inference: str = "amortized",
                   inference_kw: dict | None = None, seed: int = 0, progress: bool = False) -> torch.Tensor:
     """A bound (nats) of every row of ``x`` under the chosen inference method: (N, D) -> (N,).
 
-    ``bound`` and ``K`` are those of :func:`gapkit.estimators.evaluate` (``"elbo"``: the K-sample
-    average of log w; ``"iwae"``: log (1/K) sum_k w_k). ``inference`` picks q (module docstring);
+    ``bound`` (a name or a function) and ``K`` are those of :func:`gapkit.estimators.evaluate`
+    (``"elbo"``: the K-sample average of log w; ``"iwae"``: log (1/K) sum_k w_k). ``inference`` picks q (module docstring);
     ``inference_kw`` its settings (``optimal``: steps, lr, K; ``optimal-encoder``: epochs, lr,
     batch_size, K). Randomness comes from generators seeded with ``seed``.
 
     Chapter 2 (``notebooks/02_generalization_gaps``) uses it through :func:`sweep`.
     """
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
+    bound = get_bound(bound)
     kw = _check_method(inference, inference_kw)
     q, m = None, model
     if inference == "optimal":
         from .optimal import per_point
         q = per_point(model, x, kw["steps"], kw["lr"], kw["K"], seed=seed + 1, progress=progress)
     elif inference == "optimal-encoder":
-        from .optimal import amortized
-        m = amortized(model, x, kw["epochs"], kw["lr"], kw["batch_size"], kw["K"], seed=seed + 1,
+        from .optimal import encoder
+        m = encoder(model, x, kw["epochs"], kw["lr"], kw["batch_size"], kw["K"], seed=seed + 1,
                       progress=progress)
     m.eval()
     return evaluate(m, x, bound, K, q=q, seed=seed)
@@ -99,16 +98,6 @@ def inference_gap(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, infer
     amort = evaluate_with(model, x, bound, K, "amortized", seed=seed)
     opt = evaluate_with(model, x, bound, K, inference, inference_kw, seed=seed)
     return opt - amort
-
-
-def load_model(path, device=None):
-    """Rebuild the model stored in a checkpoint and load its weights (eval mode)."""
-    ck = load_checkpoint(path, map_location="cpu")
-    model = build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    if device is not None:
-        model.to(device)
-    return model.eval()
 
 
 def tensor_digest(x: torch.Tensor) -> str:
@@ -144,10 +133,10 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
     :param checkpoints: ``[(epoch, path), ...]`` as from :func:`gapkit.train.checkpoints`, or paths
         named ``epoch_NNNN.pt``.
     :param x: (N, D) data (a fixed binarization for dynamic data).
-    :param bound: ``"elbo"`` or ``"iwae"``.
+    :param bound: a name in :data:`gapkit.bounds.BOUNDS` (``"elbo"``, ``"iwae"``, ...).
     :param K: the bound's samples per image.
     :param inference: q: ``"amortized"``, ``"optimal"`` (:func:`gapkit.optimal.per_point`) or
-        ``"optimal-encoder"`` (:func:`gapkit.optimal.amortized`).
+        ``"optimal-encoder"`` (:func:`gapkit.optimal.encoder`).
     :param inference_kw: the inference method's settings.
     :param cache_dir: where per-checkpoint results live (default: ``sweep/`` next to the checkpoints).
     :returns: one dict per checkpoint, in the given order: ``epoch``, ``checkpoint``, ``nats`` (mean
@@ -157,8 +146,7 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
     Chapter 2 (``notebooks/02_generalization_gaps``) sweeps its checkpoints with it, with the
     encoder and with optimal inference.
     """
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; valid: {', '.join(BOUNDS)}")
+    one_of("bound (a name: sweeps are cached by it)", bound, BOUNDS)
     positive_int("K", K)
     kw = _check_method(inference, inference_kw)
     pairs = _as_pairs(checkpoints)

@@ -33,7 +33,7 @@
 # In gapkit the model is a {class}`gapkit.models.VAE`; {func}`gapkit.estimators.log_weights` draws
 # $z \sim q_\phi(z \mid x)$ and returns the log-weights $\log p_\theta(x, z) - \log q_\phi(z \mid x)$,
 # {func}`gapkit.bounds.elbo` averages them, and {func}`gapkit.train.train` maximizes the ELBO
-# ({class}`gapkit.objectives.ELBO`) with Adam.
+# ({class}`gapkit.objectives.bounds_based.ELBO`) with Adam.
 
 # %% tags=["remove-cell"]
 # On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).

@@ -192,7 +192,7 @@ plots.say(f"IWAE-K is non-decreasing in K within Monte Carlo error: {monotone}."
 # We now train a VAE (threshold binarization, as in {cite}`zhang2022generalization`) and, at
 # checkpoints along training, evaluate the test bound four ways: the ELBO and IWAE-10 with the
 # amortized encoder, and the ELBO and IWAE-10 with **optimal inference**. The solid optimal-inference
-# curves use **the paper's form** ({func}`gapkit.optimal.amortized`: the trained encoder is copied and
+# curves use **the paper's form** ({func}`gapkit.optimal.encoder`: the trained encoder is copied and
 # trained on the test set with the decoder fixed); the dotted ones use the **per-data-point form**
 # ({func}`gapkit.optimal.per_point`: free mean and log-std for every test image, all optimized together
 # from the encoder's output). Both bounds of one $q$ use the same 10 samples.

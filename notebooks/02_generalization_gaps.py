@@ -62,7 +62,7 @@
 # curve shows the generative model's own overfitting. Here $q^*$ is found per test image by
 # gradient ascent on its ELBO ({func}`gapkit.optimal.per_point`, as in [chapter 1](01_elbo_tightness.ipynb): free means and standard deviations for
 # every image, all optimized at once, starting from the encoder's output); the paper instead
-# retrains a copy of the encoder on the test set ({func}`gapkit.optimal.amortized`), and the sweep
+# retrains a copy of the encoder on the test set ({func}`gapkit.optimal.encoder`), and the sweep
 # accepts both (`inference="optimal"` or `"optimal-encoder"`). On a linear-Gaussian model, where
 # the posterior is known, the tests check that this gap ({func}`gapkit.sweep.inference_gap`) equals the exact
 # $\mathrm{KL}(q_\phi \,\|\, p(z \mid x))$ averaged over the data.

@@ -59,9 +59,9 @@
 # $$
 #
 # In gapkit these are interchangeable objectives for the one training loop
-# ({class}`gapkit.sleep.Wake`, {class}`~gapkit.sleep.Sleep`, {class}`~gapkit.sleep.ReverseSleep`,
-# {class}`~gapkit.sleep.ReverseHalfAsleep`, {class}`~gapkit.sleep.Denoising`), with model samples from
-# {func}`gapkit.sleep.model_samples`. Model samples are
+# ({class}`gapkit.objectives.encoder_schemes.Wake`, {class}`~gapkit.objectives.encoder_schemes.Sleep`, {class}`~gapkit.objectives.encoder_schemes.ReverseSleep`,
+# {class}`~gapkit.objectives.encoder_schemes.ReverseHalfAsleep`, {class}`~gapkit.objectives.encoder_schemes.Denoising`), with model samples from
+# {func}`gapkit.objectives.encoder_schemes.model_samples`. Model samples are
 # drawn fresh for every minibatch. For post-hoc encoder training the decoder is fixed: the objectives
 # return no decoder loss, and every call of {func}`gapkit.train.train` starts fresh Adam optimizers, so a
 # new phase never inherits the last one's gradients or moments.[^zero]

@@ -51,7 +51,8 @@ from IPython.display import Markdown, display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
-from gapkit.experiments.iwae_snr import EXTRA_SEEDS, SETTINGS, load_model, table_over_seeds
+from gapkit.experiments.iwae_snr import EXTRA_SEEDS, SETTINGS, table_over_seeds
+from gapkit.models import load_model
 from gapkit.grid import cell_results, run_grid
 
 preset, device = setup("iwae-snr")  # theme, $GAPKIT_PRESET, device, expected times
@@ -62,7 +63,7 @@ preset, device = setup("iwae-snr")  # theme, $GAPKIT_PRESET, device, expected ti
 # `python -m gapkit run iwae-snr` trains six models with 64 samples per image each, evaluates
 # them on the test set, and measures the SNR of the IWAE gradient on the IWAE-64-trained model
 # ({func}`gapkit.snr.snr` computes all repetitions in one batched backward pass). The models are
-# trained by {func}`gapkit.train.train` with {class}`gapkit.objectives.IWAE` and the objectives below.
+# trained by {func}`gapkit.train.train` with {class}`gapkit.objectives.bounds_based.IWAE` and the objectives below.
 
 # %%
 res = experiments.run("iwae-snr", preset=preset.name)
@@ -149,12 +150,13 @@ plots.say(f"K = {grid[0]} → {grid[-1]}: decoder DSNR {d['theta'][0]:.2f} → {
 # ## The three fixes, with the same 64 samples per image
 #
 # * **MIWAE(M, K)**: $\frac1M\sum_m \log\frac1K\sum_k w_{m,k}$ ({func}`gapkit.bounds.miwae`,
-#   {class}`gapkit.piwae.MIWAE`); M = 1 is
+#   {class}`gapkit.objectives.rainforth.MIWAE`); M = 1 is
 #   IWAE-K, K = 1 the ELBO averaged over M samples.
 # * **CIWAE($\beta$)**: $\beta\,\mathcal{L}_1 + (1-\beta)\,\mathcal{L}_K$ on the same K samples
-#   ({func}`gapkit.bounds.ciwae`, {class}`gapkit.piwae.CIWAE`).
-# * **PIWAE(M, L)**: the encoder trains on MIWAE(M, L), the decoder on IWAE-$ML$
-#   ({class}`gapkit.piwae.PIWAE`, two losses for the one training loop).
+#   ({func}`gapkit.bounds.ciwae`, {class}`gapkit.objectives.rainforth.CIWAE`).
+# * **PIWAE(M, K)**: the encoder trains on MIWAE(M, K), the decoder on IWAE-$MK$ (K is always the
+#   number of samples inside one bound)
+#   ({class}`gapkit.objectives.rainforth.PIWAE`, two losses for the one training loop).
 #
 # First the SNR of the gradient each method uses, at the same (IWAE-64-trained) parameters:
 
@@ -233,7 +235,7 @@ plots.say("In how many of the seeds each ordering of the paper holds:",
 #
 # The reproduction {cite}`rainforth2018reproduction` learns CIWAE's $\beta$ by gradient descent but
 # leaves it unconstrained, so it can leave $[0, 1]$. Here $\beta = \mathrm{sigmoid}(a)$ stays inside
-# ({class}`gapkit.piwae.LearnableCIWAE`).
+# ({class}`gapkit.objectives.rainforth.LearnableCIWAE`).
 # There is a catch: on every draw, $\partial\,\mathrm{CIWAE}/\partial\beta = \mathcal{L}_1 - \mathcal{L}_K \le 0$
 # (Jensen), so maximizing the bound over $\beta$ can only push $\beta$ down toward IWAE; Adam's step
 # size, not the data, sets how fast.
@@ -264,7 +266,7 @@ from gapkit.estimators import log_weights
 from gapkit.snr import snr
 
 small_res = res if preset.name == "quick" else experiments.run("iwae-snr", preset="quick")
-small = load_model(small_res, "IWAE-64")
+small = load_model(small_res["checkpoints"]["IWAE-64"])
 from gapkit.data import load as load_data
 digits = load_data("digits", "threshold")
 xs = digits.test[:4]

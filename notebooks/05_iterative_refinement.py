@@ -83,7 +83,7 @@ from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
-from gapkit.experiments.refinement import load_model
+from gapkit.models import load_model
 from gapkit.refine import refine
 
 preset, device = setup("refinement")  # theme, $GAPKIT_PRESET, device, expected times
@@ -189,7 +189,7 @@ plots.say(
 # Refinement can also be used while training {cite}`hjelm2016iterative,krishnan2018challenges`. On
 # a minibatch the encoder proposes $\lambda_0$, $k$ refinement steps give $\lambda_k$ (no gradient
 # flows through them), and the two networks get different losses
-# ({class}`gapkit.refine.GDIR`, an objective for the book's one training loop, {func}`gapkit.train.train`):
+# ({class}`gapkit.objectives.refined.GDIR`, an objective for the book's one training loop, {func}`gapkit.train.train`):
 #
 # $$
 # \text{encoder: } \max_\phi\, \mathcal{L}(x; \lambda_\phi(x)), \qquad

@@ -121,7 +121,7 @@ display(plots.table([{"coder": "Shannon bound -log2 P", "bits": shannon, "round 
 #
 # The experiment trains the VAE (latent size 10, as in the paper's compression experiment), a
 # second encoder for the same decoder by reverse half-asleep ([chapter 3](03_wake_sleep.ipynb),
-# {class}`gapkit.sleep.ReverseHalfAsleep`), and compresses the
+# {class}`gapkit.objectives.encoder_schemes.ReverseHalfAsleep`), and compresses the
 # whole test set.
 
 # %%

@@ -59,7 +59,7 @@
 # sample dimension first). How good $q_t$ is as a proposal is measured, as in chapter 5, by the
 # normalized effective sample size $\mathrm{ESS} = (\sum_k w_k)^2 / (K \sum_k w_k^2)$.
 #
-# **Training** with AIR ({class}`gapkit.air.AIR`): refine the recognition network's $\mu_0$ for $T$
+# **Training** with AIR ({class}`gapkit.objectives.discrete.AIR`): refine the recognition network's $\mu_0$ for $T$
 # steps, then learn the generative model from samples of the refined $q_T$, either with the lower
 # bound's gradient $\frac1K \sum_k \nabla \log p(x, h^{(k)})$ ("AIR", the supplement's *vanilla*
 # AIR) or with the importance-weighted $\sum_k \tilde w^{(k)} \nabla \log p(x, h^{(k)})$ ("reweighted
@@ -67,9 +67,9 @@
 # $\mathrm{KL}(q_T \,\|\, q_\psi)$, in closed form for factorized Bernoullis, or (the *inclusive-KL*
 # variant) by $-\sum_k \tilde w^{(k)} \log q_\psi(h^{(k)} \mid x)$, an estimate of
 # $\mathrm{KL}(p(h \mid x) \,\|\, q_\psi)$. **Reweighted wake-sleep** {cite}`bornschein2015reweighted`
-# ({class}`gapkit.air.RWS`) uses the same weighted gradients with samples from $q_\psi$ itself, no
+# ({class}`gapkit.objectives.discrete.RWS`) uses the same weighted gradients with samples from $q_\psi$ itself, no
 # refinement, plus a sleep update of $q_\psi$ on the model's own samples. The **bidirectional
-# Helmholtz machine** {cite}`bornschein2016bidirectional` ({class}`gapkit.air.BiHM`) replaces
+# Helmholtz machine** {cite}`bornschein2016bidirectional` ({class}`gapkit.objectives.discrete.BiHM`) replaces
 # $w$ by $\sqrt{p(x, h) / q(h \mid x)}$ (the supplement's Eq. 3) and maximizes the bound
 # $2 \log \frac1K \sum_k \sqrt{w_k} \le \log p(x)$ ({func}`gapkit.bounds.bihm`); refining with those
 # weights gives **BiHM+**.

@@ -6,7 +6,7 @@ import torch
 
 from gapkit.bounds import ciwae, elbo, iwae, miwae
 from gapkit.models import LinearGaussian
-from gapkit.piwae import CIWAE, MIWAE, PIWAE, LearnableCIWAE
+from gapkit.objectives import CIWAE, MIWAE, PIWAE, LearnableCIWAE, make_objective
 
 
 def _lw(*shape, seed=0):
@@ -85,6 +85,9 @@ def test_objectives_shapes_and_learnable_beta_stays_inside():
         assert losses.encoder.dim() == 0 and losses.decoder.dim() == 0
     p = PIWAE(2, 3)(m, x, torch.Generator().manual_seed(1))
     assert p.encoder is not p.decoder
+    # K is the number of samples inside one bound everywhere (Rainforth et al. 2018's notation)
+    assert PIWAE(2, 3).config() == {"name": "piwae", "M": 2, "K": 3, "decoder_K": 6}
+    assert make_objective("miwae", M=2, K=3).config() == {"name": "miwae", "M": 2, "K": 3}
     lc = LearnableCIWAE(0.5, 6).double()
     opt = torch.optim.Adam(lc.parameters(), lr=0.5)
     for _ in range(50):

@@ -6,13 +6,12 @@ import torch
 from scipy.stats import chisquare
 
 from gapkit.bounds import bsvi, iwae
-from gapkit.bsvi import (BSVI, BSVIDS, BSVISIR, SVI, BufferWeights, buffer_trajectory, bsvi_prefix,
-                         make_refined_objective, mean_position, optimize_pi, sir_indices,
+from gapkit.bsvi import (BufferWeights, buffer_trajectory, bsvi_prefix, mean_position, optimize_pi, sir_indices,
                          trajectory_log_weights)
 from gapkit.estimators import log_weights
 from gapkit.experiments.bsvi import linear_gaussian_check
 from gapkit.models import VAE, LinearGaussian
-from gapkit.objectives import Losses
+from gapkit.objectives import BSVI, BSVIDS, BSVISIR, SVI, Losses, make_objective
 
 
 def _lg(seed=0):
@@ -127,7 +126,7 @@ def test_objectives_losses(name, kw):
     torch.manual_seed(0)
     model = VAE(20, 3, (16,), likelihood="bernoulli")
     x = (torch.rand(8, 20) > 0.5).float()
-    obj = make_refined_objective(name, lr=0.1, **kw)
+    obj = make_objective(name, lr=0.1, **kw)
     gen = torch.Generator().manual_seed(3)
     losses = obj(model, x, gen)
     assert isinstance(losses, Losses) and losses.encoder is not None and losses.decoder is not None
@@ -152,12 +151,12 @@ def test_objectives_losses(name, kw):
 
 
 def test_objective_classes_and_errors():
-    assert isinstance(make_refined_objective("svi", steps=2), SVI)
-    assert isinstance(make_refined_objective("bsvi-ds", steps=2), BSVIDS)
-    assert isinstance(make_refined_objective("bsvi-sir", steps=2), BSVISIR)
-    assert isinstance(make_refined_objective("bsvi", steps=2), BSVI)
-    with pytest.raises(ValueError, match="valid: svi, bsvi, bsvi-ds, bsvi-sir"):
-        make_refined_objective("vsbi")
+    assert isinstance(make_objective("svi", steps=2), SVI)
+    assert isinstance(make_objective("bsvi-ds", steps=2), BSVIDS)
+    assert isinstance(make_objective("bsvi-sir", steps=2), BSVISIR)
+    assert isinstance(make_objective("bsvi", steps=2), BSVI)
+    with pytest.raises(ValueError, match="'svi', 'bsvi', 'bsvi-ds', 'bsvi-sir'"):
+        make_objective("vsbi")
     with pytest.raises(ValueError, match="optimizer"):
         BSVI(2, optimizer="lbfgs")
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from gapkit import bounds
-from gapkit.air import AIR, RWS, BiHM, evaluate, fit, log_likelihood, normalized_weights, refine
+from gapkit.air import evaluate, fit, log_likelihood, normalized_weights, refine
+from gapkit.objectives import AIR, RWS, BiHM
 from gapkit.sbn import SBN, bernoulli_kl
 
 

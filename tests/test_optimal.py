@@ -45,12 +45,12 @@ def test_per_point_leaves_model_untouched_and_improves_elbo():
     assert e1 > e0 + 0.1
 
 
-def test_amortized_trains_only_a_copy_of_the_encoder():
+def test_optimal_encoder_trains_only_a_copy_of_the_encoder():
     torch.manual_seed(0)
     model = VAE(12, 2, (16,))
     x = torch.bernoulli(torch.full((50, 12), 0.3), generator=torch.Generator().manual_seed(1))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    out = optimal.amortized(model, x, epochs=40, lr=1e-2, batch_size=25)
+    out = optimal.encoder(model, x, epochs=40, lr=1e-2, batch_size=25)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # original untouched
     for a, b in zip(model.decoder_parameters(), out.decoder_parameters()):
         assert torch.equal(a, b)                                                   # decoder fixed
@@ -68,8 +68,8 @@ def test_per_point_rejects_bad_input(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(epochs=-1), dict(lr=-1.0), dict(K=0)])
-def test_amortized_rejects_bad_input(kw):
+def test_optimal_encoder_rejects_bad_input(kw):
     model, g = _orthogonal_lg()
     _, x = model.sample(4, g)
     with pytest.raises(ValueError):
-        optimal.amortized(model, x, **kw)
+        optimal.encoder(model, x, **kw)

@@ -6,7 +6,8 @@ import torch
 
 from gapkit.bounds import ess
 from gapkit.models import VAE, LinearGaussian
-from gapkit.refine import GDIR, refine
+from gapkit.objectives import GDIR
+from gapkit.refine import refine
 
 
 def diagonal_model(seed=0, n=8):

@@ -6,8 +6,8 @@ from gapkit.bounds import elbo
 from gapkit.classify import Classifier, accuracy, predictive, train_classifier
 from gapkit.estimators import log_weights
 from gapkit.models import VAE, LinearGaussian
-from gapkit.sleep import (Denoising, ReverseHalfAsleep, ReverseSleep, Sleep, Wake, make_encoder_objective,
-                          model_samples)
+from gapkit.objectives import (Denoising, EncoderScheme, ReverseHalfAsleep, ReverseSleep, Sleep, Wake,
+                               make_objective, model_samples, names)
 from gapkit.train import train
 
 
@@ -29,7 +29,7 @@ def test_alpha_out_of_range(alpha):
 
 @pytest.mark.parametrize("sigma", [-0.1, -1, float("nan")])
 def test_negative_sigma(sigma):
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match=r"sigma .* in \[0, inf\)"):
         Denoising(sigma)
 
 
@@ -42,7 +42,9 @@ def test_unknown_latent_source(make):
 
 def test_unknown_objective_name_and_K():
     with pytest.raises(ValueError, match="reverse_half_asleep"):
-        make_encoder_objective("half_asleep")
+        make_objective("half_asleep")
+    assert names(EncoderScheme) == ["wake", "sleep", "reverse_sleep", "reverse_half_asleep", "denoising"]
+    assert isinstance(make_objective("reverse_half_asleep", alpha=0.25), ReverseHalfAsleep)
     with pytest.raises(ValueError, match="positive integer"):
         Wake(K=0)
 

@@ -99,7 +99,7 @@ def test_bad_train_config(kw):
 
 def test_bad_objective_and_K():
     with pytest.raises(ValueError, match="valid"):
-        make_objective("wake")
+        make_objective("wake-phi")
     with pytest.raises(ValueError, match="positive"):
         IWAE(0)
 

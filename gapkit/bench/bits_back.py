@@ -32,13 +32,13 @@ FILE_SIZES = (1, 10, 100, 1000)
 
 def _book_model():
     from ..experiments import default_out
-    from ..experiments.vae_basics import load_model
+    from ..models import load_model
     from ..train import checkpoints
     out = default_out("bits-back", "book", 0) / "binary" / "baseline"
     cks = checkpoints(out) if out.exists() else []
     if not cks:
         raise FileNotFoundError(f"no book model at {out}; run: python -m gapkit run bits-back --preset book")
-    return load_model({"checkpoint": str(cks[-1][1])})
+    return load_model(str(cks[-1][1]))
 
 
 @benchmark("bits-back", "Bits-back ANS codec: images/s each way at K=0, BPD vs -ELBO, gzip/bz2/lzma/PNG; "

@@ -3,7 +3,7 @@
 Chapter 7 (``notebooks/07_bits_back``). Trains the baseline VAE (the preset's architecture with a
 latent size of 10, as in Zhang et al. 2022's compression experiment; the quick preset keeps its
 own), then a reverse-half-asleep encoder for the same fixed decoder (post hoc, alpha = 0.5,
-:class:`gapkit.sleep.ReverseHalfAsleep`), and codes the test set with
+:class:`gapkit.objectives.encoder_schemes.ReverseHalfAsleep`), and codes the test set with
 :class:`gapkit.coding.BitsBackCodec`:
 
 * ``full``: every test image at K = 0 with each encoder: achieved BPD (initial bits excluded and
@@ -38,7 +38,7 @@ from ..coding.tables import quantize
 from ..coding.vae import VAECodecs
 from ..estimators import evaluate
 from ..objectives import ELBO
-from ..sleep import ReverseHalfAsleep
+from ..objectives import ReverseHalfAsleep
 from ..train import train
 from . import Context, experiment
 

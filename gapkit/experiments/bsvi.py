@@ -22,11 +22,10 @@ import time
 import torch
 
 from ..bounds import bsvi as bsvi_bound
-from ..bsvi import (BSVI, BSVIDS, BSVISIR, SVI, bsvi_prefix, mean_position, optimize_pi,
-                    refined_bounds)
+from ..bsvi import bsvi_prefix, mean_position, optimize_pi, refined_bounds
 from ..estimators import evaluate
 from ..models import LinearGaussian
-from ..objectives import ELBO, IWAE
+from ..objectives import make_objective
 from ..train import train
 from . import Context, experiment
 
@@ -64,11 +63,6 @@ def _methods(s: dict):
         out += [(f"BSVI-{k}", "bsvi", {"steps": k, **svi}), (f"BSVI-{k}-DS", "bsvi-ds", {"steps": k, **svi}),
                 (f"BSVI-{k}-pi", "bsvi", {"steps": k, "learn_pi": True, **svi})]
     return out
-
-
-def _objective(kind, kw):
-    return {"elbo": lambda: ELBO(), "iwae": lambda: IWAE(**kw), "svi": lambda: SVI(**kw),
-            "bsvi": lambda: BSVI(**kw), "bsvi-ds": lambda: BSVIDS(**kw), "bsvi-sir": lambda: BSVISIR(**kw)}[kind]()
 
 
 def _mean_se(v: torch.Tensor, dim=-1):
@@ -158,7 +152,7 @@ def bsvi_experiment(ctx: Context) -> dict:
     models, histories, monitor, times = {}, {}, {}, {}
     for label, kind, kw in methods:
         model = ctx.model(data)
-        obj = _objective(kind, kw)
+        obj = make_objective(kind, **kw)
         t0 = time.perf_counter()
         slug = label.lower().replace("-", "_")
         histories[label] = train(model, data, obj, ctx.train_config(**tc), out_dir=ctx.out / slug)

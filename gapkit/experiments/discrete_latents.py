@@ -24,7 +24,8 @@ import time
 import numpy as np
 import torch
 
-from ..air import AIR, RWS, BiHM, evaluate, fit, log_likelihood, refine, score_function_refine
+from ..air import evaluate, fit, log_likelihood, refine, score_function_refine
+from ..objectives import AIR, RWS, BiHM
 from ..sbn import SBN
 from . import Context, experiment
 

@@ -11,7 +11,7 @@ Chapter 1 (``notebooks/01_elbo_tightness``) shows its figures. Two parts:
 * ``mnist`` - a VAE trained on the preset's binarized images (threshold binarization; at the
   ``quick`` preset the 8x8 digits, see ``mnist.dataset``) with checkpoints; at every checkpoint
   the test bound in BPD four ways: ELBO and IWAE-10 with the amortized encoder and with optimal
-  inference (the paper's form, :func:`gapkit.optimal.amortized`: the encoder copied and trained on
+  inference (the paper's form, :func:`gapkit.optimal.encoder`: the encoder copied and trained on
   the test set with the decoder fixed; the per-data-point form is also reported), as in Zhang et
   al. 2022, Figure 9a. For the widget, repeated IWAE-K estimates of a few test images over a grid
   of K, against each image's best estimate of log p(x).
@@ -28,13 +28,13 @@ from ..progress import tqdm
 from .. import optimal
 from ..bounds import bpd
 from ..estimators import evaluate
-from ..io import load_checkpoint
-from ..models import LinearGaussian, build_model
+from ..likelihoods import gaussian_kl
+from ..models import LinearGaussian, load_model
 from ..objectives import ELBO
 from ..train import checkpoints, train
 from . import Context, experiment
 
-__all__ = ["elbo_tightness", "SETTINGS", "make_linear_gaussian", "gaussian_kl", "best_diagonal",
+__all__ = ["elbo_tightness", "SETTINGS", "make_linear_gaussian", "best_diagonal",
            "exact_posterior_elbo", "iwae_spread"]
 
 K_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -71,16 +71,6 @@ def make_linear_gaussian(seed: int = 0, x_dim: int = LG["x_dim"], z_dim: int = L
     W = torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64)
     W[:, 1:] = column_corr * W[:, :1] + math.sqrt(1 - column_corr ** 2) * W[:, 1:]
     return LinearGaussian(x_dim, z_dim, noise_std=noise_std, W=W, generator=g)
-
-
-def gaussian_kl(mu_q, var_q, mu_p, cov_p):
-    """KL(N(mu_q, diag var_q) || N(mu_p, cov_p)) per row: (B, Z) x (B, Z) x (B, Z) x (Z, Z) -> (B,).
-
-    ``0.5 [tr(S^-1 V) + (m_p - m_q)^T S^-1 (m_p - m_q) - Z + log det S - log det V]``."""
-    prec = torch.linalg.inv(cov_p)
-    d = mu_p - mu_q
-    return 0.5 * ((torch.diagonal(prec) * var_q).sum(-1) + ((d @ prec) * d).sum(-1) - mu_q.shape[-1]
-                  + torch.logdet(cov_p) - torch.log(var_q).sum(-1))
 
 
 def best_diagonal(model: LinearGaussian, x):
@@ -123,7 +113,7 @@ def linear_gaussian_part(ctx: Context, s: dict) -> dict:
         log_px = model.exact_log_px(x)
         m, S = model.posterior(x)
     # The amortized encoder: the linear encoder (starting at q = prior) trained on the ELBO of a few points.
-    enc = optimal.amortized(model, x_train, epochs=LG["enc_epochs"], lr=LG["enc_lr"], batch_size=LG["n_train"],
+    enc = optimal.encoder(model, x_train, epochs=LG["enc_epochs"], lr=LG["enc_lr"], batch_size=LG["n_train"],
                             seed=ctx.seed)
     with torch.no_grad():
         q_amort = enc.encode(x)
@@ -135,7 +125,7 @@ def linear_gaussian_part(ctx: Context, s: dict) -> dict:
     with torch.no_grad():
         for name, q in (("amortized", q_amort), ("best_diagonal", q_best), ("best_diagonal_closed_form", q_closed)):
             e = evaluate(model, x, "elbo", K_elbo, q=q, seed=ctx.seed)
-            kl = gaussian_kl(q[0], q[1] ** 2, m, S)
+            kl = gaussian_kl(q[0], q[1], m, S)
             rows[name] = {"elbo_mc": _f(e), "kl": _f(kl), "log_px_minus_kl": _f(log_px - kl)}
         e = exact_posterior_elbo(model, x, K_elbo, generator=g)
         rows["exact_posterior"] = {"elbo_mc": _f(e), "kl": 0.0, "log_px_minus_kl": _f(log_px)}
@@ -179,13 +169,10 @@ def mnist_part(ctx: Context, s: dict) -> dict:
                            f"iwae{K}_bpd_optimal", "elbo_bpd_optimal_per_point", f"iwae{K}_bpd_optimal_per_point")}
     ckpts = checkpoints(ctx.out)
     for epoch, path in tqdm(ckpts, desc="checkpoints", disable=not ctx.progress):
-        ck = load_checkpoint(path, map_location=ctx.device)
-        m = build_model(ck["model_config"]).to(ctx.device)
-        m.load_state_dict(ck["model"])
-        m.eval()
+        m = load_model(path, ctx.device)
         with torch.no_grad():
             e_a, i_a = _bounds(m, x, K, seed=ctx.seed)
-        m_opt = optimal.amortized(m, x, epochs=s["opt_epochs"], lr=s["opt_lr"], seed=ctx.seed, progress=ctx.progress)
+        m_opt = optimal.encoder(m, x, epochs=s["opt_epochs"], lr=s["opt_lr"], seed=ctx.seed, progress=ctx.progress)
         q_pp = optimal.per_point(m, x, steps=s["pp_steps"], lr=s["pp_lr"], K=s["pp_K"], seed=ctx.seed,
                                  progress=ctx.progress, lr_decay=True)
         with torch.no_grad():

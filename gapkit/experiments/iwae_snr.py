@@ -22,10 +22,8 @@ import numpy as np
 import torch
 
 from ..estimators import evaluate
-from ..io import load_checkpoint
-from ..models import VAE, build_model
-from ..objectives import ELBO, IWAE
-from ..piwae import CIWAE, MIWAE, PIWAE, LearnableCIWAE
+from ..models import VAE, load_model
+from ..objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE, LearnableCIWAE
 from ..snr import snr
 from ..train import train
 from . import Context, experiment
@@ -73,7 +71,7 @@ def methods(budget: int = 64) -> dict:
         "IWAE-64": lambda: IWAE(K=budget),
         "MIWAE(8,8)": lambda: MIWAE(M=8, K=8),
         "CIWAE(0.5)": lambda: CIWAE(beta=0.5, K=budget),
-        "PIWAE(8,8)": lambda: PIWAE(M=8, L=8),
+        "PIWAE(8,8)": lambda: PIWAE(M=8, K=8),
         "VAE": lambda: ELBO(K=budget),
         "CIWAE(learned)": lambda: LearnableCIWAE(beta0=0.5, K=budget),
     }
@@ -98,14 +96,6 @@ def _model(ctx: Context, data, s):
         m = data.train.mean(0).clamp(1e-3, 1 - 1e-3)
         bias = torch.log(m) - torch.log1p(-m)
     return VAE(data.dim, p.latent, p.hidden, p.activation, data.likelihood, output_bias=bias).to(ctx.device)
-
-
-def load_model(results: dict, method: str = "IWAE-64"):
-    """A trained model of an ``iwae-snr`` result."""
-    ck = load_checkpoint(results["checkpoints"][method])
-    model = build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    return model.eval()
 
 
 def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
@@ -170,7 +160,7 @@ def iwae_snr(ctx: Context) -> dict:
         return {**common, "metrics": {"table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
                                                 for k, v in table.items()}}}
     # SNR on the IWAE-64-trained model, a fixed minibatch of test images.
-    model = load_model({"checkpoints": checkpoints}, "IWAE-64").to(ctx.device)
+    model = load_model(checkpoints["IWAE-64"], ctx.device)
     xb = x_test[:s["snr_batch"]]
     sweep = snr_sweep(model, xb, s["K_grid"], s["M_grid"], s["snr_reps"], seed=ctx.seed, progress=ctx.progress)
     # The gradient each method uses, at the same parameters and budget of 64 samples.

@@ -11,7 +11,7 @@ On one VAE trained with the ELBO (training and test data):
   the mean ELBO (``elbo_train``/``elbo_test``, nats) and the mean normalized effective sample size
   (``ess_train``/``ess_test``) of ``eval_samples`` importance weights from q_i; ``*_prior`` keys
   for the start at the prior.
-* Training with refinement (GDIR / SVI training, :class:`gapkit.refine.GDIR`) against the plain VAE,
+* Training with refinement (GDIR / SVI training, :class:`gapkit.objectives.refined.GDIR`) against the plain VAE,
   same architecture, data and epochs: ``table`` -> ``vae``/``gdir`` -> ``bound`` (negative ELBO),
   ``nll`` (negative IWAE-K), and the same with test-time refinement (``bound_refined``,
   ``nll_refined``), all in nats on test images, lower is better; ``paper_table1`` holds Hjelm et al.'s
@@ -29,11 +29,9 @@ from ..progress import tqdm
 
 from ..bounds import ess
 from ..estimators import evaluate, log_weights
-from ..io import load_checkpoint
-from ..models import build_model
-from ..objectives import ELBO
+from ..objectives import ELBO, GDIR
 from ..optimal import per_point
-from ..refine import GDIR, refine
+from ..refine import refine
 from ..train import train
 from . import Context, experiment
 
@@ -191,11 +189,3 @@ def refinement(ctx: Context) -> dict:
                     "gdir_test_bound": tg["bound"], "gdir_test_bound_refined": tg["bound_refined"],
                     "vae_nll": tv["nll"], "gdir_nll": tg["nll"]},
     }
-
-
-def load_model(path: str):
-    """A model from one of this experiment's checkpoints (``res['checkpoints'][...]``, ``res['widget']``)."""
-    ck = load_checkpoint(path)
-    model = build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    return model.eval()

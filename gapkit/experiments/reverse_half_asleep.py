@@ -27,7 +27,7 @@ from ..bounds import bpd
 from ..classify import downstream_accuracy
 from ..estimators import evaluate
 from ..objectives import ELBO
-from ..sleep import Denoising, ReverseHalfAsleep, Sleep
+from ..objectives import Denoising, ReverseHalfAsleep, Sleep
 from ..train import _evaluate_into, train
 from . import Context, experiment
 

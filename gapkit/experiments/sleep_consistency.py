@@ -6,9 +6,11 @@ test set are sampled from it. A student with the teacher's decoder (fixed) and a
 encoder is then trained three ways by :func:`gapkit.train.train` and the test ELBO (BPD) is recorded
 per epoch:
 
-* wake: the ELBO of the finite training set (:class:`gapkit.sleep.Wake`);
-* sleep: log q(z|x) on fresh (z, x) ~ p(z) p(x|z) (:class:`gapkit.sleep.Sleep`);
-* reverse sleep: the ELBO of fresh model samples (:class:`gapkit.sleep.ReverseSleep`).
+* wake: the ELBO of the finite training set (:class:`gapkit.objectives.encoder_schemes.Wake`);
+* sleep: log q(z|x) on fresh (z, x) ~ p(z) p(x|z) (:class:`gapkit.objectives.encoder_schemes.Sleep`);
+* reverse sleep: the ELBO of fresh model samples (:class:`gapkit.objectives.encoder_schemes.ReverseSleep`);
+
+that is, every registered :class:`gapkit.objectives.encoder_schemes.EncoderScheme` without a setting to sweep.
 
 All three take the same number of gradient steps per epoch (one per training minibatch) from the
 same initial encoder, with the same evaluation noise. Chapter 3 (``notebooks/03_wake_sleep``).
@@ -18,11 +20,10 @@ from __future__ import annotations
 import torch
 
 from ..data import Dataset
-from ..models import build_model
-from ..sleep import ReverseSleep, Sleep, Wake
+from ..models import build_model, load_model
+from ..objectives import OBJECTIVES, EncoderScheme, names
 from ..train import train
 from . import Context, experiment, run
-from .vae_basics import load_model
 
 # Per preset: synthetic set sizes, student training (Adam), evaluation.
 SETTINGS = {
@@ -30,7 +31,9 @@ SETTINGS = {
     "book": dict(n_train=500, n_test=1000, epochs=150, lr=1e-3, batch_size=50, eval_every=5, eval_K=2),
     "paper": dict(n_train=10000, n_test=1000, epochs=100, lr=1e-3, batch_size=100, eval_every=1, eval_K=10),
 }
-METHODS = {"wake": Wake, "sleep": Sleep, "reverse_sleep": ReverseSleep}
+# The plain encoder schemes of the registry (those without a setting to sweep), in registration order:
+# wake, sleep, reverse_sleep.
+METHODS = {n: OBJECTIVES[n] for n in names(EncoderScheme) if OBJECTIVES[n].setting is None}
 ORDER = ("reverse_sleep", "sleep", "wake")  # the paper's ordering, best (lowest BPD) first
 
 
@@ -48,7 +51,7 @@ def student(teacher, seed: int):
 def sleep_consistency(ctx: Context) -> dict:
     s = ctx.settings
     base = run("vae-basics", preset=ctx.preset.name, seed=ctx.seed, progress=ctx.progress)
-    teacher = load_model(base).to(ctx.device)
+    teacher = load_model(base["checkpoint"], ctx.device)
     real = ctx.data()
     g = torch.Generator(device=ctx.device).manual_seed(ctx.seed + 12345)
     _, xtr = teacher.sample(s["n_train"], g)                          # (N, D) from p_d

@@ -8,8 +8,6 @@ import torch
 
 from ..bounds import bpd
 from ..estimators import evaluate
-from ..io import load_checkpoint
-from ..models import build_model
 from ..objectives import ELBO
 from ..train import train
 from . import Context, experiment
@@ -43,11 +41,3 @@ def vae_basics(ctx: Context) -> dict:
                    "samples": samples.cpu().round(decimals=3).tolist()},
         "checkpoint": str(ctx.out / "checkpoints" / f"epoch_{ctx.preset.epochs:04d}.pt"),
     }
-
-
-def load_model(results: dict):
-    """The trained model of a ``vae-basics`` result."""
-    ck = load_checkpoint(results["checkpoint"])
-    model = build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    return model.eval()

@@ -1,6 +1,7 @@
 """Encoder objectives that train q(z|x) on the training data, on model samples, or on both.
 
-Chapter 3 (``notebooks/03_wake_sleep``) explains them. Each is a :class:`gapkit.objectives.Objective`
+Chapter 3 (``notebooks/03_wake_sleep``) explains them. Each is an :class:`EncoderScheme` (an
+:class:`gapkit.objectives.base.Objective`, registered, so ``names(EncoderScheme)`` lists them in this order)
 for the one training loop :func:`gapkit.train.train`; called as ``objective(model, x, generator)``
 on a training minibatch x of B rows, it returns ``Losses(encoder=..., decoder=...)`` (losses to
 *minimize*). With ``train_decoder=False`` (the default: post-hoc encoder training) the decoder
@@ -27,32 +28,27 @@ objective                  encoder loss (minimized over phi)
 ``latent="posterior"`` draws the model samples' latents from the aggregate posterior instead of the
 prior: z' ~ q(z|x_b) for the training minibatch, then x' ~ p(x|z') (Zhang et al.'s fix when
 q(z) = E_{p_data}[q(z|x)] and p(z) differ). No gradient flows through the sampling of x'.
+
+A new scheme (say RWS's wake-phi) is one registered subclass of :class:`EncoderScheme` here: set
+``name``, compute the encoder loss in ``__call__`` and return ``self.losses(model, x, loss, generator)``.
 """
 from __future__ import annotations
 
 import torch
 
-from .bounds import elbo
-from .estimators import log_weights, sample_q
-from .objectives import Losses, Objective, _check_K
+from ..bounds import elbo
+from ..checks import boolean, number, one_of, positive_int
+from ..estimators import log_weights, sample_q
+from .base import Losses, Objective, register
 
-__all__ = ["Wake", "Sleep", "ReverseSleep", "ReverseHalfAsleep", "Denoising", "model_samples",
-           "LATENT_SOURCES", "ENCODER_OBJECTIVES", "make_encoder_objective"]
+__all__ = ["EncoderScheme", "Wake", "Sleep", "ReverseSleep", "ReverseHalfAsleep", "Denoising", "model_samples",
+           "LATENT_SOURCES"]
 
 LATENT_SOURCES = ("prior", "posterior")
 
 
-def _check_latent(latent):
-    if latent not in LATENT_SOURCES:
-        raise ValueError(f"unknown latent source {latent!r}; valid: 'prior' (z ~ p(z)) or "
-                         "'posterior' (z ~ q(z|x_train))")
-    return latent
-
-
-def _check_bool(name, v):
-    if not isinstance(v, bool):
-        raise ValueError(f"{name} must be True or False, got {v!r}")
-    return v
+def _latent(latent):
+    return one_of("latent source ('prior': z ~ p(z), 'posterior': z ~ q(z|x_train))", latent, LATENT_SOURCES)
 
 
 @torch.no_grad()
@@ -64,7 +60,7 @@ def model_samples(model, x: torch.Tensor, latent: str = "prior", generator=None)
 
     Chapter 3 (``notebooks/03_wake_sleep``) explains it.
     """
-    _check_latent(latent)
+    _latent(latent)
     if latent == "prior":
         return model.sample(len(x), generator)
     mu, std = model.encode(x)
@@ -72,32 +68,39 @@ def model_samples(model, x: torch.Tensor, latent: str = "prior", generator=None)
     return z, model.sample_x(z, generator)
 
 
-def _neg_elbo(model, x, K, generator, q=None):
+def neg_elbo(model, x, K, generator, q=None):
     """-(1/B) sum_b ELBO(x_b) with K samples: a scalar."""
     return -elbo(log_weights(model, x, K, q=q, generator=generator)).mean()
 
 
-class _EncoderObjective(Objective):
-    """Shared pieces: K, ``train_decoder`` and the wake ELBO for the decoder."""
+class EncoderScheme(Objective):
+    """An encoder training scheme: K, ``train_decoder`` and the wake ELBO for the decoder.
+
+    Subclasses compute the encoder loss and return :meth:`losses`. ``setting`` names the scheme's
+    own knob that chapter 3 sweeps (``"alpha"``, ``"sigma"``), None for the plain schemes.
+    """
+
+    setting: str | None = None
 
     def __init__(self, K: int = 1, train_decoder: bool = False):
-        self.K = _check_K(K)
-        self.train_decoder = _check_bool("train_decoder", train_decoder)
+        self.K = positive_int("K", K)
+        self.train_decoder = boolean("train_decoder", train_decoder)
 
     def config(self):
         return {"name": self.name, "K": self.K, "train_decoder": self.train_decoder}
 
-    def _losses(self, model, x, enc_loss, generator, wake=None, metrics=None):
+    def losses(self, model, x, enc_loss, generator, wake=None, metrics=None) -> Losses:
         """Losses with the decoder trained by the wake ELBO on x (reusing ``wake`` when given)."""
         dec = None
         if self.train_decoder:
-            dec = wake if wake is not None else _neg_elbo(model, x, self.K, generator)
+            dec = wake if wake is not None else neg_elbo(model, x, self.K, generator)
         metrics = dict(metrics or {})
         metrics["encoder_loss"] = float(enc_loss.detach())
         return Losses(enc_loss, dec, metrics)
 
 
-class Wake(_EncoderObjective):
+@register
+class Wake(EncoderScheme):
     """Wake-phase amortized inference: minimize -(1/B) sum_b ELBO(x_b) over the training minibatch.
 
     With ``train_decoder=True`` this is the usual VAE (the same loss for phi and theta).
@@ -107,11 +110,12 @@ class Wake(_EncoderObjective):
     name = "wake"
 
     def __call__(self, model, x, generator=None) -> Losses:
-        loss = _neg_elbo(model, x, self.K, generator)
-        return self._losses(model, x, loss, generator, wake=loss)
+        loss = neg_elbo(model, x, self.K, generator)
+        return self.losses(model, x, loss, generator, wake=loss)
 
 
-class Sleep(_EncoderObjective):
+@register
+class Sleep(EncoderScheme):
     """Sleep phase (forward KL): minimize -(1/B) sum_b log q(z'_b | x'_b), (z', x') ~ p(z) p(x|z).
 
     min_phi E_{p(x)} KL(p(z|x) || q(z|x)) up to a constant in phi (Hinton et al. 1995; Zhang et al.
@@ -123,7 +127,7 @@ class Sleep(_EncoderObjective):
 
     def __init__(self, latent: str = "prior", train_decoder: bool = False):
         super().__init__(1, train_decoder)
-        self.latent = _check_latent(latent)
+        self.latent = _latent(latent)
 
     def config(self):
         return {"name": self.name, "latent": self.latent, "train_decoder": self.train_decoder}
@@ -132,46 +136,36 @@ class Sleep(_EncoderObjective):
         z, xs = model_samples(model, x, self.latent, generator)     # (B, Z), (B, D)
         mu, std = model.encode(xs)
         loss = -model.log_q(z, mu, std).mean()
-        return self._losses(model, x, loss, generator)
+        return self.losses(model, x, loss, generator)
 
 
-class ReverseHalfAsleep(_EncoderObjective):
-    """Reverse half-asleep: reverse KL(q || p(z|x)) averaged over m(x) = alpha p(x) + (1-alpha) p_data.
-
-    Encoder loss  -[alpha (1/B) sum_b ELBO(x'_b) + (1 - alpha) (1/B) sum_b ELBO(x_b)]  with B fresh
-    model samples x' (latents from ``latent``: the prior, or q(z|x_b)) next to the B training rows x:
-    an unbiased estimate of -E_m[ELBO]. The term whose weight is 0 is not computed, so alpha = 0 is
-    exactly :class:`Wake` on the same batch (and draws no model samples) and alpha = 1 is reverse
-    sleep (it reads no training data when ``latent="prior"`` and the decoder is fixed).
-    Zhang et al. 2022, eq. 21. Chapter 3 (``notebooks/03_wake_sleep``).
-    """
-
-    name = "reverse_half_asleep"
+class _ReverseKL(EncoderScheme):
+    """Reverse KL(q || p(z|x)) averaged over m(x) = alpha p(x) + (1-alpha) p_data (the computation
+    shared by :class:`ReverseSleep` and :class:`ReverseHalfAsleep`)."""
 
     def __init__(self, alpha: float = 0.5, latent: str = "prior", K: int = 1, train_decoder: bool = False):
         super().__init__(K, train_decoder)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be a number in [0, 1] (0: wake ELBO on the training data, "
-                             f"1: reverse sleep on model samples), got {alpha!r}")
-        self.alpha = float(alpha)
-        self.latent = _check_latent(latent)
+        self.alpha = number("alpha (0: wake ELBO on the training data, 1: reverse sleep on model samples)",
+                            alpha, 0, 1)
+        self.latent = _latent(latent)
 
     def config(self):
         return {**super().config(), "alpha": self.alpha, "latent": self.latent}
 
     def __call__(self, model, x, generator=None) -> Losses:
         a = self.alpha
-        wake = _neg_elbo(model, x, self.K, generator) if a < 1 else None
+        wake = neg_elbo(model, x, self.K, generator) if a < 1 else None
         loss = (1 - a) * wake if wake is not None else 0.0
         if a > 0:
             _, xs = model_samples(model, x, self.latent, generator)   # (B, D), fresh each minibatch
-            loss = loss + a * _neg_elbo(model, xs, self.K, generator)
+            loss = loss + a * neg_elbo(model, xs, self.K, generator)
         if a == 0:
             loss = wake  # the very same tensor as Wake's loss
-        return self._losses(model, x, loss, generator, wake=wake)
+        return self.losses(model, x, loss, generator, wake=wake)
 
 
-class ReverseSleep(ReverseHalfAsleep):
+@register
+class ReverseSleep(_ReverseKL):
     """Reverse sleep: minimize -(1/B) sum_b ELBO(x'_b) over fresh model samples x' ~ p(x), phi only.
 
     min_phi E_{p(x)} KL(q(z|x) || p(z|x)) (Zhang et al. 2022, eq. 19); ReverseHalfAsleep(alpha=1).
@@ -184,7 +178,24 @@ class ReverseSleep(ReverseHalfAsleep):
         super().__init__(1.0, latent, K, train_decoder)
 
 
-class Denoising(_EncoderObjective):
+@register
+class ReverseHalfAsleep(_ReverseKL):
+    """Reverse half-asleep: reverse KL(q || p(z|x)) averaged over m(x) = alpha p(x) + (1-alpha) p_data.
+
+    Encoder loss  -[alpha (1/B) sum_b ELBO(x'_b) + (1 - alpha) (1/B) sum_b ELBO(x_b)]  with B fresh
+    model samples x' (latents from ``latent``: the prior, or q(z|x_b)) next to the B training rows x:
+    an unbiased estimate of -E_m[ELBO]. The term whose weight is 0 is not computed, so alpha = 0 is
+    exactly :class:`Wake` on the same batch (and draws no model samples) and alpha = 1 is reverse
+    sleep (it reads no training data when ``latent="prior"`` and the decoder is fixed).
+    Zhang et al. 2022, eq. 21. Chapter 3 (``notebooks/03_wake_sleep``).
+    """
+
+    name = "reverse_half_asleep"
+    setting = "alpha"
+
+
+@register
+class Denoising(EncoderScheme):
     """The denoising regularizer (Shu et al. 2018): -[w ELBO_eps(x) + (1 - w) ELBO(x)], w = ``weight``.
 
     ELBO_eps(x) = E_{z ~ q(z|x+eps)}[log p(x, z) - log q(z|x+eps)], eps ~ N(0, sigma^2 I): the encoder
@@ -193,36 +204,19 @@ class Denoising(_EncoderObjective):
     """
 
     name = "denoising"
+    setting = "sigma"
 
     def __init__(self, sigma: float = 0.4, weight: float = 0.5, K: int = 1, train_decoder: bool = False):
         super().__init__(K, train_decoder)
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-            raise ValueError(f"sigma (the input-noise standard deviation) must be a number >= 0, got {sigma!r}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-            raise ValueError(f"weight must be a number in [0, 1], got {weight!r}")
-        self.sigma, self.weight = float(sigma), float(weight)
+        self.sigma = number("sigma (the input-noise standard deviation)", sigma, 0)
+        self.weight = number("weight", weight, 0, 1)
 
     def config(self):
         return {**super().config(), "sigma": self.sigma, "weight": self.weight}
 
     def __call__(self, model, x, generator=None) -> Losses:
-        wake = _neg_elbo(model, x, self.K, generator)
+        wake = neg_elbo(model, x, self.K, generator)
         eps = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        noisy = _neg_elbo(model, x, self.K, generator, q=model.encode(x + self.sigma * eps))
+        noisy = neg_elbo(model, x, self.K, generator, q=model.encode(x + self.sigma * eps))
         loss = self.weight * noisy + (1 - self.weight) * wake
-        return self._losses(model, x, loss, generator, wake=wake)
-
-
-ENCODER_OBJECTIVES = {"wake": Wake, "sleep": Sleep, "reverse_sleep": ReverseSleep,
-                      "reverse_half_asleep": ReverseHalfAsleep, "denoising": Denoising}
-
-
-def make_encoder_objective(name: str, **kw) -> Objective:
-    """An encoder objective by name (``wake``, ``sleep``, ``reverse_sleep``, ``reverse_half_asleep``,
-    ``denoising``) with its keyword arguments.
-
-    Chapter 3 (``notebooks/03_wake_sleep``) explains it.
-    """
-    if name not in ENCODER_OBJECTIVES:
-        raise ValueError(f"unknown encoder objective {name!r}; valid: {', '.join(ENCODER_OBJECTIVES)}")
-    return ENCODER_OBJECTIVES[name](**kw)
+        return self.losses(model, x, loss, generator, wake=wake)

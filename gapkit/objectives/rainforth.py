@@ -1,17 +1,18 @@
 """The three fixes of Rainforth et al. (2018) as objectives for :func:`gapkit.train.train`.
 
-All of them spend the same budget of ``T = M K`` samples per image, ``log w = log p(x,z) - log q(z|x)``:
+Notation (the paper's): **K is always the number of importance samples inside one bound**, M the
+number of such bounds averaged. With ``log w = log p(x,z) - log q(z|x)``:
 
 * ``MIWAE(M, K)``: ``(1/M) sum_m log (1/K) sum_k w_{m,k}`` for encoder (phi) and decoder (theta);
-  M = 1 is IWAE-K, K = 1 the ELBO averaged over M samples (:func:`gapkit.bounds.miwae`).
+  M = 1 is IWAE-K, K = 1 the ELBO averaged over M samples (:func:`gapkit.bounds.miwae`); M K samples.
 * ``CIWAE(beta, K)``: ``beta ELBO + (1 - beta) IWAE-K`` on the same K samples
   (:func:`gapkit.bounds.ciwae`), beta in [0, 1].
 * ``LearnableCIWAE(beta0, K)``: CIWAE with ``beta = sigmoid(a)``, so beta stays inside (0, 1);
   ``a`` is an ``nn.Parameter`` that the training loop steps on the ``objective`` loss (the negative
   CIWAE bound). On every draw ``d CIWAE / d beta = ELBO - IWAE <= 0`` (Jensen), so maximizing the
   bound over beta can only push beta down toward IWAE; how fast is set by the optimizer.
-* ``PIWAE(M, L, K)``: encoder on MIWAE(M, L), decoder on IWAE-K; with ``K = M L`` (the paper's
-  PIWAE(8, 8): MIWAE(8, 8) for phi, IWAE-64 for theta) both use the same M L samples.
+* ``PIWAE(M, K)``: encoder on MIWAE(M, K), decoder on IWAE with ``decoder_K`` samples, by default
+  M K, the same samples (the paper's PIWAE(8, 8): MIWAE(8, 8) for phi, IWAE-64 for theta).
 
 Chapter 4 (``notebooks/04_iwae_snr``) explains why: the signal-to-noise ratio of the IWAE
 encoder gradient falls like 1/sqrt(K) while the decoder's grows like sqrt(K).
@@ -23,19 +24,19 @@ import math
 import torch
 import torch.nn as nn
 
-from .bounds import ciwae, iwae, miwae
-from .estimators import log_weights
-from .objectives import OBJECTIVES, Losses, Objective, _check_K
+from ..bounds import ciwae, iwae, miwae
+from ..checks import number, positive_int
+from ..estimators import log_weights
+from .base import Losses, Objective, register
 
-__all__ = ["MIWAE", "CIWAE", "LearnableCIWAE", "PIWAE", "check_beta"]
-
-
-def check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= float(beta) <= 1.0:
-        raise ValueError(f"beta must be a number in [0, 1] (1: ELBO, 0: IWAE), got {beta!r}")
-    return float(beta)
+__all__ = ["MIWAE", "CIWAE", "LearnableCIWAE", "PIWAE"]
 
 
+def _beta(name, beta) -> float:
+    return number(f"{name} (1: ELBO, 0: IWAE)", beta, 0, 1)
+
+
+@register
 class MIWAE(Objective):
     """Maximize MIWAE(M, K) = (1/M) sum_m log (1/K) sum_k w_{m,k} for phi and theta (M K samples per image).
 
@@ -45,7 +46,7 @@ class MIWAE(Objective):
     name = "miwae"
 
     def __init__(self, M: int = 8, K: int = 8):
-        self.M, self.K = _check_K(M), _check_K(K)
+        self.M, self.K = positive_int("M", M), positive_int("K", K)
 
     def config(self):
         return {"name": self.name, "M": self.M, "K": self.K}
@@ -56,6 +57,7 @@ class MIWAE(Objective):
         return Losses(-bound, -bound, {"bound": bound.item()})
 
 
+@register
 class CIWAE(Objective):
     """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta.
 
@@ -65,7 +67,7 @@ class CIWAE(Objective):
     name = "ciwae"
 
     def __init__(self, beta: float = 0.5, K: int = 64):
-        self.beta, self.K = check_beta(beta), _check_K(K)
+        self.beta, self.K = _beta("beta", beta), positive_int("K", K)
 
     def config(self):
         return {"name": self.name, "beta": self.beta, "K": self.K}
@@ -75,6 +77,7 @@ class CIWAE(Objective):
         return Losses(-bound, -bound, {"bound": bound.item()})
 
 
+@register
 class LearnableCIWAE(nn.Module, Objective):
     """CIWAE with a learnable ``beta = sigmoid(a)`` kept inside (0, 1).
 
@@ -89,10 +92,8 @@ class LearnableCIWAE(nn.Module, Objective):
 
     def __init__(self, beta0: float = 0.5, K: int = 64):
         nn.Module.__init__(self)
-        beta0 = check_beta(beta0)
-        if not 0.0 < beta0 < 1.0:
-            raise ValueError(f"beta0 must be strictly inside (0, 1) for beta = sigmoid(a), got {beta0!r}")
-        self.beta0, self.K = beta0, _check_K(K)
+        beta0 = number("beta0 (the initial beta = sigmoid(a))", beta0, 0, 1, lo_open=True, hi_open=True)
+        self.beta0, self.K = beta0, positive_int("K", K)
         self.a = nn.Parameter(torch.tensor(math.log(beta0 / (1 - beta0))))
         self.trace: list[float] = []
 
@@ -112,30 +113,27 @@ class LearnableCIWAE(nn.Module, Objective):
         return Losses(-bound, -bound, {"bound": bound.item(), "beta": b}, objective=-bound)
 
 
+@register
 class PIWAE(Objective):
-    """Encoder on MIWAE(M, L), decoder on IWAE-K (K = M L by default: the same samples).
+    """Encoder on MIWAE(M, K), decoder on IWAE-``decoder_K`` (by default M K: the same samples).
 
     Chapter 4 (``notebooks/04_iwae_snr``) explains it.
     """
 
     name = "piwae"
 
-    def __init__(self, M: int = 8, L: int = 8, K: int | None = None):
-        self.M, self.L = _check_K(M), _check_K(L)
-        self.K = self.M * self.L if K is None else _check_K(K)
+    def __init__(self, M: int = 8, K: int = 8, decoder_K: int | None = None):
+        self.M, self.K = positive_int("M", M), positive_int("K", K)
+        self.decoder_K = self.M * self.K if decoder_K is None else positive_int("decoder_K", decoder_K)
 
     def config(self):
-        return {"name": self.name, "M": self.M, "L": self.L, "K": self.K}
+        return {"name": self.name, "M": self.M, "K": self.K, "decoder_K": self.decoder_K}
 
     def __call__(self, model, x, generator=None) -> Losses:
-        lw = log_weights(model, x, self.M * self.L, generator=generator)      # (M L, B)
-        enc = miwae(lw.view(self.M, self.L, -1)).mean()
-        if self.K == self.M * self.L:
+        lw = log_weights(model, x, self.M * self.K, generator=generator)      # (M K, B)
+        enc = miwae(lw.view(self.M, self.K, -1)).mean()
+        if self.decoder_K == self.M * self.K:
             dec = iwae(lw).mean()
         else:
-            dec = iwae(log_weights(model, x, self.K, generator=generator)).mean()
+            dec = iwae(log_weights(model, x, self.decoder_K, generator=generator)).mean()
         return Losses(-enc, -dec, {"bound": dec.item(), "encoder_bound": enc.item()})
-
-
-for _cls in (MIWAE, CIWAE, LearnableCIWAE, PIWAE):
-    OBJECTIVES.setdefault(_cls.name, _cls)

@@ -1,0 +1,74 @@
+"""The objective contract and the one registry of objectives.
+
+An objective is called as ``objective(model, x, generator)`` on a minibatch and returns
+:class:`Losses`: a scalar to *minimize* for the encoder (phi), one for the decoder (theta),
+either of which may be ``None`` to leave that side untouched, plus metrics to log. When the two
+are the same tensor (the usual VAE) one backward pass serves both. ``Losses.objective`` is a loss
+for an objective's own parameters (e.g. CIWAE's learnable beta, BSVI's buffer weights).
+
+Every objective class is registered by its ``name`` with :func:`register`; :func:`make_objective`
+builds one by name and :func:`names` lists them (optionally those of one family, e.g. the encoder
+schemes of chapter 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..checks import one_of
+
+__all__ = ["Losses", "Objective", "OBJECTIVES", "register", "make_objective", "names"]
+
+
+@dataclass
+class Losses:
+    encoder: torch.Tensor | None
+    decoder: torch.Tensor | None
+    metrics: dict = field(default_factory=dict)
+    objective: torch.Tensor | None = None  # for an objective's own parameters (e.g. learnable beta)
+
+
+class Objective:
+    """Base class: subclasses set ``name`` and implement ``__call__(model, x, generator) -> Losses``
+    and ``config() -> dict`` (the settings that identify a training run)."""
+
+    name = "objective"
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+    def __call__(self, model, x, generator=None) -> Losses:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+OBJECTIVES: dict = {}
+"""Every registered objective class by name, in registration order."""
+
+
+def register(cls):
+    """Class decorator: registers ``cls`` (an :class:`Objective` subclass) under ``cls.name``.
+
+    A name belongs to one class; registering another class under a taken name is refused."""
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise TypeError(f"only Objective subclasses can be registered, got {cls!r}")
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not name or name == Objective.name:
+        raise ValueError(f"{cls.__qualname__} needs its own class attribute name = '...' to be registered")
+    if OBJECTIVES.get(name, cls) is not cls:
+        raise ValueError(f"objective name {name!r} is taken by {OBJECTIVES[name].__qualname__}")
+    OBJECTIVES[name] = cls
+    return cls
+
+
+def make_objective(name: str, **cfg) -> Objective:
+    """The registered objective ``name`` built with its settings ``cfg``, e.g.
+    ``make_objective("miwae", M=8, K=8)``."""
+    one_of("objective", name, OBJECTIVES)
+    return OBJECTIVES[name](**cfg)
+
+
+def names(family: type = Objective) -> list:
+    """Names of the registered objectives that are subclasses of ``family``, in registration order
+    (``names(EncoderScheme)``: the encoder schemes of chapter 3)."""
+    return [n for n, c in OBJECTIVES.items() if issubclass(c, family)]
