@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_commands", "load_model"]
+from ..models import load_model
+
+__all__ = ["add_commands"]
 
 
-def load_model(path):
-    """The VAE of a gapkit checkpoint, on the CPU, in eval mode."""
-    from ..io import load_checkpoint
-    from ..models import build_model
-    ck = load_checkpoint(path)
-    model = build_model(ck["model_config"])
-    model.load_state_dict(ck["model"])
-    return model.eval()
 
 
 def _read_npy(path):
