@@ -20,8 +20,6 @@ from ..models import load_model
 __all__ = ["add_commands"]
 
 
-
-
 def _read_npy(path):
     path = Path(path)
     if not path.exists():
