@@ -111,7 +111,7 @@ def test_local_grid_cells_and_aggregates(local_grid):
     out, g = local_grid
     assert g["counts"] == {"done": 4, "failed": 0} and len(g["settings"]) == 2
     by = {(c["overrides"]["epochs"], c["seed"]): c for c in g["cells"]}
-    k = "metrics/test/elbo_bpd"
+    k = "metrics/test/elbo/bpd"
     assert by[(3, 0)]["scalars"][k] != by[(3, 1)]["scalars"][k]  # seeds differ
     for s in g["settings"]:
         vals = [by[(s["overrides"]["epochs"], sd)]["scalars"][k] for sd in (0, 1)]

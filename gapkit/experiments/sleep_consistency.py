@@ -65,7 +65,7 @@ def sleep_consistency(ctx: Context) -> dict:
     holds = all(final[a] < final[b] for a, b in zip(ORDER[:-1], ORDER[1:]))
     return {
         "settings": s,
-        "teacher": {"from": "vae-basics", "test_elbo_bpd_real_data": base["metrics"]["test"]["elbo_bpd"],
+        "teacher": {"from": "vae-basics", "test_elbo_bpd_real_data": base["metrics"]["test"]["elbo"]["bpd"],
                     "n_train": len(xtr), "n_test": len(xte)},
         "methods": methods,
         "final_test_bpd": final,
