@@ -63,7 +63,7 @@ def sleep_consistency(ctx: Context) -> dict:
         methods[name] = {"epochs": h["epoch"], "test_bpd": h["test_bpd"], "train_bpd": h["train_bpd"]}
     final = {k: v["test_bpd"][-1] for k, v in methods.items()}
     holds = all(final[a] < final[b] for a, b in zip(ORDER[:-1], ORDER[1:]))
-    return {
+    res = {
         "settings": s,
         "teacher": {"from": "vae-basics", "test_elbo_bpd_real_data": base["metrics"]["test"]["elbo"]["bpd"],
                     "n_train": len(xtr), "n_test": len(xte)},
@@ -73,3 +73,20 @@ def sleep_consistency(ctx: Context) -> dict:
                      "observed": " < ".join(sorted(final, key=final.get))},
         "samples": xtr[:16].cpu().tolist(),
     }
+    res["book_summary"] = book_summary(res)
+    return res
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: the final test BPD of the three encoders and whether the paper's
+    ordering (reverse sleep < sleep < wake) held."""
+    f = res["final_test_bpd"]
+    names = {"wake": "wake", "sleep": "sleep", "reverse_sleep": "reverse sleep"}
+    values = {names[k]: f[k] for k in ("wake", "sleep", "reverse_sleep")}
+    epochs = res["methods"]["wake"]["epochs"][-1]
+    observed = " < ".join(sorted(values, key=values.get))
+    holds = values["reverse sleep"] < values["sleep"] < values["wake"]
+    finding = (f"Fresh encoders for a fixed decoder, after {epochs} epochs: test BPD orders {observed}; the "
+               f"expected order reverse sleep < sleep < wake {'held' if holds else 'did not hold'}.")
+    return {"title": "Wake, sleep, reverse sleep: test negative ELBO", "unit": "BPD", "lower_is_better": True,
+            "values": values, "finding": finding}
