@@ -248,12 +248,10 @@ def discrete_latents(ctx: Context) -> dict:
                    "BiHM+": nll["bihm_refined"]["nll"]},
         "finding": f"{held} of the supplement's {len(res['findings'])} findings on binary latents hold at this "
                    f"preset ({s['epochs']} of the paper's {PAPER_SETTINGS['epochs']} epochs)."}
-    res["metrics"] = {"nll_air_refined": nll["air_refined"]["nll"], "nll_bihm": nll["bihm"]["nll"],
-                      "nll_bihm_plus": nll["bihm_refined"]["nll"], "nll_air": nll["air"]["nll"],
-                      "nll_air_refined_gentle": nll["air_refined_gentle"]["nll"],
-                      "nll_bihm_plus_gentle": nll["bihm_refined_gentle"]["nll"],
-                      **{f"ess_{d}_layer_step0": fig1["depths"][d]["ess"][0] for d in fig1["depths"]},
-                      **{f"ess_{d}_layer_step50": fig1["depths"][d]["ess"][-1] for d in fig1["depths"]},
-                      "findings_holding": sum(f["holds"] for f in res["findings"]),
-                      "findings_total": len(res["findings"])}
+    depths = list(fig1["depths"])
+    res["metrics"] = {"nll": {k: nll[k]["nll"] for k in ("air", "air_refined", "air_refined_gentle", "bihm",
+                                                          "bihm_refined", "bihm_refined_gentle")},
+                      "ess": {"layers": [int(d) for d in depths], "steps": [steps[0], steps[-1]],
+                              "ess": [[fig1["depths"][d]["ess"][0], fig1["depths"][d]["ess"][-1]] for d in depths]},
+                      "findings": {"holding": sum(f["holds"] for f in res["findings"]), "total": len(res["findings"])}}
     return res
