@@ -119,11 +119,8 @@ c = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 plots.ellipse(ax0, ex["mean"], ex["cov"], color="k", label="exact posterior")
 plots.ellipse(ax0, ex["best_diagonal"][0], ex["best_diagonal"][1], color=c[0], label="best diagonal q")
 plots.ellipse(ax0, ex["amortized"][0], ex["amortized"][1], color=c[1], ls="--", label="amortized q")
-pts = np.array([ex["mean"], ex["best_diagonal"][0], ex["amortized"][0]])
-r = 2.5 * max(np.sqrt(np.max(np.diag(ex["cov"]))), max(ex["amortized"][1]))
-ax0.set_xlim(pts[:, 0].mean() - r, pts[:, 0].mean() + r)
-ax0.set_ylim(pts[:, 1].mean() - r, pts[:, 1].mean() + r)
-ax0.set_aspect("equal")
+plots.ellipse_view(ax0, [ex["mean"], ex["best_diagonal"][0], ex["amortized"][0]],
+                   2.5 * max(np.sqrt(np.max(np.diag(ex["cov"]))), max(ex["amortized"][1])))
 ax0.set_xlabel("$z_1$")
 ax0.set_ylabel("$z_2$")
 ax0.set_title("q against p(z|x) for one x")

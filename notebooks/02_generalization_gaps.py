@@ -293,19 +293,15 @@ interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
 # few thousandths of a BPD of zero (even slightly negative) means "no measurable gap".
 
 # %% tags=["hide-input"]
-def table(key):
-    d = D[key]
-    cols = {"train, amortized (BPD)": "bpd.train.amortized", "test, amortized (BPD)": "bpd.test.amortized",
-            "test, optimal (BPD)": "bpd.test.optimal", "inference gap (BPD)": "gap.inference.bpd",
-            "inference gap (nats)": "gap.inference.nats", "train, optimal (BPD)": "bpd.train.optimal",
-            "model gap (BPD)": "gap.model.bpd"}
-    fmt = {c: ".4f" for c in cols} | {"inference gap (nats)": ".2f", "model gap (BPD)": "+.4f"}
-    return plots.table([{"epoch": e, **{c: d.at(k)[j] for c, k in cols.items()}} for j, e in enumerate(d["epochs"])],
-                       formats=fmt, caption=f"{NAMES[key]} ({d['dataset']['name']}), every checkpoint")
-
-
-for key in D:
-    display(table(key))
+cols = {"epoch": "epochs", "train, amortized (BPD)": "bpd.train.amortized", "test, amortized (BPD)": "bpd.test.amortized",
+        "test, optimal (BPD)": "bpd.test.optimal", "inference gap (BPD)": "gap.inference.bpd",
+        "inference gap (nats)": "gap.inference.nats", "train, optimal (BPD)": "bpd.train.optimal",
+        "model gap (BPD)": "gap.model.bpd"}
+fmt = {c: ".4f" for c in cols if c != "epoch"} | {"inference gap (nats)": ".2f", "model gap (BPD)": "+.4f"}
+for key, d in D.items():
+    checkpoints = [{c: d.at(p)[j] for c, p in cols.items()} for j in range(len(d["epochs"]))]
+    display(plots.records_table(checkpoints, {c: c for c in cols}, formats=fmt,
+                                caption=f"{NAMES[key]} ({d['dataset']['name']}), every checkpoint"))
 
 # %% [markdown]
 # For comparison, the paper's own VAEs {cite}`zhang2022generalization`:

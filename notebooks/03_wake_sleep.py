@@ -177,17 +177,15 @@ plots.say(f"Base VAE: {rh['dataset']['n_train']} training images, {s['base_epoch
 
 
 # %% tags=["hide-input"]
-def mean_sd(alpha):
-    m = rh["methods"]["sleep"] if alpha == "sleep" else post_hoc(rh, alpha)
-    a = np.asarray(m["test_bpd"])  # (seeds, evaluations)
-    return np.asarray(m["epochs"]), a.mean(0), a.std(0)
+def run_of(alpha):
+    return rh["methods"]["sleep"] if alpha == "sleep" else post_hoc(rh, alpha)
 
 
 fig, ax = plt.subplots()
 for alpha in [*s["alphas"], "sleep"]:
-    e, mu, sd = mean_sd(alpha)
-    plots.band(ax, e, mu, sd, label="sleep" if alpha == "sleep" else f"$\\alpha$ = {alpha:g}",
-               ls="--" if alpha == "sleep" else "-")
+    m = run_of(alpha)
+    plots.band_over_seeds(ax, m["epochs"], m["test_bpd"], label="sleep" if alpha == "sleep" else f"$\\alpha$ = {alpha:g}",
+                          ls="--" if alpha == "sleep" else "-")
 ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD, lower is better)",
        title="Post-hoc encoder training")
 plots.legend(ax, "right")
@@ -221,14 +219,9 @@ plots.say(f"Best: {f4['best']}. alpha=0.5 {'beats' if f4['half_beats_wake'] else
 # on the test set with its ELBO averaged over `final_K` samples per image.
 
 # %% tags=["hide-input"]
-def table1(caption):
-    return plots.table([{"method": r["method"], "test BPD": r["test_bpd"]} for r in rh.at("table1.rows")],
-                       formats={"test BPD": ".4f"}, best={"test BPD": "min"},
-                       caption=f"{caption}test negative ELBO (BPD, K = {rh.at('table1.K')} samples per image), "
-                               "decoder fixed; lower is better")
-
-
-display(table1(""))
+TABLE1 = dict(columns={"method": "method", "test BPD": "test_bpd"}, formats={"test BPD": ".4f"}, best={"test BPD": "min"})
+caption1 = (f"test negative ELBO (BPD, K = {rh.at('table1.K')} samples per image), decoder fixed; lower is better")
+display(plots.records_table(rh.at("table1.rows"), caption=caption1.capitalize(), **TABLE1))
 t = {r["method"]: r["test_bpd"] for r in rh.at("table1.rows")}
 rhs, plain, wake = t[RHS], t[BASE], t[WAKE]
 f1, p1 = rh.at("findings.table1"), rh["paper"]
@@ -250,8 +243,8 @@ plots.say(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+
 def alpha_plot(alpha, ax=None):
     ax = ax or plt.gca()
     for a, ls in ((alpha, "-"), (0.0, ":")):
-        e, mu, sd = mean_sd(a)
-        plots.band(ax, e, mu, sd, label=f"$\\alpha$ = {a:g}", ls=ls)
+        m = run_of(a)
+        plots.band_over_seeds(ax, m["epochs"], m["test_bpd"], label=f"$\\alpha$ = {a:g}", ls=ls)
     ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD)",
            title=f"$\\alpha$ = {alpha:g} vs the usual encoder objective")
     plots.legend(ax, "right")
@@ -367,5 +360,5 @@ plots.say(f"Figure 3 (`{preset.name}` preset): final test BPD "
           + f"; ordering {sc['ordering']['expected']}: {'holds' if sc['ordering']['holds'] else 'does not hold'}.",
           f"Figure 4 (`{preset.name}` preset): final test BPD, mean over seeds: "
           + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()) + ".")
-display(table1("Table 1: "))
+display(plots.records_table(rh.at("table1.rows"), caption="Table 1: " + caption1, **TABLE1))
 plots.say("Appendix B accuracies: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()) + ".")

@@ -185,16 +185,11 @@ est = res["estimator_table"]
 names = [f"BSVI-{est['bsvi']['steps']}"] + [f"IWAE-{n}" for n in est["iwae"]["K"]]
 
 
-def estimator_table(caption):
-    rows = []
-    for r in est["rows"]:
-        vals = [r["bsvi"], *r["iwae"]]
-        rows.append({"model (trained with)": r["method"], **{f"{n} (nats)": v for n, v in zip(names, vals)},
-                     "tightest": names[int(np.argmax(vals))]})
-    return plots.table(rows, formats={f"{n} (nats)": ".2f" for n in names}, caption=caption)
-
-
-display(estimator_table("Test log-likelihood estimates, nats per image (higher is tighter)"))
+EST = dict(columns={"model (trained with)": "method", f"{names[0]} (nats)": "bsvi",
+                   **{f"{n} (nats)": f"iwae.{i}" for i, n in enumerate(names[1:])},
+                   "tightest": lambda r: names[int(np.argmax([r["bsvi"], *r["iwae"]]))]},
+           formats={f"{n} (nats)": ".2f" for n in names})
+display(plots.records_table(est["rows"], caption="Test log-likelihood estimates, nats per image (higher is tighter)", **EST))
 wins = res.at("findings.estimator.bsvi_at_least_iwae_5K")
 plots.say(f"{names[0]} is at least as tight as {names[-1]} for {len(wins)} of {len(est['rows'])} models"
           + (f" ({', '.join(wins)})" if wins else "") + "; "
@@ -233,15 +228,12 @@ plots.say(f"{pp['source']}: " + ", ".join(f"{r['method']} {r['nats']:.2f}" for r
 tt = {r["method"]: r for r in res.at("training_table.rows")}
 
 
-def training_table(caption, times=True):
-    rows = [{"model": m, f"log-likelihood, BSVI-{K} (nats)": r["log_likelihood"], "± s.e. (nats)": r["log_likelihood_se"],
-             "ELBO* (nats)": r["elbo_star"], "KL* (nats)": r["kl_star"], "Reconstruction* (nats)": r["reconstruction_star"],
-             **({"train time (s)": r["train_time_s"]} if times else {})} for m, r in tt.items()]
-    fmt = {c: ".2f" for c in rows[0] if c.endswith("(nats)")} | ({"train time (s)": ".0f"} if times else {})
-    return plots.table(rows, formats=fmt, best={f"log-likelihood, BSVI-{K} (nats)": "max"}, caption=caption)
-
-
-display(training_table("Test metrics of each trained model, nats per image"))
+TRAIN = {"model": "method", f"log-likelihood, BSVI-{K} (nats)": "log_likelihood", "± s.e. (nats)": "log_likelihood_se",
+         "ELBO* (nats)": "elbo_star", "KL* (nats)": "kl_star", "Reconstruction* (nats)": "reconstruction_star"}
+TRAIN_FMT = dict(formats={c: ".2f" for c in TRAIN if c.endswith("(nats)")}, best={f"log-likelihood, BSVI-{K} (nats)": "max"})
+display(plots.records_table(res.at("training_table.rows"), {**TRAIN, "train time (s)": "train_time_s"},
+                            formats=TRAIN_FMT["formats"] | {"train time (s)": ".0f"}, best=TRAIN_FMT["best"],
+                            caption="Test metrics of each trained model, nats per image"))
 ll = {m: r["log_likelihood"] for m, r in tt.items()}
 order = sorted(ll, key=ll.get, reverse=True)
 lines = ["Test log-likelihood ranking (best first): " + " > ".join(f"{m} ({ll[m]:.2f})" for m in order) + "."]
@@ -375,5 +367,7 @@ interact(draw,
 # %% tags=["hide-input"]
 plots.say(f"Ordering on the {o['model']} test images at k = {o['k']}: BSVI-k {o['bsvik']:.2f} (opt. π {o['bsvik_opt']:.2f}) "
           f"/ SVI-k {o['svik']:.2f} / SVI-0 {o['svi0']:.2f} nats: BSVI-k ≥ SVI-k ≥ SVI-0 {held}.")
-display(training_table("Training with BSVI: test metrics, nats per image", times=False))
-display(estimator_table("BSVI as a likelihood estimator: test estimates, nats per image (higher is tighter)"))
+display(plots.records_table(res.at("training_table.rows"), TRAIN, caption="Training with BSVI: test metrics, nats per image",
+                            **TRAIN_FMT))
+display(plots.records_table(est["rows"], caption="BSVI as a likelihood estimator: test estimates, nats per image "
+                                                 "(higher is tighter)", **EST))
