@@ -3,6 +3,7 @@ an experiment defined in one file (here, in this test) runs, its results read th
 ``Results.at``, and the book's summary picks up its panel from the experiment's own declaration."""
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -91,3 +92,23 @@ def test_every_chapter_declares_its_summary_panel():
     for name, exp in experiments.registry().items():
         module = sys.modules[exp.func.__module__]
         assert hasattr(module, "book_summary") or name in mod._ADAPTERS, name
+
+
+def test_chapter_links_in_docstrings_point_at_chapters():
+    """Docstrings link chapters into the rendered book (``html.baseurl`` of ``_config.yml``), and
+    every link names a chapter that exists; ``scripts/chapter_links.py`` writes them."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import chapter_links
+    finally:
+        sys.path.pop(0)
+    base, slugs = chapter_links.base_url(), set(chapter_links.chapters().values())
+    assert base.startswith("https://") and "03_wake_sleep" in slugs
+    links = [(p, m) for p in sorted((ROOT / "gapkit").rglob("*.py"))
+             for m in re.findall(r"<(https?://[^>]*notebooks/[^>]*)>`_", p.read_text())]
+    assert len(links) >= 30
+    for path, url in links:
+        assert url.startswith(base + "notebooks/") and url[len(base + "notebooks/"):-len(".html")] in slugs, (path, url)
+    # the files of this change have no chapter reference left that is not a link
+    mine = [ROOT / "gapkit" / "experiments" / f"{n}.py" for n in ("vae_basics", "elbo_tightness", "refinement", "bsvi")]
+    assert all(chapter_links.rewrite(p, check=True) == [] for p in mine)

@@ -434,7 +434,8 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     settings and preset fields (``overrides={...}`` or keyword ``params``, see :func:`resolve_overrides`),
     device and output folder. A folder of another identity
     is refused (:class:`RunIdentityError`); ``force=True`` moves it aside and starts from scratch.
-    Every chapter calls it; chapter 0 (``notebooks/00_vae_basics``) explains the cache.
+    Every chapter calls it; `chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+    explains the cache.
     """
     from ..io import check_output
     ident = identity(name, preset, seed, overrides, **params)

@@ -1,6 +1,6 @@
 """Experiment ``bsvi``: buffered SVI, the generalized IWAE bound, and training with BSVI.
 
-Chapter 6 (``notebooks/06_bsvi``) shows it. Four parts (Shu et al. 2019):
+`Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ shows it. Four parts (Shu et al. 2019):
 
 1. ``linear_gaussian``: the BSVI bound of an SVI trajectory against the exact log p(x) of the
    linear-Gaussian model (Theorem 1), with uniform and with optimized buffer weights.
@@ -255,7 +255,8 @@ PAPER = {"source": "Shu et al. 2019, Table 1 (Omniglot, k = 9, gated PixelCNN de
 
 
 def findings(res: dict) -> dict:
-    """What chapter 6 states, decided from the numbers (nats).
+    """What `chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_
+    states, decided from the numbers (nats).
 
     ``theorem1``: every bound of the linear-Gaussian check lies below log p(x) within Monte Carlo
     error (the largest (bound - log p(x)) / se below 3); ``svi_lr``: SVI-k - SVI-0 on the VAE at the

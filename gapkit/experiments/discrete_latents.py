@@ -18,7 +18,7 @@ The binary-latent half of the supplement of Hjelm et al. (2016), arXiv 1511.0638
   (supplement Section 4); ``paper_nll`` holds the paper's numbers.
 * ``findings``: the supplement's claims, each decided from these numbers by :func:`findings`.
 
-Chapter 8 (``notebooks/08_discrete_latents``) shows all of it.
+`Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ shows all of it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Experiment ``elbo-tightness``: how tight is the ELBO? IWAE and optimal inference.
 
-Chapter 1 (``notebooks/01_elbo_tightness``) shows its figures. Two parts:
+`Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_ shows its figures. Two parts:
 
 * ``linear_gaussian`` - a linear-Gaussian model whose log p(x) and posterior p(z|x) are exact.
   The identity ``ELBO(q) = log p(x) - KL(q || p(z|x))`` is checked numerically for three q's: an
@@ -247,7 +247,8 @@ def elbo_tightness(ctx: Context) -> dict:
 
 
 def findings(res: dict) -> dict:
-    """What chapter 1 states, decided from the numbers.
+    """What `chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    states, decided from the numbers.
 
     * ``iwae_monotone``: IWAE-K of the linear-Gaussian model is non-decreasing in K within Monte Carlo
       error, ``mean_{j+1} >= mean_j - 3 sqrt(std_j^2 + std_{j+1}^2) / sqrt(R N)``;

@@ -13,7 +13,8 @@ with a checkpoint every few epochs. At every checkpoint (:func:`gapkit.sweep.swe
   ``gap.model.bpd = bpd.test.optimal - bpd.train.optimal``: the generative model's generalization gap.
 
 ``bpd.test.amortized - bpd.train.optimal = gap.model + gap.inference`` is the stacked plot of
-chapter 2 (``notebooks/02_generalization_gaps``). The ``book`` preset trains on a small subset of
+`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_.
+The ``book`` preset trains on a small subset of
 MNIST so that overfitting shows within CPU minutes; ``paper`` is the paper's setting (2x500 ReLU,
 latent 16, Adam 3e-4, 1000 epochs, a checkpoint every 100).
 """
@@ -50,7 +51,7 @@ def encoder_share(res: dict) -> dict:
     rise = A(e_last) - A(e*), of which the inference gap's change G(e_last) - G(e*) is the
     encoder's and the optimal curve's change O(e_last) - O(e*) the decoder's (A = O + G).
 
-    Chapter 2 (``notebooks/02_generalization_gaps``) prints its verdict.
+    `Chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_ prints its verdict.
     """
     a, o, g = res["bpd"]["test"]["amortized"], res["bpd"]["test"]["optimal"], res["gap"]["inference"]["bpd"]
     best = min(range(len(a)), key=a.__getitem__)

@@ -9,7 +9,7 @@
    K grows (M = 1) and as M grows (K = 1): median and quartiles, the directional SNR, and the
    fitted log-log slopes (theory: theta +1/2 in K and M; phi -1/2 in K, +1/2 in M).
 
-Chapter 4 (``notebooks/04_iwae_snr``) shows it.
+`Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ shows it.
 """
 from __future__ import annotations
 

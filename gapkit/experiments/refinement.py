@@ -5,7 +5,8 @@ On one VAE trained with the ELBO (training and test data):
 * ``gaps.train.gap`` (the amortization gap): the encoder's ELBO against per-point optimal inference
   (:func:`gapkit.optimal.per_point`, the best diagonal Gaussian for every point) on *training*
   images, in nats; ``gaps.test.gap`` (the inference generalization gap): the same on *test* images
-  (chapter 2's gap). ``gaps`` also holds the ELBOs behind them and what test-time refinement recovers.
+  (`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_'s
+  gap). ``gaps`` also holds the ELBOs behind them and what test-time refinement recovers.
 * Refinement curves (Hjelm et al. 2016, supplement Figure 1): :func:`gapkit.refine.refine` from the
   encoder's q (and from the prior N(0, I)) for 0..``curve_steps`` steps; at each step in ``steps``
   the mean ELBO (``curves.elbo.SPLIT.START``, nats; SPLIT ``train``/``test``, START ``encoder``/``prior``)
@@ -18,7 +19,7 @@ On one VAE trained with the ELBO (training and test data):
   numbers (MNIST, 200 Gaussian latents) for comparison.
 * ``widget``: a small 2-D-latent VAE on the 8x8 digits (quick scale) for the chapter's widget.
 
-Chapter 5 (``notebooks/05_iterative_refinement``) shows all of it.
+`Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ shows all of it.
 """
 from __future__ import annotations
 
@@ -196,7 +197,8 @@ def refinement(ctx: Context) -> dict:
 
 
 def findings(res: dict) -> dict:
-    """What chapter 5 states, decided from the numbers (nats).
+    """What `chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_
+    states, decided from the numbers (nats).
 
     ``gaps``: ``similar`` when the test gap is within 10% of the training gap, else ``test_larger``;
     ``curves`` (test images): whether refinement from the encoder raises the ELBO, and the first step

@@ -13,7 +13,7 @@ test ELBO with ``final_K`` samples. A classifier on z ~ q(z|x) (Appendix B, :mod
 is trained on the labelled training images through the base encoder and through the post-hoc
 encoders of alpha = 0 and alpha = 0.5. In the ``book`` and ``paper`` presets (or with ``extras=True``) also: the
 latent sizes of Appendix C and reverse half-asleep from the start of training (Appendix D).
-Chapter 3 (``notebooks/03_wake_sleep``).
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
 """
 from __future__ import annotations
 
@@ -161,7 +161,8 @@ def post_hoc(res: dict, alpha: float) -> dict:
 
 
 def findings(res: dict) -> dict:
-    """What chapter 3 states about reverse half-asleep, decided from the numbers.
+    """What `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+    states about reverse half-asleep, decided from the numbers.
 
     ``figure4``: the final test BPD per alpha (mean over seeds, ``final``) and sleep's, the best, and
     whether alpha = 0.5 beats alpha = 0 and alpha = 1 and sleep is the worst; ``table1``: whether

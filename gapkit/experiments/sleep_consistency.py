@@ -1,6 +1,8 @@
 """Experiment ``sleep-consistency`` (Zhang et al. 2022, Figure 3): wake vs sleep vs reverse sleep.
 
-A teacher VAE trained on binarized MNIST (chapter 0's ``vae-basics`` model at the same preset) is
+A teacher VAE trained on binarized MNIST
+(`chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_'s
+``vae-basics`` model at the same preset) is
 taken as the true data distribution p_d(x) = int p_teacher(x|z) p(z) dz. A finite training set and a
 test set are sampled from it. A student with the teacher's decoder (fixed) and a freshly initialized
 encoder is then trained three ways by :func:`gapkit.train.train` and the test ELBO (BPD) is recorded
@@ -11,7 +13,8 @@ per epoch:
 * reverse sleep: the ELBO of fresh model samples (:class:`gapkit.sleep.ReverseSleep`).
 
 All three take the same number of gradient steps per epoch (one per training minibatch) from the
-same initial encoder, with the same evaluation noise. Chapter 3 (``notebooks/03_wake_sleep``).
+same initial encoder, with the same evaluation noise.
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Experiment ``vae-basics``: train the VAE on the preset's data; train/test ELBO in nats and BPD.
 
-Chapter 0 (``notebooks/00_vae_basics``) shows its curves, samples and reconstructions.
+`Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+shows its curves, samples and reconstructions.
 """
 from __future__ import annotations
 
