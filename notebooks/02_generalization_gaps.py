@@ -144,7 +144,7 @@ for key, d in D.items():
               f"{-sm['train_change_bpd']:.4f} BPD.")
     else:
         plots.say(f"{key}: no overfitting at this preset: the test BPD is lowest at the last checkpoint "
-              f"(epoch {sm['last_epoch']}, {d['test_bpd_amortized'][-1]:.4f} BPD).")
+              f"(epoch {sm['last_epoch']}, {d['bpd']['test']['amortized'][-1]:.4f} BPD).")
 
 # %% [markdown]
 # ## Separating the two gaps
@@ -179,9 +179,9 @@ for key, d in D.items():
         plots.say(f"{key}: the test BPD did not rise at this preset, so there is no test-BPD rise to attribute. "
               f"The test-minus-train BPD still widens from {split0:.4f} to {split1:.4f} between epochs "
               f"{d['epochs'][0]} and {d['epochs'][-1]}; over the same checkpoints the inference gap goes from "
-              f"{d['inference_gap'][0]:.4f} to {d['inference_gap'][-1]:.4f} BPD "
-              f"({d['inference_gap_nats'][-1]:.1f} nats per image at the end) and the generative model gap "
-              f"from {d['model_gap'][0]:.4f} to {d['model_gap'][-1]:.4f} BPD.")
+              f"{d['gap']['inference']['bpd'][0]:.4f} to {d['gap']['inference']['bpd'][-1]:.4f} BPD "
+              f"({d['gap']['inference']['nats'][-1]:.1f} nats per image at the end) and the generative model gap "
+              f"from {d['gap']['model']['bpd'][0]:.4f} to {d['gap']['model']['bpd'][-1]:.4f} BPD.")
         continue
     who = "mostly the encoder's" if sm["mostly_encoder"] else "NOT mostly the encoder's"
     plots.say(f"{key}: from epoch {sm['best_epoch']} to {sm['last_epoch']} the amortized test BPD rises by "
@@ -233,8 +233,8 @@ plt.show()
 for key, d in D.items():
     o = d["bpd"]["test"]["optimal"]
     plots.say(f"{key}, epoch {d['epochs'][0]} -> {d['epochs'][-1]}: generative model gap "
-          f"{d['model_gap'][0]:+.4f} -> {d['model_gap'][-1]:+.4f} BPD, inference gap "
-          f"{d['inference_gap'][0]:+.4f} -> {d['inference_gap'][-1]:+.4f} BPD; the optimal-inference test BPD "
+          f"{d['gap']['model']['bpd'][0]:+.4f} -> {d['gap']['model']['bpd'][-1]:+.4f} BPD, inference gap "
+          f"{d['gap']['inference']['bpd'][0]:+.4f} -> {d['gap']['inference']['bpd'][-1]:+.4f} BPD; the optimal-inference test BPD "
           f"moves by {o[-1] - o[0]:+.4f} overall and by {o[-1] - min(o):+.4f} from its best checkpoint "
           f"(epoch {d['epochs'][o.index(min(o))]}).")
 
@@ -259,7 +259,7 @@ def decomposition(key, i, ax=None):
     ax.set_xlim(-1, 1)
     ax.set_xticks([])
     ax.set_ylabel("BPD")
-    ax.set_title(f"{NAMES[key]}, epoch {d['epochs'][i]}: test BPD {d['test_bpd_amortized'][i]:.4f}")
+    ax.set_title(f"{NAMES[key]}, epoch {d['epochs'][i]}: test BPD {d['bpd']['test']['amortized'][i]:.4f}")
     plots.legend(ax, "right", fontsize=9)
     return ax
 
