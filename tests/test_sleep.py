@@ -240,3 +240,22 @@ def test_appendix_c_and_d_extras_run_and_are_recorded(tmp_path):
     assert 0 < fs["test_bpd"] < 5 and fs["vae_test_bpd"] == r.at("table1.rows.0.test_bpd")
     assert isinstance(r.at("findings.extras.from_start_beats_vae"), bool)
     assert fs["curve"]["epoch"] == [1, 2, 3] and len(fs["curve"]["test_bpd"]) == 3
+
+
+def test_over_seeds_reads_runs_by_alpha_and_counts_the_orderings():
+    import numpy as np
+    from gapkit.experiments.reverse_half_asleep import BASE, RHS, WAKE, over_seeds
+
+    def run(seed, half):
+        runs = [{"alpha": a, "test_bpd": [[0.5, v]]} for a, v in ((0.0, 0.30), (0.5, half), (1.0, 0.31))]
+        rows = [{"method": BASE, "test_bpd": 0.32}, {"method": WAKE, "test_bpd": 0.30},
+                {"method": "denoising sigma=0.2", "test_bpd": 0.305}, {"method": RHS, "test_bpd": half},
+                {"method": "sleep", "test_bpd": 0.33}]
+        return {"config": {"seed": seed}, "table1": {"K": 2, "rows": rows},
+                "methods": {"reverse_half_asleep": runs, "sleep": {"test_bpd": [[0.5, 0.33]]}, "denoising": []}}
+    o = over_seeds([run(0, 0.29), run(1, 0.31)])
+    assert o["seeds"] == [0, 1] and o["figure4_final"]["alpha"] == [0.0, 0.5, 1.0]
+    half = o["figure4_final"]["final"][1]
+    assert half["mean"] == np.mean([0.29, 0.31]) and half["n"] == 2 and o["figure4_final"]["sleep"]["mean"] == 0.33
+    assert o["holds_in_seeds"]["alpha = 0.5 is the best alpha"] == 1
+    assert o["holds_in_seeds"]["reverse half-asleep beats the same wake training"] == 1

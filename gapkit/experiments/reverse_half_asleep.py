@@ -268,7 +268,8 @@ def over_seeds(results: list[dict]) -> dict:
     }
     out = {"seeds": seeds, "n": len(results),
            "table1": [{"method": m, **stats(t1[m])} for m in methods],
-           "figure4_final": {a: stats(fin[a]) for a in alphas},
+           "figure4_final": {"alpha": [a["alpha"] for a in results[0]["methods"]["reverse_half_asleep"]],
+                             "final": [stats(fin[a]) for a in alphas if a != "sleep"], "sleep": stats(fin["sleep"])},
            "holds_in_seeds": holds}
     if all("extras" in r for r in results):
         diff = [r["extras"]["from_start"]["test_bpd"] - next(row["test_bpd"] for row in r["table1"]["rows"]
