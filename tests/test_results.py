@@ -90,6 +90,8 @@ def test_every_chapter_declares_its_summary_panel():
     ``book_summary(res)`` that the experiment puts into its results."""
     mod = _summary_module()
     for name, exp in experiments.registry().items():
+        if not exp.func.__module__.startswith("gapkit.experiments."):
+            continue  # an experiment another test registered
         module = sys.modules[exp.func.__module__]
         assert hasattr(module, "book_summary") or name in mod._ADAPTERS, name
 
