@@ -125,7 +125,8 @@ def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
     """SNR summaries for IWAE-K (M = 1) over ``K_grid`` and MIWAE(M, 1) over ``M_grid``, with the
     log-log slopes of the median SNR: ``{"snr_vs_K": {"K": grid, "M": 1, "summary": [...]}, "snr_vs_M":
     {...}, "slopes": {"theta": {"K": ., "M": .}, "phi": {...}}}``."""
-    out = {"snr_vs_K": {"K": list(K_grid), "M": 1, "summary": []}, "snr_vs_M": {"M": list(M_grid), "K": 1, "summary": []}}
+    out = {"snr_vs_K": {"K": list(K_grid), "M": 1, "summary": []},
+           "snr_vs_M": {"M": list(M_grid), "K": 1, "summary": []}}
     for K in K_grid:
         out["snr_vs_K"]["summary"].append(snr(model, x, K=K, M=1, reps=reps, seed=seed, progress=progress).summary())
     for M in M_grid:

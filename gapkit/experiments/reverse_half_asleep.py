@@ -192,8 +192,9 @@ def findings(res: dict) -> dict:
     if "extras" in res:
         ex = res["extras"]
         fs = ex["from_start"]
-        out["extras"] = {"half_beats_wake_at_latents": [r["latent"] for r in ex["latent_sizes"]
-                                                         if r["post_hoc"][r["alpha"].index(0.5)] < r["post_hoc"][r["alpha"].index(0.0)]],
+        def at(r, alpha):
+            return r["post_hoc"][r["alpha"].index(alpha)]
+        out["extras"] = {"half_beats_wake_at_latents": [r["latent"] for r in ex["latent_sizes"] if at(r, 0.5) < at(r, 0.0)],
                          "from_start_beats_vae": fs["test_bpd"] < fs["vae_test_bpd"],
                          "from_start_beats_post_hoc": fs["test_bpd"] < t[RHS]}
     return out
