@@ -8,7 +8,8 @@ predictive distribution is averaged over K posterior samples,
 
 and the accuracy is that of argmax_y p(y|x). The classifier follows the paper: an MLP with two
 hidden layers of 200 ReLU units and dropout 0.1, Adam (lr 3e-4), 10 epochs, K = 100 at test time.
-Chapter 3 (``notebooks/03_wake_sleep``) compares the standard and the reverse-half-asleep encoders.
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+compares the standard and the reverse-half-asleep encoders.
 """
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def downstream_accuracy(model, data, epochs: int = 10, K: int = 100, seed: int =
     """Train a classifier on ``data``'s labelled training split through ``model``'s encoder and return
     its test accuracy (the K-sample predictive). ``data`` is a :class:`gapkit.data.Dataset` with labels.
 
-    Chapter 3 (``notebooks/03_wake_sleep``) reports it (Appendix B of Zhang et al. 2022).
+    `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+    reports it (Appendix B of Zhang et al. 2022).
     """
     if "train" not in data.labels or "test" not in data.labels:
         raise ValueError(f"dataset {data.name!r} has no labels; use 'mnist' or 'digits'")

@@ -290,7 +290,8 @@ def load(name: str = "digits", binarization: str = "threshold", subset: int | No
     :param seed: the seed of those random subsets.
     :param device: where the tensors live (the training loop keeps data on the device).
 
-    Chapter 0 (``notebooks/00_vae_basics``) uses it through the experiments; the ``quick`` preset
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+    uses it through the experiments; the ``quick`` preset
     loads ``digits``, the ``book`` preset ``mnist``.
     """
     if not isinstance(name, str) or name not in DATASETS:

@@ -47,7 +47,8 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
     ``q`` is ``(mu, std)`` of shape (B, Z) each; by default the model's amortized encoder.
     The noise eps ~ N(0, I) (K, B, Z) goes through :func:`log_weights_from_noise`.
 
-    Chapter 1 (``notebooks/01_elbo_tightness``) explains importance weights.
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    explains importance weights.
     """
     positive_int("K", K)
     mu, std = model.encode(x) if q is None else q
@@ -73,7 +74,8 @@ def evaluate(model, x: torch.Tensor, bound="elbo", K: int = 1, q=None, batch_siz
     :param generator: the randomness; when None, a generator seeded with ``seed``.
     :param seed: the seed used when no ``generator`` is given.
 
-    Chapter 1 (``notebooks/01_elbo_tightness``) explains both bounds and measures this function's
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    explains both bounds and measures this function's
     speed; every later chapter evaluates its models with it.
     """
     fn = _bounds.get(bound)

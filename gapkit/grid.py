@@ -394,7 +394,7 @@ def cell_results(grid_result: dict, overrides: dict | None = None) -> list[dict]
 
 
 def mean_std(grid_result: dict, path: str, overrides: dict | None = None):
-    """(mean, std, n) of a scalar result at ``path`` (e.g. ``"metrics/test/elbo_bpd"``) for one setting."""
+    """(mean, std, n) of a scalar result at ``path`` (e.g. ``"metrics/test/elbo/bpd"``) for one setting."""
     for s in grid_result["settings"]:
         if overrides is None or s["overrides"] == overrides:
             if path in s["scalars"]:

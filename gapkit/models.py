@@ -75,7 +75,8 @@ class VAE(LatentModel):
     p(z) = N(0, I); p_theta(x|z) = prod_d Bernoulli(x_d; sigmoid(logit_d(z))) for binary pixels or
     the discretized logistic with per-pixel mean and log-scale for 8-bit pixels.
 
-    Chapter 0 (``notebooks/00_vae_basics``) trains it; every later chapter studies it.
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+    trains it; every later chapter studies it.
     """
 
     def __init__(self, x_dim: int = 784, z_dim: int = 16, hidden=(500, 500), activation: str = "relu",
@@ -160,7 +161,9 @@ class LinearGaussian(LatentModel):
     The encoder q(z|x) = N(A x + c, diag(exp(2 v))) can hold the exact posterior when S is
     diagonal (for instance when W has orthogonal columns).
 
-    Chapter 1 (``notebooks/01_elbo_tightness``) checks the bounds and optimal inference against it; chapter 6
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    checks the bounds and optimal inference against it;
+    `chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_
     (``notebooks/06_bsvi``) checks the BSVI bound.
     """
 

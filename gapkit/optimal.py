@@ -10,8 +10,11 @@
   untouched encoder).
 
 The gap between the amortized encoder's bound and the optimal bound on test data is the
-amortized-inference generalization gap (chapter 2); on training data it is the amortization gap
-(chapter 5). Chapter 1 (``notebooks/01_elbo_tightness``) introduces both forms.
+amortized-inference generalization gap
+(`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_);
+on training data it is the amortization gap
+(`chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_).
+`Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_ introduces both forms.
 """
 from __future__ import annotations
 
@@ -46,7 +49,8 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     The points do not interact: the sum's gradient with respect to (mu_i, sigma_i) is point i's own.
     ``lr_decay=True`` anneals the step size along a cosine from ``lr`` to 0 over ``steps``, so that
     the last iterates settle at the optimum instead of jittering with the Monte Carlo noise of the
-    gradient (chapter 1 uses it to recover the exact posterior of the linear-Gaussian model).
+    gradient (`chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    uses it to recover the exact posterior of the linear-Gaussian model).
 
     Chapters 1, 2 and 5 (``notebooks/01_elbo_tightness``, ``notebooks/02_generalization_gaps``,
     ``notebooks/05_iterative_refinement``) explain it.

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_theme", "image_grid", "curves", "band", "ellipse", "legend", "hbar_values", "table", "say",
-           "PALETTE"]
+__all__ = ["use_theme", "image_grid", "curves", "band", "band_over_seeds", "ellipse", "ellipse_view", "legend",
+           "hbar_values", "table", "records_table", "say", "PALETTE"]
 
 PALETTE = "colorblind"
 
@@ -85,6 +85,24 @@ def band(ax, x, mean, spread, label=None, color=None, alpha: float = 0.2, **kw):
     (line,) = ax.plot(x, mean, label=label, color=color, **kw)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=alpha, lw=0)
     return line
+
+
+def band_over_seeds(ax, x, per_seed, label=None, **kw):
+    """:func:`band` of runs over seeds: ``per_seed`` is (seeds, len(x)); the curve is the mean over
+    seeds and the band one standard deviation (numpy, ddof=0). Returns the line."""
+    a = np.asarray(per_seed, dtype=float)
+    if a.ndim != 2 or a.shape[1] != len(x):
+        raise ValueError(f"band_over_seeds: per_seed must be (seeds, {len(x)}), got shape {a.shape}")
+    return band(ax, x, a.mean(0), a.std(0), label=label, **kw)
+
+
+def ellipse_view(ax, centers, radius: float):
+    """Square axes of half-width ``radius`` around the mean of ``centers`` (2-D points), equal aspect:
+    a view in which ellipses (:func:`ellipse`) keep their shape."""
+    c = np.asarray(centers, dtype=float).reshape(-1, 2).mean(0)
+    ax.set_xlim(c[0] - radius, c[0] + radius)
+    ax.set_ylim(c[1] - radius, c[1] + radius)
+    ax.set_aspect("equal")
 
 
 def ellipse(ax, mean, cov, n_std: float = 2.0, **kw):
@@ -213,6 +231,21 @@ def table(rows, columns=None, formats=None, caption: str = "", best=None):
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return HTML(f'<table class="gapkit-table">{cap}<thead><tr>{head}</tr></thead>'
                 f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def records_table(records, columns: dict, formats=None, caption: str = "", best=None):
+    """:func:`table` of result records (e.g. ``res.at("table1.rows")``, one dict per row): ``columns``
+    maps each header to what the row shows, a dotted path into the record (read with
+    :meth:`gapkit.results.Results.at`, so a missing key names the valid ones) or a callable of the
+    record. One formatter for every chapter's results tables."""
+    from .results import Results
+
+    def value(rec, how):
+        if callable(how):
+            return how(rec)
+        return Results(rec).at(how) if isinstance(rec, dict) else rec[how]
+    rows = [{h: value(r, how) for h, how in columns.items()} for r in records]
+    return table(rows, columns=list(columns), formats=formats, caption=caption, best=best)
 
 
 def say(*paragraphs: str):

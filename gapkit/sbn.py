@@ -17,7 +17,7 @@ Shapes: the layers are concatenated along the last dimension, layer 1 first, ``H
 ``h`` is (..., B, H) with any leading sample dimensions (K first), ``mu`` (B, H), and
 ``log_joint(x, h)`` and ``log_q(h, mu)`` return (..., B), so ``log_w = log_joint - log_q`` is (K, B)
 and every bound of :mod:`gapkit.bounds` applies unchanged.
-Chapter 8 (``notebooks/08_discrete_latents``) explains the model.
+`Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ explains the model.
 """
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ class SBN(nn.Module):
     :param layers: units per stochastic layer, bottom (next to x) first, 1 to 3 layers
         (the paper: 200, 200x2 or 200x3).
 
-    See the module docstring for the formulas. Chapter 8 (``notebooks/08_discrete_latents``).
+    See the module docstring for the formulas.
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_.
     """
 
     def __init__(self, x_dim: int = 784, layers=(200,)):

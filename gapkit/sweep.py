@@ -17,7 +17,7 @@ Inference methods (which q(z|x) the bound is evaluated with):
   encoder trained on ``x`` itself with the decoder fixed (:func:`gapkit.optimal.encoder`).
 
 The difference of two sweeps on test data is the amortized-inference generalization gap
-(chapter 2, ``notebooks/02_generalization_gaps``), Eq. 12 of the paper:
+(`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_), Eq. 12 of the paper:
 
     gap(x) = ELBO(x; q*) - ELBO(x; q_phi) = KL(q_phi(z|x) || p(z|x)) - KL(q*(z|x) || p(z|x)) >= 0.
 
@@ -72,7 +72,8 @@ def evaluate_with(model, x: torch.Tensor, bound="elbo", K: int = 1, inference: s
     ``inference_kw`` its settings (``optimal``: steps, lr, K; ``optimal-encoder``: epochs, lr,
     batch_size, K). Randomness comes from generators seeded with ``seed``.
 
-    Chapter 2 (``notebooks/02_generalization_gaps``) uses it through :func:`sweep`.
+    `Chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_
+    uses it through :func:`sweep`.
     """
     bound = get_bound(bound)
     kw = _check_method(inference, inference_kw)
@@ -93,7 +94,9 @@ def inference_gap(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, infer
     """Per-point inference gap in nats: ``bound(x; q_opt) - bound(x; q_phi)``, shape (N,).
 
     With the ELBO and exact optimization of a q family that holds the posterior this is
-    ``KL(q_phi(z|x) || p(z|x))`` (chapter 2). Both bounds use the same seed.
+    ``KL(q_phi(z|x) || p(z|x))``
+    (`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_).
+    Both bounds use the same seed.
     """
     amort = evaluate_with(model, x, bound, K, "amortized", seed=seed)
     opt = evaluate_with(model, x, bound, K, inference, inference_kw, seed=seed)
@@ -143,7 +146,8 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
         bound), ``nats_std`` (its standard deviation over images), ``bpd``, ``n``, ``bound``, ``K``,
         ``inference``, ``inference_kw``, ``seed``, ``cached`` (True when read from the cache).
 
-    Chapter 2 (``notebooks/02_generalization_gaps``) sweeps its checkpoints with it, with the
+    `Chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_
+    sweeps its checkpoints with it, with the
     encoder and with optimal inference.
     """
     one_of("bound (a name: sweeps are cached by it)", bound, BOUNDS)

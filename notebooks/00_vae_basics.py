@@ -62,10 +62,11 @@ preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
 res = experiments.run("vae-basics", preset=preset.name)
 
 # %% tags=["hide-input"]
-m = res["metrics"]
-K = preset.eval_K
-plots.table([{"split": split, "ELBO (nats)": m[split]["elbo_nats"], "ELBO (BPD)": m[split]["elbo_bpd"],
-              f"IWAE-{K} (nats)": m[split].get(f"iwae{K}_nats"), f"IWAE-{K} (BPD)": m[split].get(f"iwae{K}_bpd")}
+K = res.at("metrics.test.iwae.K")
+plots.table([{"split": split, "ELBO (nats)": res.at(f"metrics.{split}.elbo.nats"),
+              "ELBO (BPD)": res.at(f"metrics.{split}.elbo.bpd"),
+              f"IWAE-{K} (nats)": res.at(f"metrics.{split}.iwae.nats"),
+              f"IWAE-{K} (BPD)": res.at(f"metrics.{split}.iwae.bpd")}
              for split in ("train", "test")],
             formats={"ELBO (nats)": ".2f", "ELBO (BPD)": ".4f", f"IWAE-{K} (nats)": ".2f", f"IWAE-{K} (BPD)": ".4f"},
             caption=f"The trained VAE's bounds, mean per image ({res['provenance']['wall_time_s']:.0f} s to compute)")

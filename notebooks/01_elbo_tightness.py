@@ -119,16 +119,13 @@ c = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 plots.ellipse(ax0, ex["mean"], ex["cov"], color="k", label="exact posterior")
 plots.ellipse(ax0, ex["best_diagonal"][0], ex["best_diagonal"][1], color=c[0], label="best diagonal q")
 plots.ellipse(ax0, ex["amortized"][0], ex["amortized"][1], color=c[1], ls="--", label="amortized q")
-pts = np.array([ex["mean"], ex["best_diagonal"][0], ex["amortized"][0]])
-r = 2.5 * max(np.sqrt(np.max(np.diag(ex["cov"]))), max(ex["amortized"][1]))
-ax0.set_xlim(pts[:, 0].mean() - r, pts[:, 0].mean() + r)
-ax0.set_ylim(pts[:, 1].mean() - r, pts[:, 1].mean() + r)
-ax0.set_aspect("equal")
+plots.ellipse_view(ax0, [ex["mean"], ex["best_diagonal"][0], ex["amortized"][0]],
+                   2.5 * max(np.sqrt(np.max(np.diag(ex["cov"]))), max(ex["amortized"][1])))
 ax0.set_xlabel("$z_1$")
 ax0.set_ylabel("$z_2$")
 ax0.set_title("q against p(z|x) for one x")
 plots.legend(ax0, "below", fontsize=9)
-vals = [lg["elbo_amortized"], lg["elbo_best_diagonal"], lg["elbo_exact_posterior"]]
+vals = [lg["elbo"]["amortized"], lg["elbo"]["best_diagonal"], lg["elbo"]["exact_posterior"]]
 plots.hbar_values(ax1, ["amortized", "best diagonal", "exact posterior"], vals, colors=[c[1], c[0], "k"],
                   xlabel="ELBO (nats per point, higher is better)")
 ax1.axvline(lg["log_px"], color="k", ls=":", label="exact log p(x)")
@@ -146,15 +143,11 @@ plt.show()
 
 # %% tags=["hide-input"]
 iw = lg["iwae"]
-Ks = np.array([int(k) for k in iw])
-mean = np.array([iw[k]["mean"] for k in iw])
-std = np.array([iw[k]["std"] for k in iw])
-bias = np.array([iw[k]["bias"] for k in iw])
-var = np.array([iw[k]["var"] for k in iw])
+Ks, mean, std, bias, var = (np.array(iw[k]) for k in ("K", "mean", "std", "bias", "var"))
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
 plots.band(ax0, Ks, mean, std, label="IWAE-K, amortized q (mean ± one Monte Carlo std per point)")
 ax0.axhline(lg["log_px"], color="k", ls=":", label="exact log p(x)")
-ax0.axhline(lg["elbo_best_diagonal"], color=c[2], ls="--", label="ELBO, best diagonal q")
+ax0.axhline(lg["elbo"]["best_diagonal"], color=c[2], ls="--", label="ELBO, best diagonal q")
 ax0.set_xscale("log")
 ax0.set_xlabel("K (importance samples)")
 ax0.set_ylabel("bound (nats per point)")
@@ -169,16 +162,14 @@ ax1.set_title("Bias and variance of IWAE-K")
 plots.legend(ax1, "below", ncol=1, fontsize=9)
 plt.tight_layout()
 plt.show()
-k_max = str(Ks.max())
-fit = np.polyfit(np.log(Ks[Ks >= 10]), np.log(np.maximum(-bias[Ks >= 10], 1e-12)), 1)[0]
-plots.say(f"IWAE-{k_max}: {iw[k_max]['mean']:.3f} nats against the exact log p(x) {lg['log_px']:.3f} "
-      f"(gap {lg['log_px'] - iw[k_max]['mean']:.3f} nats; the ELBO of the same q is "
-      f"{lg['log_px'] - lg['elbo_amortized']:.2f} nats short). "
-      f"The bias falls like K^{fit:.2f} for K >= 10 (theory: K^-1 once the weights' variance is finite), "
-      f"over {lg['iwae_repeats']} repeats per point.")
-monotone = all(b2 >= b1 - 3 * math.hypot(s1, s2) / math.sqrt(lg["iwae_repeats"] * m["n_test"])
-               for b1, b2, s1, s2 in zip(mean[:-1], mean[1:], std[:-1], std[1:]))
-plots.say(f"IWAE-K is non-decreasing in K within Monte Carlo error: {monotone}.")
+top = int(np.argmax(Ks))
+found = res["findings"]
+plots.say(f"IWAE-{Ks[top]}: {mean[top]:.3f} nats against the exact log p(x) {lg['log_px']:.3f} "
+      f"(gap {lg['log_px'] - mean[top]:.3f} nats; the ELBO of the same q is "
+      f"{lg['log_px'] - lg['elbo']['amortized']:.2f} nats short). "
+      f"The bias falls like K^{found['bias_slope']:.2f} for K >= 10 (theory: K^-1 once the weights' variance is finite), "
+      f"over {iw['repeats']} repeats per point.")
+plots.say(f"IWAE-K is non-decreasing in K within Monte Carlo error: {found['iwae_monotone']}.")
 
 # %% [markdown]
 # Left: the IWAE bound climbs from the ELBO ($K = 1$) towards the exact $\log p(x)$; with a few
@@ -210,23 +201,24 @@ plots.say(f"Data: {ds['name']} ({ds['binarization']} binarization), {ds['n_train
 # %% tags=["hide-input"]
 ep = mn["epochs"]
 fig, (ax, axg) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.4, 1]})
-ax.plot(ep, mn["elbo_bpd_amortized"], "o-", color=c[0], label="ELBO, amortized")
-ax.plot(ep, mn["iwae10_bpd_amortized"], "s--", color=c[0], label="IWAE-10, amortized")
-ax.plot(ep, mn["elbo_bpd_optimal"], "o-", color=c[1], label="ELBO, optimal (paper's form)")
-ax.plot(ep, mn["iwae10_bpd_optimal"], "s--", color=c[1], label="IWAE-10, optimal (paper's form)")
-ax.plot(ep, mn["elbo_bpd_optimal_per_point"], "o:", color=c[2], ms=3, label="ELBO, optimal (per point)")
-ax.plot(ep, mn["iwae10_bpd_optimal_per_point"], "s:", color=c[2], ms=3, label="IWAE-10, optimal (per point)")
+K = mn["iwae"]["K"]
+E, I = mn["elbo"]["bpd"], mn["iwae"]["bpd"]
+ax.plot(ep, E["amortized"], "o-", color=c[0], label="ELBO, amortized")
+ax.plot(ep, I["amortized"], "s--", color=c[0], label=f"IWAE-{K}, amortized")
+ax.plot(ep, E["optimal"], "o-", color=c[1], label="ELBO, optimal (paper's form)")
+ax.plot(ep, I["optimal"], "s--", color=c[1], label=f"IWAE-{K}, optimal (paper's form)")
+ax.plot(ep, E["optimal_per_point"], "o:", color=c[2], ms=3, label="ELBO, optimal (per point)")
+ax.plot(ep, I["optimal_per_point"], "s:", color=c[2], ms=3, label=f"IWAE-{K}, optimal (per point)")
 ax.set_xlabel("training epoch")
 ax.set_ylabel("test bound (BPD, lower is better)")
 ax.set_title(f"{ds['name']} test bounds (cf. Zhang et al. Fig. 9a)")
 plots.legend(ax, "below", fontsize=9)
-for (e, i), col, lab in ((("elbo_bpd_amortized", "iwae10_bpd_amortized"), c[0], "amortized"),
-                         (("elbo_bpd_optimal", "iwae10_bpd_optimal"), c[1], "optimal (paper's form)"),
-                         (("elbo_bpd_optimal_per_point", "iwae10_bpd_optimal_per_point"), c[2], "optimal (per point)")):
-    axg.plot(ep, np.array(mn[e]) - np.array(mn[i]), "o-", color=col, label=lab)
+for q, col, lab in (("amortized", c[0], "amortized"), ("optimal", c[1], "optimal (paper's form)"),
+                    ("optimal_per_point", c[2], "optimal (per point)")):
+    axg.plot(ep, np.array(E[q]) - np.array(I[q]), "o-", color=col, label=lab)
 axg.set_ylim(bottom=0)
 axg.set_xlabel("training epoch")
-axg.set_ylabel("ELBO - IWAE-10 (BPD)")
+axg.set_ylabel(f"ELBO - IWAE-{K} (BPD)")
 axg.set_title("How loose the ELBO is")
 plots.legend(axg, "below", ncol=1, fontsize=9)
 plt.tight_layout()
@@ -240,38 +232,31 @@ plt.show()
 # model stays 0.5 nats short), and IWAE recovers part of it. The numbers:
 
 # %% tags=["hide-input"]
-def gaps(e, i):
-    return np.array(mn[e]) - np.array(mn[i])
-
-
-g_a = gaps("elbo_bpd_amortized", "iwae10_bpd_amortized")
-g_o = gaps("elbo_bpd_optimal", "iwae10_bpd_optimal")
-g_p = gaps("elbo_bpd_optimal_per_point", "iwae10_bpd_optimal_per_point")
-cols = {"ELBO, amortized": "elbo_bpd_amortized", "IWAE-10, amortized": "iwae10_bpd_amortized",
-        "ELBO, optimal": "elbo_bpd_optimal", "IWAE-10, optimal": "iwae10_bpd_optimal"}
-gap_cols = {"gap, amortized": g_a, "gap, optimal": g_o, "gap, per point": g_p}
-display(plots.table([{"epoch": e, **{c: mn[k][j] for c, k in cols.items()}, **{c: float(g[j]) for c, g in gap_cols.items()}}
-                     for j, e in enumerate(ep)],
-                    formats={c: ".4f" for c in [*cols, *gap_cols]},
-                    caption="Test bounds in BPD (lower is better); gap = ELBO - IWAE-10 of the same q, in BPD"))
+g_a, g_o, g_p = (np.array(E[q]) - np.array(I[q]) for q in ("amortized", "optimal", "optimal_per_point"))
+cols = {"ELBO, amortized": E["amortized"], f"IWAE-{K}, amortized": I["amortized"],
+        "ELBO, optimal": E["optimal"], f"IWAE-{K}, optimal": I["optimal"],
+        "gap, amortized": g_a, "gap, optimal": g_o, "gap, per point": g_p}
+display(plots.table([{"epoch": e, **{c: float(v[j]) for c, v in cols.items()}} for j, e in enumerate(ep)],
+                    formats={c: ".4f" for c in cols},
+                    caption=f"Test bounds in BPD (lower is better); gap = ELBO - IWAE-{K} of the same q, in BPD"))
 d = ds["dim"]
-ratio = g_o[-1] / g_a[-1]
-plots.say(f"At the last checkpoint (epoch {ep[-1]}), IWAE-10 improves on the amortized ELBO by {g_a[-1]:.4f} BPD "
+tight = found["tight_under_optimal"]
+plots.say(f"At the last checkpoint (epoch {ep[-1]}), IWAE-{K} improves on the amortized ELBO by {g_a[-1]:.4f} BPD "
       f"({g_a[-1] * d * math.log(2):.2f} nats per image); under optimal inference (paper's form) by "
-      f"{g_o[-1]:.4f} BPD ({g_o[-1] * d * math.log(2):.2f} nats), {100 * ratio:.0f}% of the amortized gap; "
+      f"{g_o[-1]:.4f} BPD ({g_o[-1] * d * math.log(2):.2f} nats), {100 * tight['ratio']:.0f}% of the amortized gap; "
       f"per point by {g_p[-1]:.4f} BPD.")
-ratio_p = g_p[-1] / g_a[-1]
-if ratio < 0.25 and np.all(g_o < g_a):
-    plots.say("The finding reproduces: the ELBO and IWAE-10 nearly coincide under optimal inference, at every checkpoint "
-          "much closer than under amortized inference, so the optimal-inference ELBO is a tight bound.")
-elif np.all(g_o < g_a):
-    plots.say(f"Partly reproduced: optimal inference narrows the ELBO/IWAE-10 gap at every checkpoint, but the paper's form "
-          f"keeps {100 * ratio:.0f}% of it at the end (the per-point form {100 * ratio_p:.0f}%), more than 'nearly "
-          "coincide' suggests: at this preset optimal inference runs far fewer steps than the paper's 500 epochs.")
-else:
-    plots.say("Not reproduced at this preset: optimal inference does not narrow the ELBO/IWAE-10 gap at every checkpoint.")
-plots.say(f"Optimal inference improves the test ELBO itself by {mn['elbo_bpd_amortized'][-1] - mn['elbo_bpd_optimal'][-1]:.4f} "
-      f"BPD (paper's form) and {mn['elbo_bpd_amortized'][-1] - mn['elbo_bpd_optimal_per_point'][-1]:.4f} BPD (per point).")
+plots.say({
+    "reproduced": f"The finding reproduces: the ELBO and IWAE-{K} nearly coincide under optimal inference, at every "
+                  "checkpoint much closer than under amortized inference, so the optimal-inference ELBO is a tight bound.",
+    "partly": f"Partly reproduced: optimal inference narrows the ELBO/IWAE-{K} gap at every checkpoint, but the paper's "
+              f"form keeps {100 * tight['ratio']:.0f}% of it at the end (the per-point form "
+              f"{100 * tight['ratio_per_point']:.0f}%), more than 'nearly coincide' suggests: at this preset optimal "
+              f"inference runs {oi['paper_form']['epochs']} epochs, far fewer than the paper's "
+              f"{res['paper']['optimal_inference_epochs']}.",
+    "not reproduced": f"Not reproduced at this preset: optimal inference does not narrow the ELBO/IWAE-{K} gap at "
+                      "every checkpoint."}[tight["verdict"]])
+plots.say(f"Optimal inference improves the test ELBO itself by {E['amortized'][-1] - E['optimal'][-1]:.4f} "
+      f"BPD (paper's form) and {E['amortized'][-1] - E['optimal_per_point'][-1]:.4f} BPD (per point).")
 
 # %% [markdown]
 # ## 3. The IWAE-K estimate of single images
@@ -338,22 +323,20 @@ interact(draw_widget,
 # run's results:
 
 # %% tags=["hide-input"]
-K_top = str(Ks.max())
 plots.say(f"Preset {res['config']['preset']['name']}, seed {res['config']['seed']}, data {ds['name']}.")
 display(plots.table(
     [{"q": "exact log p(x)", "nats per point": lg["log_px"]},
-     {"q": "ELBO, amortized", "nats per point": lg["elbo_amortized"]},
-     {"q": "ELBO, best diagonal", "nats per point": lg["elbo_best_diagonal"]},
-     {"q": "ELBO, exact posterior", "nats per point": lg["elbo_exact_posterior"]},
-     {"q": f"IWAE-{K_top}, amortized q (± one std)", "nats per point": f"{iw[K_top]['mean']:.3f} ± {iw[K_top]['std']:.3f}"}],
+     {"q": "ELBO, amortized", "nats per point": lg["elbo"]["amortized"]},
+     {"q": "ELBO, best diagonal", "nats per point": lg["elbo"]["best_diagonal"]},
+     {"q": "ELBO, exact posterior", "nats per point": lg["elbo"]["exact_posterior"]},
+     {"q": f"IWAE-{Ks[top]}, amortized q (± one std)", "nats per point": f"{mean[top]:.3f} ± {std[top]:.3f}"}],
     formats={"nats per point": lambda v: v if isinstance(v, str) else f"{v:.3f}"},
     caption="Linear-Gaussian model (higher is better)"))
 display(plots.table(
-    [{"q": "amortized", "ELBO (BPD)": mn["elbo_bpd_amortized"][-1], "IWAE-10 (BPD)": mn["iwae10_bpd_amortized"][-1]},
-     {"q": "optimal (paper's form)", "ELBO (BPD)": mn["elbo_bpd_optimal"][-1], "IWAE-10 (BPD)": mn["iwae10_bpd_optimal"][-1]},
-     {"q": "optimal (per point)", "ELBO (BPD)": mn["elbo_bpd_optimal_per_point"][-1],
-      "IWAE-10 (BPD)": mn["iwae10_bpd_optimal_per_point"][-1]}],
-    formats={"ELBO (BPD)": ".4f", "IWAE-10 (BPD)": ".4f"},
+    [{"q": label, "ELBO (BPD)": E[q][-1], f"IWAE-{K} (BPD)": I[q][-1]}
+     for q, label in (("amortized", "amortized"), ("optimal", "optimal (paper's form)"),
+                      ("optimal_per_point", "optimal (per point)"))],
+    formats={"ELBO (BPD)": ".4f", f"IWAE-{K} (BPD)": ".4f"},
     caption=f"{ds['name']} test images at epoch {ep[-1]} (lower is better)"))
 
 # %% [markdown]

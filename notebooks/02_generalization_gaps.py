@@ -132,7 +132,7 @@ plots.say(f"Wall time {res['provenance']['wall_time_s']:.0f} s on {res['provenan
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
-    plots.curves(d["epochs"], {"train": d["train_bpd"], "test": d["test_bpd_amortized"]}, "epoch",
+    plots.curves(d["epochs"], {"train": d["bpd"]["train"]["amortized"], "test": d["bpd"]["test"]["amortized"]}, "epoch",
                  "negative ELBO (BPD)", ax=ax, title=NAMES[key], legend="below")
 plt.tight_layout()
 plt.show()
@@ -144,7 +144,7 @@ for key, d in D.items():
               f"{-sm['train_change_bpd']:.4f} BPD.")
     else:
         plots.say(f"{key}: no overfitting at this preset: the test BPD is lowest at the last checkpoint "
-              f"(epoch {sm['last_epoch']}, {d['test_bpd_amortized'][-1]:.4f} BPD).")
+              f"(epoch {sm['last_epoch']}, {d['bpd']['test']['amortized'][-1]:.4f} BPD).")
 
 # %% [markdown]
 # ## Separating the two gaps
@@ -157,10 +157,10 @@ for key, d in D.items():
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
-    plots.curves(d["epochs"], {"train (amortized)": d["train_bpd"], "test, amortized": d["test_bpd_amortized"],
-                               "test, optimal inference": d["test_bpd_optimal"]},
+    plots.curves(d["epochs"], {"train (amortized)": d["bpd"]["train"]["amortized"], "test, amortized": d["bpd"]["test"]["amortized"],
+                               "test, optimal inference": d["bpd"]["test"]["optimal"]},
                  "epoch", "negative ELBO (BPD)", ax=ax, title=NAMES[key], legend="below")
-    ax.fill_between(d["epochs"], d["test_bpd_optimal"], d["test_bpd_amortized"], alpha=0.15, color="C1")
+    ax.fill_between(d["epochs"], d["bpd"]["test"]["optimal"], d["bpd"]["test"]["amortized"], alpha=0.15, color="C1")
 plt.tight_layout()
 plt.show()
 
@@ -174,14 +174,14 @@ plt.show()
 for key, d in D.items():
     sm = d["summary"]
     if not sm["overfits"]:
-        split0 = d["test_bpd_amortized"][0] - d["train_bpd"][0]
-        split1 = d["test_bpd_amortized"][-1] - d["train_bpd"][-1]
+        split0 = d["bpd"]["test"]["amortized"][0] - d["bpd"]["train"]["amortized"][0]
+        split1 = d["bpd"]["test"]["amortized"][-1] - d["bpd"]["train"]["amortized"][-1]
         plots.say(f"{key}: the test BPD did not rise at this preset, so there is no test-BPD rise to attribute. "
               f"The test-minus-train BPD still widens from {split0:.4f} to {split1:.4f} between epochs "
               f"{d['epochs'][0]} and {d['epochs'][-1]}; over the same checkpoints the inference gap goes from "
-              f"{d['inference_gap'][0]:.4f} to {d['inference_gap'][-1]:.4f} BPD "
-              f"({d['inference_gap_nats'][-1]:.1f} nats per image at the end) and the generative model gap "
-              f"from {d['model_gap'][0]:.4f} to {d['model_gap'][-1]:.4f} BPD.")
+              f"{d['gap']['inference']['bpd'][0]:.4f} to {d['gap']['inference']['bpd'][-1]:.4f} BPD "
+              f"({d['gap']['inference']['nats'][-1]:.1f} nats per image at the end) and the generative model gap "
+              f"from {d['gap']['model']['bpd'][0]:.4f} to {d['gap']['model']['bpd'][-1]:.4f} BPD.")
         continue
     who = "mostly the encoder's" if sm["mostly_encoder"] else "NOT mostly the encoder's"
     plots.say(f"{key}: from epoch {sm['best_epoch']} to {sm['last_epoch']} the amortized test BPD rises by "
@@ -210,9 +210,9 @@ for key, d in D.items():
 fig, axes = plt.subplots(1, len(D), figsize=(11, 3.8))
 for ax, (key, d) in zip(np.atleast_1d(axes), D.items()):
     e = d["epochs"]
-    ax.stackplot(e, d["model_gap"], d["inference_gap"], alpha=0.75,
+    ax.stackplot(e, d["gap"]["model"]["bpd"], d["gap"]["inference"]["bpd"], alpha=0.75,
                  labels=["generative model gap $O_{test} - O_{train}$", "inference gap $A_{test} - O_{test}$"])
-    ax.plot(e, np.add(d["model_gap"], d["inference_gap"]), "k.-", lw=1, label="total $A_{test} - O_{train}$")
+    ax.plot(e, np.add(d["gap"]["model"]["bpd"], d["gap"]["inference"]["bpd"]), "k.-", lw=1, label="total $A_{test} - O_{train}$")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("gap (BPD)")
@@ -231,10 +231,10 @@ plt.show()
 
 # %% tags=["hide-input"]
 for key, d in D.items():
-    o = d["test_bpd_optimal"]
+    o = d["bpd"]["test"]["optimal"]
     plots.say(f"{key}, epoch {d['epochs'][0]} -> {d['epochs'][-1]}: generative model gap "
-          f"{d['model_gap'][0]:+.4f} -> {d['model_gap'][-1]:+.4f} BPD, inference gap "
-          f"{d['inference_gap'][0]:+.4f} -> {d['inference_gap'][-1]:+.4f} BPD; the optimal-inference test BPD "
+          f"{d['gap']['model']['bpd'][0]:+.4f} -> {d['gap']['model']['bpd'][-1]:+.4f} BPD, inference gap "
+          f"{d['gap']['inference']['bpd'][0]:+.4f} -> {d['gap']['inference']['bpd'][-1]:+.4f} BPD; the optimal-inference test BPD "
           f"moves by {o[-1] - o[0]:+.4f} overall and by {o[-1] - min(o):+.4f} from its best checkpoint "
           f"(epoch {d['epochs'][o.index(min(o))]}).")
 
@@ -250,16 +250,16 @@ for key, d in D.items():
 def decomposition(key, i, ax=None):
     d = D[key]
     ax = ax or plt.gca()
-    base, mg, ig = d["train_bpd_optimal"][i], d["model_gap"][i], d["inference_gap"][i]
+    base, mg, ig = d["bpd"]["train"]["optimal"][i], d["gap"]["model"]["bpd"][i], d["gap"]["inference"]["bpd"][i]
     ax.bar([0], [base], color="0.75", label=f"train, optimal inference {base:.4f}")
     ax.bar([0], [mg], bottom=[base], color="C0", label=f"generative model gap {mg:+.4f}")
     ax.bar([0], [ig], bottom=[base + mg], color="C1", label=f"inference gap {ig:+.4f}")
-    hi = max(d["train_bpd_optimal"] + d["test_bpd_amortized"] + d["test_bpd_optimal"])
+    hi = max(d["bpd"]["train"]["optimal"] + d["bpd"]["test"]["amortized"] + d["bpd"]["test"]["optimal"])
     ax.set_ylim(0, hi * 1.05)
     ax.set_xlim(-1, 1)
     ax.set_xticks([])
     ax.set_ylabel("BPD")
-    ax.set_title(f"{NAMES[key]}, epoch {d['epochs'][i]}: test BPD {d['test_bpd_amortized'][i]:.4f}")
+    ax.set_title(f"{NAMES[key]}, epoch {d['epochs'][i]}: test BPD {d['bpd']['test']['amortized'][i]:.4f}")
     plots.legend(ax, "right", fontsize=9)
     return ax
 
@@ -293,24 +293,27 @@ interact(_show, dataset=widgets.Dropdown(options=list(D), value="binary"),
 # few thousandths of a BPD of zero (even slightly negative) means "no measurable gap".
 
 # %% tags=["hide-input"]
-def table(key):
-    d = D[key]
-    cols = {"train, amortized (BPD)": "train_bpd", "test, amortized (BPD)": "test_bpd_amortized",
-            "test, optimal (BPD)": "test_bpd_optimal", "inference gap (BPD)": "inference_gap",
-            "inference gap (nats)": "inference_gap_nats", "train, optimal (BPD)": "train_bpd_optimal",
-            "model gap (BPD)": "model_gap"}
-    fmt = {c: ".4f" for c in cols} | {"inference gap (nats)": ".2f", "model gap (BPD)": "+.4f"}
-    return plots.table([{"epoch": e, **{c: d[k][j] for c, k in cols.items()}} for j, e in enumerate(d["epochs"])],
-                       formats=fmt, caption=f"{NAMES[key]} ({d['dataset']['name']}), every checkpoint")
-
-
-for key in D:
-    display(table(key))
+cols = {"epoch": "epochs", "train, amortized (BPD)": "bpd.train.amortized", "test, amortized (BPD)": "bpd.test.amortized",
+        "test, optimal (BPD)": "bpd.test.optimal", "inference gap (BPD)": "gap.inference.bpd",
+        "inference gap (nats)": "gap.inference.nats", "train, optimal (BPD)": "bpd.train.optimal",
+        "model gap (BPD)": "gap.model.bpd"}
+fmt = {c: ".4f" for c in cols if c != "epoch"} | {"inference gap (nats)": ".2f", "model gap (BPD)": "+.4f"}
+for key, d in D.items():
+    checkpoints = [{c: d.at(p)[j] for c, p in cols.items()} for j in range(len(d["epochs"]))]
+    display(plots.records_table(checkpoints, {c: c for c in cols}, formats=fmt,
+                                caption=f"{NAMES[key]} ({d['dataset']['name']}), every checkpoint"))
 
 # %% [markdown]
-# For comparison, the paper's binary-MNIST VAE (all 50,000 training images, 1000 epochs) reaches
-# a test BPD of 0.200 with the encoder, and its grey-MNIST VAE 1.543 {cite}`zhang2022generalization`;
-# the `book` preset trains on far fewer images, so its numbers are worse and it overfits sooner.
+# For comparison, the paper's own VAEs {cite}`zhang2022generalization`:
+
+# %% tags=["hide-input"]
+pp = res["paper"]
+plots.say(f"The paper's binary-MNIST VAE (all {pp['n_train']:,} training images, {pp['epochs']} "
+          f"epochs) reaches a test BPD of {pp['test_bpd_amortized']['binary']:.3f} with the encoder, and its grey-MNIST "
+          f"VAE {pp['test_bpd_amortized']['grey']:.3f} ({pp['source']}); the `book` preset trains on far fewer images, "
+          "so its numbers are worse and it overfits sooner.")
+
+# %% [markdown]
 # How fast is optimal inference for a whole test set at once? `python -m gapkit bench
 # optimal-inference` times it against a loop over images.
 #

@@ -85,7 +85,7 @@ from IPython.display import display
 
 from gapkit import experiments, plots
 from gapkit.notebook import setup
-from gapkit.experiments.reverse_half_asleep import EXTRA_SEEDS, over_seeds
+from gapkit.experiments.reverse_half_asleep import BASE, EXTRA_SEEDS, RHS, WAKE, over_seeds, post_hoc
 from gapkit.grid import cell_results, run_grid
 
 preset, device = setup("sleep-consistency", "reverse-half-asleep")  # theme, $GAPKIT_PRESET, device, expected times
@@ -172,22 +172,20 @@ s = rh["settings"]
 b = rh["base"]
 plots.say(f"Base VAE: {rh['dataset']['n_train']} training images, {s['base_epochs']} epochs: train "
       f"{b['train_bpd'][-1]:.4f} BPD, test {b['test_bpd'][-1]:.4f} BPD. Post hoc: {s['epochs']} epochs, "
-      f"Adam lr {s['lr']}, seeds {', '.join(map(str, rh['methods']['sleep']['seeds']))}, dream latents from the "
+      f"Adam lr {s['lr']}, seeds {', '.join(map(str, rh.at('methods.sleep.seeds')))}, dream latents from the "
           f"{s['latent_source']} ({rh['provenance']['wall_time_s']:.0f} s).")
 
 
 # %% tags=["hide-input"]
-def mean_sd(name):
-    m = rh["methods"][name]
-    a = np.asarray(m["test_bpd"])  # (seeds, evaluations)
-    return np.asarray(m["epochs"]), a.mean(0), a.std(0)
+def run_of(alpha):
+    return rh["methods"]["sleep"] if alpha == "sleep" else post_hoc(rh, alpha)
 
 
-alpha_names = [f"alpha={a:g}" for a in s["alphas"]]
 fig, ax = plt.subplots()
-for name in alpha_names + ["sleep"]:
-    e, mu, sd = mean_sd(name)
-    plots.band(ax, e, mu, sd, label=name.replace("alpha=", "$\\alpha$ = "), ls="--" if name == "sleep" else "-")
+for alpha in [*s["alphas"], "sleep"]:
+    m = run_of(alpha)
+    plots.band_over_seeds(ax, m["epochs"], m["test_bpd"], label="sleep" if alpha == "sleep" else f"$\\alpha$ = {alpha:g}",
+                          ls="--" if alpha == "sleep" else "-")
 ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD, lower is better)",
        title="Post-hoc encoder training")
 plots.legend(ax, "right")
@@ -199,16 +197,16 @@ plt.show()
 # mixing in dreams ($\alpha > 0$) teaches the encoder about images it has not seen.
 
 # %% tags=["hide-input"]
-fin = {n: float(np.mean([c[-1] for c in rh["methods"][n]["test_bpd"]])) for n in alpha_names + ["sleep"]}
-best = min(fin, key=fin.get)
+f4 = rh["findings"]["figure4"]
+fin = {**{f"alpha={a:g}": v for a, v in zip(f4["alpha"], f4["final"])}, "sleep": f4["sleep_final"]}
 display(plots.table([{"encoder objective": n.replace("alpha=", "α = "), "final test BPD, mean over seeds": v}
                      for n, v in fin.items()], formats={"final test BPD, mean over seeds": ".4f"},
                     best={"final test BPD, mean over seeds": "min"}, caption="Post-hoc encoder training (lower is better)"))
-plots.say(f"Best: {best}. alpha=0.5 {'beats' if fin['alpha=0.5'] < fin['alpha=0'] else 'does NOT beat'} alpha=0 "
+plots.say(f"Best: {f4['best']}. alpha=0.5 {'beats' if f4['half_beats_wake'] else 'does NOT beat'} alpha=0 "
       f"(by {fin['alpha=0'] - fin['alpha=0.5']:+.4f} BPD) and "
-      f"{'beats' if fin['alpha=0.5'] < fin['alpha=1'] else 'does NOT beat'} alpha=1 (reverse sleep, by "
+      f"{'beats' if f4['half_beats_reverse_sleep'] else 'does NOT beat'} alpha=1 (reverse sleep, by "
       f"{fin['alpha=1'] - fin['alpha=0.5']:+.4f} BPD); sleep is "
-      f"{'the worst' if max(fin, key=fin.get) == 'sleep' else 'not the worst'} ({fin['sleep']:.4f}).")
+      f"{'the worst' if f4['sleep_worst'] else 'not the worst'} ({fin['sleep']:.4f}).")
 
 # %% [markdown]
 # ## Against the denoising regularizer (Table 1)
@@ -221,23 +219,19 @@ plots.say(f"Best: {best}. alpha=0.5 {'beats' if fin['alpha=0.5'] < fin['alpha=0'
 # on the test set with its ELBO averaged over `final_K` samples per image.
 
 # %% tags=["hide-input"]
-def table1(caption):
-    return plots.table([{"method": r["method"], "test BPD": r["test_bpd"]} for r in rh["table1"]],
-                       formats={"test BPD": ".4f"}, best={"test BPD": "min"},
-                       caption=f"{caption}test negative ELBO (BPD, K = {rh['table1_K']} samples per image), "
-                               "decoder fixed; lower is better")
-
-
-display(table1(""))
-t = {r["method"]: r["test_bpd"] for r in rh["table1"]}
-rhs, plain, wake = t["reverse half-asleep (alpha=0.5)"], t["VAE (base, as trained)"], t["VAE + wake post hoc (alpha=0)"]
-den = {k: v for k, v in t.items() if k.startswith("denoising")}
-best_den = min(den, key=den.get)
+TABLE1 = dict(columns={"method": "method", "test BPD": "test_bpd"}, formats={"test BPD": ".4f"}, best={"test BPD": "min"})
+caption1 = (f"test negative ELBO (BPD, K = {rh.at('table1.K')} samples per image), decoder fixed; lower is better")
+display(plots.records_table(rh.at("table1.rows"), caption=caption1.capitalize(), **TABLE1))
+t = {r["method"]: r["test_bpd"] for r in rh.at("table1.rows")}
+rhs, plain, wake = t[RHS], t[BASE], t[WAKE]
+f1, p1 = rh.at("findings.table1"), rh["paper"]
+best_den = f1["best_denoising"]
 plots.say(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+.4f} BPD), the same number of "
-      f"post-hoc wake steps {wake:.4f} ({wake - rhs:+.4f} BPD), and the best denoising "
-      f"setting, {best_den} {den[best_den]:.4f}: reverse half-asleep "
-      f"{'is better than' if rhs < den[best_den] else 'is NOT better than'} every denoising setting here. "
-      f"(The paper, at 1000 epochs on all 60k images: VAE 0.200, best denoising 0.191, ours 0.187.)")
+      f"post-hoc wake steps {wake:.4f} ({wake - rhs:+.4f} BPD)"
+      + (f", and the best denoising setting, {best_den} {t[best_den]:.4f}: reverse half-asleep "
+         f"{'is better than' if f1['beats_every_denoising'] else 'is NOT better than'} every denoising setting here. "
+         if best_den else ". ")
+      + f"(The paper, {p1['source']}: " + ", ".join(f"{k} {v:.3f}" for k, v in p1["table1"].items()) + ".)")
 
 # %% [markdown]
 # ## One alpha against the usual encoder objective
@@ -248,9 +242,9 @@ plots.say(f"Reverse half-asleep {rhs:.4f} vs the VAE {plain:.4f} ({plain - rhs:+
 # %% tags=["hide-input"]
 def alpha_plot(alpha, ax=None):
     ax = ax or plt.gca()
-    for name, ls in ((f"alpha={alpha:g}", "-"), ("alpha=0", ":")):
-        e, mu, sd = mean_sd(name)
-        plots.band(ax, e, mu, sd, label=name.replace("alpha=", "$\\alpha$ = "), ls=ls)
+    for a, ls in ((alpha, "-"), (0.0, ":")):
+        m = run_of(a)
+        plots.band_over_seeds(ax, m["epochs"], m["test_bpd"], label=f"$\\alpha$ = {a:g}", ls=ls)
     ax.set(xlabel="post-hoc epoch (decoder fixed)", ylabel="test negative ELBO (BPD)",
            title=f"$\\alpha$ = {alpha:g} vs the usual encoder objective")
     plots.legend(ax, "right")
@@ -284,13 +278,12 @@ interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]), value=0
 # ({func}`gapkit.classify.downstream_accuracy`).
 
 # %% tags=["hide-input"]
-acc = rh["classifier"]
+acc = {r["encoder"]: r["accuracy"] for r in rh.at("classifier.rows")}
 display(plots.table([{"encoder": k, "test accuracy (%)": 100 * v} for k, v in acc.items()],
                     formats={"test accuracy (%)": ".2f"}, best={"test accuracy (%)": "max"},
-                    caption=f"Test accuracy, predictive averaged over K = {rh['classifier_K']} posterior samples "
+                    caption=f"Test accuracy, predictive averaged over K = {rh.at('classifier.K')} posterior samples "
                             f"({s['classifier_epochs']} classifier epochs)"))
-d = acc["reverse half-asleep (alpha=0.5)"] - acc["VAE (base)"]
-d0 = acc["reverse half-asleep (alpha=0.5)"] - acc["wake post hoc (alpha=0)"]
+d, d0 = rh.at("findings.classifier.minus_base"), rh.at("findings.classifier.minus_wake_post_hoc")
 plots.say(f"Reverse half-asleep {'improves' if d > 0 else 'does NOT improve'} on the base encoder ({100 * d:+.2f} points) "
       f"and {'improves' if d0 > 0 else 'does NOT improve'} on the same post-hoc training by wake ({100 * d0:+.2f} points).")
 
@@ -308,17 +301,18 @@ plots.say(f"Reverse half-asleep {'improves' if d > 0 else 'does NOT improve'} on
 # %% tags=["hide-input"]
 if "extras" in rh:
     ex = rh["extras"]
-    cols = {"VAE (base)": "VAE", "+ wake post hoc, α = 0": "alpha=0", "+ reverse half-asleep, α = 0.5": "alpha=0.5"}
-    display(plots.table([{"latent size": z, **{c: r[k] for c, k in cols.items()}} for z, r in ex["latent_sizes"].items()],
+    cols = ["VAE (base)", *(f"+ {'wake' if a == 0 else 'reverse half-asleep'} post hoc, α = {a:g}"
+                            for a in ex["latent_sizes"][0]["alpha"])] if ex["latent_sizes"] else ["VAE (base)"]
+    display(plots.table([{"latent size": r["latent"], **dict(zip(cols, [r["vae"], *r["post_hoc"]]))}
+                         for r in ex["latent_sizes"]],
                         formats={"latent size": str} | {c: ".4f" for c in cols},
                         caption="Test BPD by latent size (lower is better)"))
-    wins = [z for z, r in ex["latent_sizes"].items() if r["alpha=0.5"] < r["alpha=0"]]
-    fs = ex["from_start"]
-    plots.say(f"α = 0.5 beats α = 0 at latent sizes {', '.join(map(str, wins)) or 'none'} of "
-              f"{', '.join(map(str, ex['latent_sizes']))}.",
-              f"Reverse half-asleep from the start: {fs['test_bpd']:.4f} BPD against the VAE's {fs['VAE test_bpd']:.4f} "
-          f"({'better' if fs['test_bpd'] < fs['VAE test_bpd'] else 'NOT better'}) and post-hoc reverse half-asleep's "
-          f"{rhs:.4f} ({'better' if fs['test_bpd'] < rhs else 'NOT better'}; the paper: better on binary MNIST).")
+    fx, fs = rh.at("findings.extras"), ex["from_start"]
+    plots.say(f"α = 0.5 beats α = 0 at latent sizes {', '.join(map(str, fx['half_beats_wake_at_latents'])) or 'none'} of "
+              f"{', '.join(str(r['latent']) for r in ex['latent_sizes'])}.",
+              f"Reverse half-asleep from the start: {fs['test_bpd']:.4f} BPD against the VAE's {fs['vae_test_bpd']:.4f} "
+          f"({'better' if fx['from_start_beats_vae'] else 'NOT better'}) and post-hoc reverse half-asleep's "
+          f"{rhs:.4f} ({'better' if fx['from_start_beats_post_hoc'] else 'NOT better'}; the paper: better on binary MNIST).")
 else:
     plots.say(f"Not run at the `{preset.name}` preset; `python -m gapkit run reverse-half-asleep --preset book` runs them.")
 
@@ -344,8 +338,10 @@ display(plots.table([{"method": r["method"], "test BPD": f"{r['mean']:.4f} ± {r
                      for r in ovs["table1"]],
                     caption=f"Table 1 over {ovs['n']} seeds ({', '.join(map(str, ovs['seeds']))}): test negative "
                             "ELBO (BPD), mean ± standard deviation, lower is better"))
-display(plots.table([{"encoder objective": a.replace("alpha=", "α = "), "final test BPD": f"{v['mean']:.4f} ± {v['std']:.4f}"}
-                     for a, v in ovs["figure4_final"].items()],
+f4o = ovs["figure4_final"]
+display(plots.table([{"encoder objective": n, "final test BPD": f"{v['mean']:.4f} ± {v['std']:.4f}"}
+                     for n, v in [*((f"α = {a:g}", v) for a, v in zip(f4o["alpha"], f4o["final"])),
+                                  ("sleep", f4o["sleep"])]],
                     caption=f"Figure 4's final test BPD over {ovs['n']} seeds, mean ± standard deviation"))
 lines = [f"- {c}: **{k} of {ovs['n']} seeds**" for c, k in ovs["holds_in_seeds"].items() if k is not None]
 if "from_start_minus_post_hoc" in ovs:
@@ -366,5 +362,5 @@ plots.say(f"Figure 3 (`{preset.name}` preset): final test BPD "
           + f"; ordering {sc['ordering']['expected']}: {'holds' if sc['ordering']['holds'] else 'does not hold'}.",
           f"Figure 4 (`{preset.name}` preset): final test BPD, mean over seeds: "
           + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()) + ".")
-display(table1("Table 1: "))
+display(plots.records_table(rh.at("table1.rows"), caption="Table 1: " + caption1, **TABLE1))
 plots.say("Appendix B accuracies: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()) + ".")

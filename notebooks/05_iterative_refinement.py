@@ -124,15 +124,15 @@ display(plots.table(
     formats={"encoder ELBO (nats)": ".2f", "refined ELBO, 50 steps (nats)": ".2f", "optimal ELBO (nats)": ".2f",
              "gap (nats)": ".2f", "share closed by refinement (%)": ".0f"},
     caption="The plain VAE's ELBO, nats per image (higher is better)"))
-a, ig = res["amortization_gap"], res["inference_generalization_gap"]
-close = abs(ig - a) < 0.1 * max(abs(a), abs(ig), 1e-9)  # within 10%: no difference worth naming
+a, ig = g["train"]["gap"], g["test"]["gap"]
+fg = res["findings"]["gaps"]
 plots.say(
     f"On training images the encoder is {a:.2f} nats short of the best Gaussian; on test images "
     f"{ig:.2f} nats (difference {ig - a:+.2f} nats). "
     + ("The two gaps are about the same size here: at this preset the encoder has not overfitted, so "
-       "the inference generalization gap is essentially the amortization gap." if close else
+       "the inference generalization gap is essentially the amortization gap." if fg["similar"] else
        "The test gap is larger: the encoder also generalizes worse than it fits, the part chapter 2 "
-       "attributes to overfitting of the encoder." if ig > a else
+       "attributes to overfitting of the encoder." if fg["test_larger"] else
        "The test gap is smaller than the training gap at this preset."))
 
 # %% [markdown]
@@ -144,16 +144,16 @@ plots.say(
 # {cite}`hjelm2016iterative`).
 
 # %% tags=["hide-input"]
-steps = res["steps"]
+cv = res["curves"]
+steps = cv["steps"]
 K = s["eval_samples"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for split, ls in (("train", "-"), ("test", "--")):
-    axes[0].plot(steps, res[f"elbo_{split}"], ls, marker="o", ms=3, label=f"{split}, from the encoder")
-    axes[0].plot(steps, res[f"elbo_{split}_prior"], ls, marker="s", ms=3, label=f"{split}, from the prior")
-    axes[1].plot(steps, res[f"ess_{split}"], ls, marker="o", ms=3, label=f"{split}, from the encoder")
-    axes[1].plot(steps, res[f"ess_{split}_prior"], ls, marker="s", ms=3, label=f"{split}, from the prior")
-lo = min(min(res["elbo_train"]), min(res["elbo_test"]))
-hi = max(max(res["elbo_train"]), max(res["elbo_test"]))
+    for ax, q in zip(axes, ("elbo", "ess")):
+        ax.plot(steps, cv[q][split]["encoder"], ls, marker="o", ms=3, label=f"{split}, from the encoder")
+        ax.plot(steps, cv[q][split]["prior"], ls, marker="s", ms=3, label=f"{split}, from the prior")
+lo = min(min(cv["elbo"]["train"]["encoder"]), min(cv["elbo"]["test"]["encoder"]))
+hi = max(max(cv["elbo"]["train"]["encoder"]), max(cv["elbo"]["test"]["encoder"]))
 axes[0].set_ylim(lo - 3 * (hi - lo) - 1, hi + 0.3 * (hi - lo) + 0.2)
 axes[0].set(xlabel="refinement steps", ylabel="ELBO (nats per image, higher is better)",
             title="ELBO of the refined q")
@@ -164,13 +164,14 @@ plots.legend(axes[1], "below", fontsize=9)
 plt.show()
 
 # %% tags=["hide-input"]
-e0, e50 = res["elbo_test"][0], res["elbo_test"][-1]
-p0, p50 = res["elbo_test_prior"][0], res["elbo_test_prior"][-1]
-n0, n50 = res["ess_test"][0], res["ess_test"][-1]
-first = next((st for st, v in zip(steps, res["elbo_test_prior"]) if v >= e0), None)
+e0, e50 = cv["elbo"]["test"]["encoder"][0], cv["elbo"]["test"]["encoder"][-1]
+p0, p50 = cv["elbo"]["test"]["prior"][0], cv["elbo"]["test"]["prior"][-1]
+n0, n50 = cv["ess"]["test"]["encoder"][0], cv["ess"]["test"]["encoder"][-1]
+fc = res["findings"]["curves"]
+first = fc["prior_reaches_encoder_at"]
 plots.say(
     f"On test images refinement raises the ELBO from {e0:.2f} to {e50:.2f} nats "
-    f"({'an improvement' if e50 > e0 else 'no improvement'} of {e50 - e0:+.2f}) and the normalized ESS "
+    f"({'an improvement' if fc['improves'] else 'no improvement'} of {e50 - e0:+.2f}) and the normalized ESS "
     f"from {n0:.3f} to {n50:.3f}. Started from the prior, the ELBO is {p0:.2f} nats at step 0 and "
     f"{p50:.2f} after {steps[-1]} steps; "
     + (f"it needs {first} steps to match the encoder's answer at step 0: that is what the encoder's "
@@ -205,7 +206,7 @@ plots.say(
 # smaller, so compare the orderings, not the values.
 
 # %% tags=["hide-input"]
-t, p = res["table"], res["paper_table1"]
+t, p = res["table"], res["paper"]["table1"]
 Kn = s["nll_K"]
 display(plots.table(
     [{"model": "VAE", "test bound": t["vae"]["bound"], f"IWAE-{Kn} NLL": t["vae"]["nll"],
@@ -217,20 +218,22 @@ display(plots.table(
       "NLL, refined at test": t["gdir"]["nll_refined"],
       "paper: bound / NLL": f"{p['gdir']['bound']:.2f} / {p['gdir']['nll']:.2f}"}],
     formats={c: ".2f" for c in ("test bound", f"IWAE-{Kn} NLL", "bound, refined at test", "NLL, refined at test")},
-    caption="Test negative bounds, nats per image (lower is better); the paper's column is Hjelm et al.'s "
-            "Table 1 (MNIST, cited)"))
-v, gd = t["vae"], t["gdir"]
+    caption=f"Test negative bounds, nats per image (lower is better); the paper's column is {res['paper']['source']} "
+            "(cited)"))
+v, gd, ft = t["vae"], t["gdir"], res["findings"]["table"]
+pv, pr, pg = p["vae"], p["vae_refined"], p["gdir"]
 plots.say(
-    f"Refinement at test time {'tightens' if v['bound_refined'] < v['bound'] else 'does not tighten'} the "
-    f"VAE's bound ({v['bound']:.2f} -> {v['bound_refined']:.2f} nats; paper: 94.48 -> 90.57) and "
+    f"Refinement at test time {'tightens' if ft['refinement_tightens_vae'] else 'does not tighten'} the "
+    f"VAE's bound ({v['bound']:.2f} -> {v['bound_refined']:.2f} nats; paper: {pv['bound']:.2f} -> {pr['bound']:.2f}) and "
     f"changes its NLL estimate by {v['nll_refined'] - v['nll']:+.3f} nats "
-    f"({v['nll']:.2f} -> {v['nll_refined']:.2f}; paper: 89.31 -> 88.53, -0.78). "
+    f"({v['nll']:.2f} -> {v['nll_refined']:.2f}; paper: {pv['nll']:.2f} -> {pr['nll']:.2f}, {pr['nll'] - pv['nll']:+.2f}). "
     f"The GDIR-trained model's refined bound is {gd['bound_refined']:.2f} against the VAE's "
-    f"{v['bound_refined']:.2f} ({'better' if gd['bound_refined'] < v['bound_refined'] else 'not better'}), "
+    f"{v['bound_refined']:.2f} ({'better' if ft['gdir_bound_better'] else 'not better'}), "
     f"and its refined NLL {gd['nll_refined']:.2f} against {v['nll_refined']:.2f} "
-    f"({'better' if gd['nll_refined'] < v['nll_refined'] else 'not better'}). In the paper GDIR training "
-    "and test-time refinement of a VAE end up level (90.60 / 88.54 against 90.57 / 88.53); here "
-    + (f"they end up level too (within 0.5 nats)." if abs(gd["nll_refined"] - v["nll_refined"]) < 0.5 else
+    f"({'better' if ft['gdir_nll_better'] else 'not better'}). In the paper GDIR training "
+    f"and test-time refinement of a VAE end up level ({pg['bound']:.2f} / {pg['nll']:.2f} against "
+    f"{pr['bound']:.2f} / {pr['nll']:.2f}); here "
+    + (f"they end up level too (within 0.5 nats)." if ft["level"] else
        f"they do not: the GDIR-trained model's refined NLL is {v['nll_refined'] - gd['nll_refined']:+.2f} nats "
        f"{'better' if gd['nll_refined'] < v['nll_refined'] else 'worse'} than the refined VAE's, so training "
        "with refinement gave a better decoder, not just a better posterior, at this preset."))
@@ -329,15 +332,12 @@ interact(draw, steps=widgets.IntSlider(20, 0, MAX_STEPS, 1, description="steps")
 # `results.json`:
 
 # %% tags=["hide-input"]
-m = res["metrics"]
-plots.say(f"Amortization gap (train) {m['amortization_gap_nats']:.2f} nats, inference generalization gap (test) "
-          f"{m['inference_generalization_gap_nats']:.2f} nats.",
-          f"Refinement, test ELBO: step 0 {res['elbo_test'][0]:.2f} → step {steps[-1]} {res['elbo_test'][-1]:.2f} nats; "
-          f"ESS {res['ess_test'][0]:.3f} → {res['ess_test'][-1]:.3f}.")
+plots.say(f"Amortization gap (train) {a:.2f} nats, inference generalization gap (test) {ig:.2f} nats.",
+          f"Refinement, test ELBO: step 0 {e0:.2f} → step {steps[-1]} {e50:.2f} nats; ESS {n0:.3f} → {n50:.3f}.")
 display(plots.table([{"model": name.upper(), "bound": t[name]["bound"], "NLL": t[name]["nll"],
                       "bound, refined": t[name]["bound_refined"], "NLL, refined": t[name]["nll_refined"]}
                      for name in ("vae", "gdir")],
                     formats={c: ".2f" for c in ("bound", "NLL", "bound, refined", "NLL, refined")},
-                    caption="Test negative bounds, nats per image (lower is better). The paper (Hjelm et al. 2016, "
-                            "Table 1, MNIST, 200 latents): VAE 94.48 / 89.31, VAE refined at test 90.57 / 88.53, "
-                            "GDIR 90.60 / 88.54"))
+                    caption=f"Test negative bounds, nats per image (lower is better). The paper ({res['paper']['source']}): "
+                            f"VAE {pv['bound']:.2f} / {pv['nll']:.2f}, VAE refined at test {pr['bound']:.2f} / "
+                            f"{pr['nll']:.2f}, GDIR {pg['bound']:.2f} / {pg['nll']:.2f}"))

@@ -133,14 +133,13 @@ def finding(key):
 
 # %% tags=["hide-input"]
 f1 = res["figure1"]
-st = f1["steps"]
+st, gam = f1["steps"], f1["gamma"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-for i, (dep, c) in enumerate(f1["depths"].items()):
-    lab = f"{dep} layer{'s' if dep != '1' else ''}"
-    for suffix, ls, g_ in (("", "-", f1["gamma"]), ("_gentle", "--", f1["gentle_gamma"])):
-        axes[0].plot(st, c["elbo" + suffix], ls, color=f"C{i}", label=f"{lab}, $\\gamma$ = {g_}")
-        axes[1].plot(st, c["ess" + suffix], ls, color=f"C{i}", label=f"{lab}, $\\gamma$ = {g_}")
-        axes[2].plot(st, c["entropy" + suffix], ls, color=f"C{i}", label=f"{lab}, $\\gamma$ = {g_}")
+for i, c in enumerate(f1["depths"]):
+    lab = f"{c['layers']} layer{'s' if c['layers'] != 1 else ''}"
+    for which, ls in (("paper", "-"), ("gentle", "--")):
+        for ax, q in zip(axes, ("elbo", "ess", "entropy")):
+            ax.plot(st, c[which][q], ls, color=f"C{i}", label=f"{lab}, $\\gamma$ = {gam[which]}")
 axes[0].set(xlabel="AIR steps", ylabel="lower bound (nats per image)", title="lower bound of $q_t$")
 axes[1].set(xlabel="AIR steps", ylabel=f"normalized ESS of {f1['K']} samples", ylim=(0, 1),
             title="effective sample size")
@@ -150,15 +149,16 @@ fig.tight_layout()
 plt.show()
 
 # %% tags=["hide-input"]
-c3 = f1["depths"]["3"]
+c3 = next(c for c in f1["depths"] if c["layers"] == 3)
+p3, g3 = c3["paper"], c3["gentle"]
 display(Markdown(" ".join([finding("refinement_improves_bound"), finding("refinement_improves_ess"),
                            finding("beyond_training_steps")])))
 display(Markdown(
-    f"With γ = {f1['gamma']} the entropy of the three-layer q_t falls from {c3['entropy'][0]:.1f} to "
-    f"{c3['entropy'][-1]:.1f} nats in {st[-1]} steps; with γ = {f1['gentle_gamma']} it ends at "
-    f"{c3['entropy_gentle'][-1]:.1f} nats, and the lower bound moves from {c3['elbo_gentle'][0]:.2f} to "
-    f"{c3['elbo_gentle'][-1]:.2f} nats (with γ = {f1['gamma']}: {c3['elbo'][0]:.2f} to "
-    f"{c3['elbo'][-1]:.2f})."))
+    f"With γ = {gam['paper']} the entropy of the three-layer q_t falls from {p3['entropy'][0]:.1f} to "
+    f"{p3['entropy'][-1]:.1f} nats in {st[-1]} steps; with γ = {gam['gentle']} it ends at "
+    f"{g3['entropy'][-1]:.1f} nats, and the lower bound moves from {g3['elbo'][0]:.2f} to "
+    f"{g3['elbo'][-1]:.2f} nats (with γ = {gam['paper']}: {p3['elbo'][0]:.2f} to "
+    f"{p3['elbo'][-1]:.2f})."))
 
 # %% [markdown]
 # Gradient steps against AIR, on the three-layer network: refinement of the logits of $q$ by
@@ -168,9 +168,10 @@ display(Markdown(
 # %% tags=["hide-input"]
 sf = f1["score_function"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for key, lab, ls in (("elbo", f"AIR, $\\gamma$ = {f1['gamma']}", "-"), ("elbo_gentle", f"AIR, $\\gamma$ = {f1['gentle_gamma']}", "--")):
-    axes[0].plot(st, c3[key], ls, color="C2", label=lab)
-    axes[1].plot(st, c3[key.replace("elbo", "ess")], ls, color="C2", label=lab)
+for which, ls in (("paper", "-"), ("gentle", "--")):
+    lab = f"AIR, $\\gamma$ = {gam[which]}"
+    axes[0].plot(st, c3[which]["elbo"], ls, color="C2", label=lab)
+    axes[1].plot(st, c3[which]["ess"], ls, color="C2", label=lab)
 axes[0].plot(st, sf["elbo"], color="C3", label=f"score-function gradient, step size {sf['best_lr']:g}")
 axes[1].plot(st, sf["ess"], color="C3", label=f"score-function gradient, step size {sf['best_lr']:g}")
 axes[0].set(xlabel="refinement steps", ylabel="lower bound (nats per image)", title="three layers: lower bound")
@@ -200,14 +201,14 @@ display(Markdown(finding("air_beats_gradient") + " Final lower bounds for every 
 # training wall-clock time (evaluation excluded).
 
 # %% tags=["hide-input"]
-tr2 = res["training"]["2"]
-names = res["methods"]
+tr2 = next(t for t in res["training"] if t["layers"] == 2)
 fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-for j, (key, h) in enumerate(tr2.items()):
-    ls = ":" if key == "rws" else ("-" if key.endswith("20") else "--")
+for j, h in enumerate(tr2["runs"]):
+    o = h["objective"]
+    ls = ":" if "steps" not in o else ("-" if o["steps"] == 20 else "--")
     for col, x_key in ((0, "epoch"), (1, "seconds")):
-        axes[0, col].plot(h[x_key], h["iwae"], ls, marker="o", ms=3, color=f"C{j}", label=names[key])
-        axes[1, col].plot(h[x_key], h["ess"], ls, marker="o", ms=3, color=f"C{j}", label=names[key])
+        axes[0, col].plot(h[x_key], h["iwae"], ls, marker="o", ms=3, color=f"C{j}", label=h["method"])
+        axes[1, col].plot(h[x_key], h["ess"], ls, marker="o", ms=3, color=f"C{j}", label=h["method"])
 for col, xl in ((0, "epochs"), (1, "training wall-clock time (s)")):
     axes[0, col].set(xlabel=xl, ylabel=f"log-likelihood estimate, IWAE-{s['eval_K']} (nats)")
     axes[1, col].set(xlabel=xl, ylabel=f"normalized ESS of {s['eval_K']} samples")
@@ -223,11 +224,11 @@ plt.show()
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-air_key = res["air_key"]
-for i, (dep, runs) in enumerate(res["training"].items()):
-    for key, ls in ((air_key, "-"), ("rws", ":")):
-        h = runs[key]
-        label = f"{'AIR-20' if key == air_key else 'RWS'}, {dep} layers"
+for i, t in enumerate(res["training"]):
+    runs = {r["method"]: r for r in t["runs"]}
+    for method, ls in ((res["air"], "-"), ("RWS", ":")):
+        h = runs[method]
+        label = f"{'AIR-20' if method == res['air'] else 'RWS'}, {t['layers']} layers"
         for col, x_key in ((0, "updates"), (1, "seconds")):
             axes[0, col].plot(h[x_key], -np.array(h["elbo"]), ls, marker="o", ms=3, color=f"C{i}", label=label)
             axes[1, col].plot(h[x_key], h["ess"], ls, marker="o", ms=3, color=f"C{i}", label=label)
@@ -252,33 +253,31 @@ display(Markdown(" ".join([finding("air_slower_per_epoch"), finding("air_better_
 
 # %% tags=["hide-input"]
 n, pn = res["nll"], res["paper_nll"]
-rows = [
-    {"model": "AIR", "test refinement": "none", "key": "air", "paper": None},
-    {"model": "AIR", "test refinement": f"20 steps, gamma {s['gamma']}", "key": "air_refined", "paper": pn["AIR"]},
-    {"model": "AIR", "test refinement": f"20 steps, gamma {f1['gentle_gamma']}", "key": "air_refined_gentle",
-     "paper": None},
-    {"model": "BiHM", "test refinement": "none", "key": "bihm", "paper": pn["BiHM"]},
-    {"model": "BiHM+", "test refinement": f"20 steps, gamma {s['gamma']}", "key": "bihm_refined",
-     "paper": pn["BiHM+"]},
-    {"model": "BiHM+", "test refinement": f"20 steps, gamma {f1['gentle_gamma']}", "key": "bihm_refined_gentle",
-     "paper": None},
-]
-for r in rows:
-    r[f"test NLL, IWAE-{s['nll_K']} (nats)"] = n[r["key"]]["nll"]
-    r["negative BiHM bound (nats)"] = n[r["key"]]["bihm_bound"]
-    r["paper NLL (nats)"] = r.pop("paper")
-cols = ["model", "test refinement", f"test NLL, IWAE-{s['nll_K']} (nats)", "negative BiHM bound (nats)",
-        "paper NLL (nats)"]
-display(plots.table(rows, cols, formats={c: ".2f" for c in cols[2:]},
-                    caption=f"Test NLL of three-layer SBNs on {s['nll_n']} test images"))
+rows = [{"model": "AIR", "refinement": "none", "path": "air.encoder", "paper": None},
+        {"model": "AIR", "refinement": f"{s['test_steps']} steps, gamma {gam['paper']}", "path": "air.refined.paper",
+         "paper": pn["AIR"]},
+        {"model": "AIR", "refinement": f"{s['test_steps']} steps, gamma {gam['gentle']}", "path": "air.refined.gentle",
+         "paper": None},
+        {"model": "BiHM", "refinement": "none", "path": "bihm.encoder", "paper": pn["BiHM"]},
+        {"model": "BiHM+", "refinement": f"{s['test_steps']} steps, gamma {gam['paper']}", "path": "bihm.refined.paper",
+         "paper": pn["BiHM+"]},
+        {"model": "BiHM+", "refinement": f"{s['test_steps']} steps, gamma {gam['gentle']}",
+         "path": "bihm.refined.gentle", "paper": None}]
+nll_col = f"test NLL, IWAE-{s['nll_K']} (nats)"
+display(plots.records_table(rows, {"model": "model", "test refinement": "refinement",
+                                   nll_col: lambda r: n.at(r["path"] + ".nll"),
+                                   "negative BiHM bound (nats)": lambda r: n.at(r["path"] + ".bihm_bound"),
+                                   "paper NLL (nats)": "paper"},
+                            formats={c: ".2f" for c in (nll_col, "negative BiHM bound (nats)", "paper NLL (nats)")},
+                            caption=f"Test NLL of three-layer SBNs on {s['nll_n']} test images"))
 display(Markdown(" ".join([finding("bihm_plus_beats_bihm"), finding("air_beats_bihm_plus")])))
 display(Markdown(
     f"How far this is from the paper: {s['epochs']} epochs on {d['n_train']} images against {ps['epochs']} "
     f"epochs on the full training set ({100 * res['epochs_share_of_paper']:.1f}% of the epochs), "
     f"{s['units']} rather than {ps['layers']} units per layer, {s['nll_K']} rather than {ps['nll_K']} "
     "importance samples. "
-    + (f"Our AIR network's refined test NLL, {n['air_refined']['nll']:.1f} nats, is "
-       f"{n['air_refined']['nll'] - pn['AIR']:.1f} nats above the paper's {pn['AIR']:.2f}: "
+    + (f"Our AIR network's refined test NLL, {n.at('air.refined.paper.nll'):.1f} nats, is "
+       f"{n.at('air.refined.paper.nll') - pn['AIR']:.1f} nats above the paper's {pn['AIR']:.2f}: "
        if d["dim"] == 784 else f"These are {d['dim']}-pixel images, not MNIST, so the values cannot be set "
        "beside the paper's: ")
     + "only the orderings can be compared."))
@@ -292,8 +291,7 @@ display(Markdown(
 
 # %% tags=["hide-input"]
 sl = res["slider"]
-per = {g_: {k: np.array(v) for k, v in sl[name].items()}
-       for g_, name in zip(sl["gammas"], ("paper_gamma", "gentle_gamma"))}
+per = {sl["gamma"][which]: {k: np.array(v) for k, v in sl[which].items()} for which in ("paper", "gentle")}
 
 
 def draw(T=20):
@@ -305,7 +303,7 @@ def draw(T=20):
                      label=f"$\\gamma$ = {g_}: mean {a['ess'][T].mean():.3f}")
         axes[1].hist(gains[g_], bins=edges, alpha=0.5, color=f"C{i}",
                      label=f"$\\gamma$ = {g_}: mean {gains[g_].mean():+.2f}")
-    axes[0].hist(per[sl["gammas"][0]]["ess"][0], bins=20, range=(0, 1), histtype="step", color="k",
+    axes[0].hist(per[sl["gamma"]["paper"]]["ess"][0], bins=20, range=(0, 1), histtype="step", color="k",
                  label="step 0 (recognition network)")
     axes[0].set(xlabel=f"normalized ESS after {T} steps", ylabel="test images", title=f"ESS after {T} AIR steps")
     axes[1].set(xlabel=f"lower bound after {T} steps minus at step 0 (nats)", ylabel="test images",

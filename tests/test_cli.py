@@ -26,8 +26,8 @@ def test_run_vae_basics_quick_writes_results(tmp_path):
     for k in ("gapkit_version", "git_commit", "device", "torch_version", "wall_time_s"):
         assert k in res["provenance"]
     m = res["metrics"]
-    assert m["test"]["elbo_nats"] < 0 and m["test"]["elbo_bpd"] > 0
-    assert m["test"]["iwae100_nats"] >= m["test"]["elbo_nats"] - 0.5
+    assert m["test"]["elbo"]["nats"] < 0 and m["test"]["elbo"]["bpd"] > 0
+    assert m["test"]["iwae"]["K"] == 100 and m["test"]["iwae"]["nats"] >= m["test"]["elbo"]["nats"] - 0.5
     assert len(res["curves"]["test_bpd"]) == len(res["curves"]["epoch"])
     # a second run reuses the result
     t = res["provenance"]["finished"]

@@ -201,17 +201,17 @@ def fake_results(good=True):
     """A results dict shaped like the experiment's, in which every claim holds (or none does)."""
     up = 1 if good else -1
     steps = list(range(51))
-    curve = {"elbo": [-100 + up * 0.1 * t for t in steps], "ess": [0.2 + up * 0.001 * t + 0.1 for t in steps],
-             "elbo_gentle": [-100 + 0.01 * t for t in steps]}
+    curve = {"paper": {"elbo": [-100 + up * 0.1 * t for t in steps], "ess": [0.2 + up * 0.001 * t + 0.1 for t in steps]},
+             "gentle": {"elbo": [-100 + 0.01 * t for t in steps]}}
     sf = {"elbo": [-100 + 0.05 * t for t in steps], "lrs": [0.1, 1.0], "best_lr": 0.1}
-    hist = lambda ll, ess_, secs: {"iwae": [-200, ll], "ess": [0.1, ess_], "elbo": [-210, ll - 5],  # noqa: E731
-                                   "seconds": [0.0, secs], "epoch_time": [secs]}
-    training = {d: {"rwair20": hist(-100 + up, 0.5 + 0.1 * up, 10.0 if good else 0.5),
-                    "rws": hist(-100, 0.5, 1.0)} for d in ("2", "3")}
-    nll = {"air_refined": {"nll": 92.0 + (0 if good else 2)}, "bihm": {"nll": 93.0},
-           "bihm_refined": {"nll": 92.5 + (0 if good else 1)}}
-    return {"figure1": {"steps": steps, "train_steps": 20, "depths": {"1": curve, "2": curve, "3": curve},
-                        "score_function": sf, "gentle_gamma": 0.1},
+    hist = lambda m, ll, ess_, secs: {"method": m, "iwae": [-200, ll], "ess": [0.1, ess_],  # noqa: E731
+                                      "elbo": [-210, ll - 5], "seconds": [0.0, secs], "epoch_time": [secs]}
+    training = [{"layers": d, "runs": [hist("reweighted AIR-20", -100 + up, 0.5 + 0.1 * up, 10.0 if good else 0.5),
+                                       hist("RWS", -100, 0.5, 1.0)]} for d in (2, 3)]
+    nll = {"air": {"refined": {"paper": {"nll": 92.0 + (0 if good else 2)}}}, "bihm": {"encoder": {"nll": 93.0},
+           "refined": {"paper": {"nll": 92.5 + (0 if good else 1)}}}}
+    return {"figure1": {"steps": steps, "train_steps": 20, "depths": [{"layers": d, **curve} for d in (1, 2, 3)],
+                        "score_function": sf, "gamma": {"paper": 0.9, "gentle": 0.1}},
             "training": training, "nll": nll}
 
 
@@ -230,19 +230,24 @@ def test_experiment_runs_at_the_quick_preset(tmp_path):
     from gapkit import experiments
     res = experiments.run("discrete-latents", preset="quick", out=tmp_path, progress=False)
     f1 = res["figure1"]
-    assert set(f1["depths"]) == {"1", "2", "3"} and len(f1["steps"]) == 51
-    for c in f1["depths"].values():
-        assert len(c["elbo"]) == 51 and all(0 < v <= 1 for v in c["ess"] + c["ess_gentle"])
-        assert all(v >= 0 for v in c["entropy"])
-    assert set(res["training"]["2"]) == set(res["methods"]) and set(res["training"]["3"]) == {"rwair20", "rws"}
-    h = res["training"]["2"]["rws"]
-    assert h["epoch"] == res["settings"]["eval_epochs"] and h["seconds"][0] == 0 < h["seconds"][-1]
-    for row in res["nll"].values():
+    assert [c["layers"] for c in f1["depths"]] == [1, 2, 3] and len(f1["steps"]) == 51
+    for c in f1["depths"]:
+        assert len(c["paper"]["elbo"]) == 51 and all(0 < v <= 1 for v in c["paper"]["ess"] + c["gentle"]["ess"])
+        assert all(v >= 0 for v in c["paper"]["entropy"])
+    assert [t["layers"] for t in res["training"]] == [2, 3]
+    assert [r["method"] for r in res.at("training.0.runs")] == res["methods"]
+    assert [r["method"] for r in res.at("training.1.runs")] == [res["air"], "RWS"]
+    h = res.at("training.0.runs.6")
+    assert h["method"] == "RWS" and h["epoch"] == res["settings"]["eval_epochs"] and h["seconds"][0] == 0 < h["seconds"][-1]
+    rows = [m["encoder"] for m in res["nll"].values()] + [r for m in res["nll"].values() for r in m["refined"].values()]
+    assert len(rows) == 6
+    for row in rows:
         assert math.isfinite(row["nll"]) and row["nll"] > 0 and row["bihm_bound"] >= row["nll"] - 1e-3
     assert len(res["findings"]) == 10 and res["paper_nll"] == {"AIR": 92.40, "BiHM": 93.30, "BiHM+": 92.90}
+    assert res.at("metrics.nll.air.refined.paper") == res.at("nll.air.refined.paper.nll")
     sf = f1["score_function"]
     assert sf["best_lr"] in sf["lrs"] and len(sf["elbo"]) == 51 and max(sf["final_elbo"]) == sf["elbo"][-1]
-    sl = res["slider"]["paper_gamma"]
+    sl = res["slider"]["paper"]
     assert np.array(sl["ess"]).shape == (51, res["settings"]["curve_n"])
 
 

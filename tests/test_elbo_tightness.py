@@ -92,18 +92,25 @@ def test_quick_preset_end_to_end(tmp_path):
                  widget_K=[1, 10], best_K=100)
     r = experiments.run("elbo-tightness", preset="quick", out=tmp_path, progress=False, **small)
     lgr, mn = r["linear_gaussian"], r["mnist"]
-    for k in ("log_px", "elbo_amortized", "elbo_best_diagonal", "elbo_exact_posterior"):
-        assert math.isfinite(lgr[k])
-    assert lgr["elbo_amortized"] <= lgr["elbo_best_diagonal"] <= lgr["elbo_exact_posterior"] + 1e-6
-    assert abs(lgr["elbo_exact_posterior"] - lgr["log_px"]) < 1e-6
-    assert set(lgr["iwae"]) == {"1", "10", "100", "5000"} and set(lgr["iwae"]["1"]) >= {"mean", "std"}
+    e = r.at("linear_gaussian.elbo")
+    assert math.isfinite(lgr["log_px"]) and all(math.isfinite(e[q]) for q in ("amortized", "best_diagonal", "exact_posterior"))
+    assert e["amortized"] <= e["best_diagonal"] <= e["exact_posterior"] + 1e-6
+    assert abs(e["exact_posterior"] - lgr["log_px"]) < 1e-6
+    assert r.at("linear_gaussian.iwae.K") == [1, 10, 100, 5000] and len(r.at("linear_gaussian.iwae.std")) == 4
     n = len(mn["epochs"])
     assert n >= 2 and mn["epochs"] == sorted(mn["epochs"])
-    for k in ("elbo_bpd_amortized", "iwae10_bpd_amortized", "elbo_bpd_optimal", "iwae10_bpd_optimal"):
-        assert len(mn[k]) == n and all(0 < v < 1.5 for v in mn[k])
+    assert r.at("mnist.iwae.K") == 10 and r.at("mnist.elbo.K") == 10
+    for b in ("elbo", "iwae"):
+        for q in ("amortized", "optimal", "optimal_per_point"):
+            v = r.at(f"mnist.{b}.bpd.{q}")
+            assert len(v) == n and all(0 < x < 1.5 for x in v)
     # IWAE-10 and the ELBO share their samples, so IWAE-10 is the better bound (lower BPD) at every epoch.
-    assert all(i <= e for i, e in zip(mn["iwae10_bpd_amortized"], mn["elbo_bpd_amortized"]))
-    assert all(i <= e for i, e in zip(mn["iwae10_bpd_optimal"], mn["elbo_bpd_optimal"]))
+    for q in ("amortized", "optimal"):
+        assert all(i <= e for i, e in zip(r.at(f"mnist.iwae.bpd.{q}"), r.at(f"mnist.elbo.bpd.{q}")))
+    assert r.at("findings.tight_under_optimal.verdict") in ("reproduced", "partly", "not reproduced")
+    assert r.at("metrics.mnist.iwae.bpd.amortized") == r.at("mnist.iwae.bpd.amortized")[-1]
+    with pytest.raises(KeyError, match="valid keys there: K, bpd"):
+        r.at("mnist.iwae.nats")
     assert mn["dataset"]["name"] == "digits"
     w = mn["widget"]
     assert len(w["iwae"]["amortized"]) == 2 and len(w["iwae"]["amortized"][0][0]) == 4

@@ -108,12 +108,13 @@ def test_quick_preset_end_to_end(tmp_path):
     for key, d in res["datasets"].items():
         n = len(d["epochs"])
         assert n >= 2 and d["epochs"] == sorted(d["epochs"])
-        for f in ("train_bpd", "test_bpd_amortized", "test_bpd_optimal", "inference_gap"):
-            assert len(d[f]) == n and all(math.isfinite(v) for v in d[f]), (key, f)
-        for a, o, g in zip(d["test_bpd_amortized"], d["test_bpd_optimal"], d["inference_gap"]):
+        for f in ("bpd.train.amortized", "bpd.test.amortized", "bpd.test.optimal", "gap.inference.bpd"):
+            assert len(d.at(f)) == n and all(math.isfinite(v) for v in d.at(f)), (key, f)
+        for a, o, g in zip(d.at("bpd.test.amortized"), d.at("bpd.test.optimal"), d.at("gap.inference.bpd")):
             assert g == pytest.approx(a - o)
-        assert d["test_bpd_amortized"][-1] < d["test_bpd_amortized"][0] + 0.5   # it learned something sane
-        assert 0 < d["train_bpd"][-1] < (1.0 if key == "binary" else 8.0)
+        assert d.at("bpd.test.amortized")[-1] < d.at("bpd.test.amortized")[0] + 0.5   # it learned something sane
+        assert 0 < d.at("bpd.train.amortized")[-1] < (1.0 if key == "binary" else 8.0)
+    assert res.at("paper.test_bpd_amortized.binary") == 0.200 and res.at("book_summary.unit") == "BPD"
     # Cached: a second run reads results.json; the per-checkpoint sweep files are reused too.
     again = experiments.run("generalization-gaps", preset="quick", out=tmp_path, progress=False)
     assert again["provenance"] == res["provenance"]

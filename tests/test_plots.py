@@ -99,3 +99,27 @@ def test_band_ellipse_legend_hbar():
     plots.curves([1, 2], {"train": [1, 2], "test": [2, 3]}, "epoch", "BPD", ax=ax2, legend="below")
     assert ax2.get_legend() is not None
     plt.close("all")
+
+
+def test_records_table_reads_nested_records_by_path():
+    rows = [{"method": "VAE", "nll": {"K": 100, "nats": 90.0}, "iwae": [1.0, 2.0]},
+            {"method": "IWAE", "nll": {"K": 100, "nats": 88.5}, "iwae": [1.5, 2.5]}]
+    h = plots.records_table(rows, {"method": "method", "NLL (nats)": "nll.nats", "IWAE-2K (nats)": "iwae.1",
+                                   "K": lambda r: r["nll"]["K"]},
+                            formats={"NLL (nats)": ".1f"}, best={"NLL (nats)": "min"}).data
+    c = cells(h)
+    assert [x[2] for x in c[:4]] == ["method", "NLL (nats)", "IWAE-2K (nats)", "K"]
+    assert "<strong>88.5</strong>" in h and ">90.0<" in h and ">2.5<" in h
+    with pytest.raises(KeyError, match="valid keys there: K, nats"):
+        plots.records_table(rows, {"NLL": "nll.bpd"})
+
+
+def test_band_over_seeds_and_ellipse_view():
+    fig, ax = plt.subplots()
+    line = plots.band_over_seeds(ax, [0, 1, 2], [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], label="runs")
+    assert list(line.get_ydata()) == [2.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match="per_seed must be"):
+        plots.band_over_seeds(ax, [0, 1], [[1.0, 2.0, 3.0]])
+    plots.ellipse_view(ax, [[0.0, 0.0], [2.0, 2.0]], 3.0)
+    assert ax.get_xlim() == (-2.0, 4.0) and ax.get_ylim() == (-2.0, 4.0) and ax.get_aspect() == 1.0
+    plt.close(fig)

@@ -205,13 +205,21 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
                         base_epochs=4, epochs=2, eval_every=1, seeds=2, sigmas=[0.4], classifier_epochs=1,
                         classifier_K=5, final_K=2)
     m = r["methods"]
-    assert set(m) == {"alpha=0", "alpha=0.25", "alpha=0.5", "alpha=0.75", "alpha=1", "sleep", "denoising sigma=0.4"}
-    assert m["alpha=0.5"]["epochs"] == [0, 1, 2] and len(m["alpha=0.5"]["test_bpd"]) == 2  # per seed
+    assert set(m) == {"reverse_half_asleep", "sleep", "denoising"}
+    assert [x["alpha"] for x in m["reverse_half_asleep"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [x["sigma"] for x in m["denoising"]] == [0.4]
+    half = r.at("methods.reverse_half_asleep.2")
+    assert half["alpha"] == 0.5 and half["epochs"] == [0, 1, 2] and len(half["test_bpd"]) == 2  # per seed
     assert all(len(c) == 3 for c in m["sleep"]["test_bpd"])
-    assert m["alpha=0"]["test_bpd"][0][0] == m["alpha=1"]["test_bpd"][0][0]  # all start at the base VAE
-    assert [row["method"] for row in r["table1"]][:2] == ["VAE (base, as trained)", "VAE + wake post hoc (alpha=0)"]
-    assert all(0 < row["test_bpd"] < 2 for row in r["table1"])
-    assert all(0 <= a <= 1 for a in r["classifier"].values()) and len(r["classifier"]) == 3
+    assert r.at("methods.reverse_half_asleep.0.test_bpd.0.0") == r.at("methods.reverse_half_asleep.4.test_bpd.0.0")
+    rows = r.at("table1.rows")
+    assert [row["method"] for row in rows][:2] == ["VAE (base, as trained)", "VAE + wake post hoc (alpha=0)"]
+    assert all(0 < row["test_bpd"] < 2 for row in rows) and r.at("table1.K") == 2
+    assert all(0 <= c["accuracy"] <= 1 for c in r.at("classifier.rows")) and len(r.at("classifier.rows")) == 3
+    assert r.at("classifier.K") == 5
+    f = r["findings"]
+    assert isinstance(f["figure4"]["half_beats_wake"], bool) and f["table1"]["best_denoising"] == "denoising sigma=0.4"
+    assert r.at("paper.table1.reverse half-asleep") == 0.187
     s = experiments.run("sleep-consistency", preset="quick", out=tmp_path / "sc", progress=False,
                         n_train=100, n_test=50, epochs=2, eval_every=1)
     assert set(s["methods"]) == {"wake", "sleep", "reverse_sleep"}
@@ -227,9 +235,29 @@ def test_appendix_c_and_d_extras_run_and_are_recorded(tmp_path):
                         base_epochs=3, epochs=1, eval_every=1, seeds=1, alphas=[0.0, 0.5], sigmas=[],
                         classifier_epochs=1, classifier_K=2, final_K=2, extras=True, latents=[2, 3])
     ex = r["extras"]
-    assert set(ex["latent_sizes"]) == {"2", "3"}
-    for row in ex["latent_sizes"].values():
-        assert set(row) == {"VAE", "alpha=0", "alpha=0.5"} and all(0 < v < 5 for v in row.values())
+    assert [row["latent"] for row in ex["latent_sizes"]] == [2, 3]
+    for row in ex["latent_sizes"]:
+        assert row["alpha"] == [0.0, 0.5] and all(0 < v < 5 for v in [row["vae"], *row["post_hoc"]])
     fs = ex["from_start"]
-    assert 0 < fs["test_bpd"] < 5 and fs["VAE test_bpd"] == r["table1"][0]["test_bpd"]
+    assert 0 < fs["test_bpd"] < 5 and fs["vae_test_bpd"] == r.at("table1.rows.0.test_bpd")
+    assert isinstance(r.at("findings.extras.from_start_beats_vae"), bool)
     assert fs["curve"]["epoch"] == [1, 2, 3] and len(fs["curve"]["test_bpd"]) == 3
+
+
+def test_over_seeds_reads_runs_by_alpha_and_counts_the_orderings():
+    import numpy as np
+    from gapkit.experiments.reverse_half_asleep import BASE, RHS, WAKE, over_seeds
+
+    def run(seed, half):
+        runs = [{"alpha": a, "test_bpd": [[0.5, v]]} for a, v in ((0.0, 0.30), (0.5, half), (1.0, 0.31))]
+        rows = [{"method": BASE, "test_bpd": 0.32}, {"method": WAKE, "test_bpd": 0.30},
+                {"method": "denoising sigma=0.2", "test_bpd": 0.305}, {"method": RHS, "test_bpd": half},
+                {"method": "sleep", "test_bpd": 0.33}]
+        return {"config": {"seed": seed}, "table1": {"K": 2, "rows": rows},
+                "methods": {"reverse_half_asleep": runs, "sleep": {"test_bpd": [[0.5, 0.33]]}, "denoising": []}}
+    o = over_seeds([run(0, 0.29), run(1, 0.31)])
+    assert o["seeds"] == [0, 1] and o["figure4_final"]["alpha"] == [0.0, 0.5, 1.0]
+    half = o["figure4_final"]["final"][1]
+    assert half["mean"] == np.mean([0.29, 0.31]) and half["n"] == 2 and o["figure4_final"]["sleep"]["mean"] == 0.33
+    assert o["holds_in_seeds"]["alpha = 0.5 is the best alpha"] == 1
+    assert o["holds_in_seeds"]["reverse half-asleep beats the same wake training"] == 1

@@ -97,9 +97,11 @@ def test_quick_model_slopes_in_K_have_the_papers_signs():
     m = VAE(data.dim, 4, (64, 64), "relu")
     train(m, data, IWAE(K=16), epochs=3, batch_size=64, lr=3e-3, eval_every=0, progress=False)
     out = snr_sweep(m, data.test[:2], [1, 10, 100, 1000], [1, 10], reps=64, seed=0)
-    assert out["slopes"]["phi_K"] < 0
-    assert out["slopes"]["theta_K"] > 0
-    assert out["slopes"]["theta_M"] > 0 and out["slopes"]["phi_M"] > 0
+    sl = out["slopes"]
+    assert sl["phi"]["K"] < 0
+    assert sl["theta"]["K"] > 0
+    assert sl["theta"]["M"] > 0 and sl["phi"]["M"] > 0
+    assert out["snr_vs_K"]["K"] == [1, 10, 100, 1000] and len(out["snr_vs_K"]["summary"]) == 4
 
 
 def test_group_bound_of_iwae_is_miwae():

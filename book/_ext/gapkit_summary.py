@@ -7,14 +7,15 @@ book's landing page shows every panel as its own picture at its natural size (``
 as large as the chapters' figures) with its sentence beside it; ``draw`` puts all panels in one
 picture (the README's).
 
-Two ways to contribute a panel:
+An experiment declares its panel itself, with no code here: a top-level ``"book_summary"`` entry
+in its results, computed by the experiment (each experiment module has a ``book_summary(res)``)::
 
-* an adapter here, ``@adapter("experiment-name")`` over ``func(results) -> Panel``;
-* or, with no code here, a top-level ``"book_summary"`` entry in the experiment's results::
+    {"book_summary": {"title": "...", "unit": "BPD", "values": {"label": 0.12, ...},
+                      "finding": "one sentence computed from the numbers",
+                      "lower_is_better": true}}
 
-      {"book_summary": {"title": "...", "unit": "BPD", "values": {"label": 0.12, ...},
-                   "finding": "one sentence computed from the numbers",
-                   "lower_is_better": true}}
+An adapter here (``@adapter("experiment-name")`` over ``func(results) -> Panel``) is the older way,
+still used by ``bits-back``.
 
 Panels are ordered by the experiments' ``chapter`` field.
 """
@@ -53,149 +54,6 @@ def adapter(name: str):
         _ADAPTERS[name] = func
         return func
     return wrap
-
-
-@adapter("vae-basics")
-def _vae_basics(res: dict) -> Panel:
-    m = res["metrics"]
-    K = res["config"]["preset"]["eval_K"]
-    tr, te = m["train"], m["test"]
-    iw = te[f"iwae{K}_bpd"]
-    values = {"train ELBO": tr["elbo_bpd"], "test ELBO": te["elbo_bpd"], f"test IWAE-{K}": iw}
-    gen = te["elbo_bpd"] - tr["elbo_bpd"]
-    tight = te["elbo_bpd"] - iw
-    finding = (f"On test images IWAE-{K} is {abs(tight):.3f} BPD {'tighter' if tight > 0 else 'looser'} than "
-               f"the ELBO, and the test ELBO is {abs(gen):.3f} BPD {'worse' if gen > 0 else 'better'} "
-               f"than on training images.")
-    return Panel("vae-basics", "", "A VAE, trained: negative bounds", "BPD", values, finding)
-
-
-@adapter("elbo-tightness")
-def _elbo_tightness(res: dict) -> Panel:
-    f = res["metrics"]["mnist_final_epoch"]
-    K = next(k[len("iwae"):-len("_bpd_amortized")] for k in f if k.startswith("iwae") and k.endswith("_bpd_amortized"))
-    values = {"ELBO, amortized q": f["elbo_bpd_amortized"], f"IWAE-{K}, amortized q": f[f"iwae{K}_bpd_amortized"],
-              "ELBO, optimal q": f["elbo_bpd_optimal"], f"IWAE-{K}, optimal q": f[f"iwae{K}_bpd_optimal"]}
-    amort = f["elbo_bpd_amortized"] - f["elbo_bpd_optimal"]
-    iw = f["elbo_bpd_amortized"] - f[f"iwae{K}_bpd_amortized"]
-
-    def tighter(d):
-        return f"{abs(d):.4f} BPD {'tighter' if d > 0 else 'looser'}"
-    finding = (f"On test images, the ELBO with q optimized per image is {tighter(amort)} than with the encoder's q "
-               f"(the amortization gap); IWAE-{K} with the encoder's q is {tighter(iw)} than its ELBO.")
-    return Panel("elbo-tightness", "", "How tight is the ELBO? (test, negative bounds)", "BPD", values, finding)
-
-
-def _better(d: float, unit: str, fmt: str = ".3f") -> str:
-    """``"0.012 BPD lower"`` style: the size of a difference ``d`` (new - old) and its direction."""
-    return f"{abs(d):{fmt}} {unit} {'lower' if d < 0 else 'higher'}"
-
-
-@adapter("generalization-gaps")
-def _generalization_gaps(res: dict) -> Panel:
-    ds = res["datasets"]
-    key = "binary" if "binary" in ds else next(iter(ds))
-    g = ds[key]
-    ep, amort, opt, train = g["epochs"], g["test_bpd_amortized"], g["test_bpd_optimal"], g["train_bpd"]
-    values = {"train, encoder q": train[-1], "test, encoder q": amort[-1], "test, optimal q": opt[-1]}
-    best = min(range(len(amort)), key=amort.__getitem__)
-    rise = amort[-1] - amort[best]
-    opt_change = opt[-1] - opt[best]
-    if best == len(amort) - 1 or rise <= 0:
-        finding = (f"The test BPD with the encoder's q was lowest at the last checkpoint (epoch {ep[-1]}): "
-                   f"no overfitting at this preset.")
-    else:
-        gap_change = rise - opt_change          # amortized = optimal + inference gap
-        who = "the encoder's" if gap_change > opt_change else "the decoder's"
-        finding = (f"From epoch {ep[best]} to {ep[-1]} the test BPD with the encoder's q rose by {rise:.3f}: the "
-                   f"inference gap (encoder) grew by {gap_change:+.3f} and the test BPD with per-image optimal q "
-                   f"(decoder) changed by {opt_change:+.3f}, so the overfitting is mostly {who}.")
-    return Panel("generalization-gaps", "", f"Generalization gaps at epoch {ep[-1]} (negative ELBO)", "BPD",
-                 values, finding)
-
-
-@adapter("sleep-consistency")
-def _sleep_consistency(res: dict) -> Panel:
-    f = res["final_test_bpd"]
-    names = {"wake": "wake", "sleep": "sleep", "reverse_sleep": "reverse sleep"}
-    values = {names[k]: f[k] for k in ("wake", "sleep", "reverse_sleep")}
-    epochs = res["methods"]["wake"]["epochs"][-1]
-    observed = " < ".join(sorted(values, key=values.get))
-    holds = values["reverse sleep"] < values["sleep"] < values["wake"]
-    finding = (f"Fresh encoders for a fixed decoder, after {epochs} epochs: test BPD orders {observed}; the "
-               f"expected order reverse sleep < sleep < wake {'held' if holds else 'did not hold'}.")
-    return Panel("sleep-consistency", "", "Wake, sleep, reverse sleep: test negative ELBO", "BPD", values, finding)
-
-
-@adapter("reverse-half-asleep")
-def _reverse_half_asleep(res: dict) -> Panel:
-    rows = {r["method"]: r["test_bpd"] for r in res["table1"]}
-
-    def row(prefix):
-        return next(k for k in rows if k.startswith(prefix))
-    base, wake, rha, sleep = (row("VAE (base"), row("VAE + wake"), row("reverse half-asleep"), row("sleep"))
-    values = {"base VAE": rows[base], "wake post hoc (α=0)": rows[wake], "reverse half-asleep (α=0.5)": rows[rha],
-              "sleep": rows[sleep]}
-    den = [k for k in rows if k.startswith("denoising")]
-    if den:
-        d = min(den, key=rows.get)
-        values[f"best {d.replace('sigma', 'σ')}"] = rows[d]
-    best = min(values, key=values.get)
-    finding = (f"Training the encoder post hoc with half its batch from the model (α=0.5) gives a test -ELBO "
-               f"{_better(rows[rha] - rows[wake], 'BPD', fmt='.4f')} than with real images only (α=0) and "
-               f"{_better(rows[rha] - rows[sleep], 'BPD', fmt='.4f')} than sleep; the best row is {best}.")
-    return Panel("reverse-half-asleep", "", f"Reverse half-asleep: test negative ELBO (K={res['table1_K']})", "BPD",
-                 values, finding)
-
-
-@adapter("iwae-snr")
-def _iwae_snr(res: dict) -> Panel:
-    t = res["table"]
-    order = ["IWAE", "MIWAE", "CIWAE(0.5)", "PIWAE", "VAE"]
-    keys = [next(k for k in t if k.startswith(p) and "learned" not in k) for p in order]
-    values = {k: t[k]["log_p_hat"] for k in keys}
-    best = max(values, key=values.get)
-    ref = res.get("reference", {}).get("table", {})
-    agree = ""
-    if ref:
-        ref_best = max(ref, key=lambda k: ref[k]["log_p_hat"])
-        same = best.split("(")[0].split("-")[0] == ref_best.split("(")[0].split("-")[0]
-        agree = f" ({'as in' if same else 'unlike'} the paper's Table 1, where {ref_best} is best)"
-    sl = res["slopes"]
-    finding = (f"{best} reaches the highest log p̂, {values[best]:.2f} nats{agree}; the encoder's gradient SNR "
-               f"scales as K^{sl['phi_K']:+.2f} and the decoder's as K^{sl['theta_K']:+.2f} "
-               f"(theory: K^-0.5 and K^+0.5).")
-    return Panel("iwae-snr", "", "Tighter bounds: log p̂ of the trained models (test)", "nats", values, finding,
-                 lower_is_better=False)
-
-
-@adapter("refinement")
-def _refinement(res: dict) -> Panel:
-    t = res["table"]
-    steps = res["settings"]["test_steps"]
-    values = {"VAE": t["vae"]["bound"], f"VAE + {steps} refinement steps": t["vae"]["bound_refined"],
-              "GDIR": t["gdir"]["bound"], f"GDIR + {steps} refinement steps": t["gdir"]["bound_refined"]}
-    d_ref = t["vae"]["bound_refined"] - t["vae"]["bound"]
-    d_gdir = t["gdir"]["bound"] - t["vae"]["bound"]
-    finding = (f"{steps} steps of test-time refinement make the VAE's test -ELBO {_better(d_ref, 'nats', fmt='.2f')} "
-               f"(against per-image optimal q its encoder is {res['inference_generalization_gap']:.2f} nats "
-               f"behind); GDIR's encoder alone is {_better(d_gdir, 'nats', fmt='.2f')} than the VAE's.")
-    return Panel("refinement", "", "Iterative refinement: test negative ELBO", "nats", values, finding)
-
-
-@adapter("bsvi")
-def _bsvi(res: dict) -> Panel:
-    o = res["ordering"]
-    k = o["k"]
-    values = {"SVI-0 (encoder q)": o["svi0"], f"SVI-{k}": o["svik"], f"BSVI-{k}": o["bsvik"]}
-    svik, bsvik = res["svik"][1:], res["bsvik"][1:]
-    n_ge = sum(b >= s for b, s in zip(bsvik, svik))
-    held = o["bsvik"] >= o["svik"] >= o["svi0"]
-    finding = (f"After {k} SVI steps on test images ({o['model']}), BSVI-{k} is {o['bsvik'] - o['svik']:+.2f} nats "
-               f"over SVI-{k}, which is {o['svik'] - o['svi0']:+.2f} over SVI-0: the ordering BSVI-k ≥ SVI-k ≥ SVI-0 "
-               f"{'held' if held else 'did not hold'} at k={k}, and BSVI-k ≥ SVI-k at {n_ge} of {len(svik)} steps.")
-    return Panel("bsvi", "", "Buffered SVI: test bounds (higher is tighter)", "nats", values, finding,
-                 lower_is_better=False)
 
 
 @adapter("bits-back")

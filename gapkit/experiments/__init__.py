@@ -47,6 +47,7 @@ from ..device import default_device, describe
 from .. import checks
 from ..io import IntegrityError, read_json, write_json
 from ..presets import Preset, get_preset
+from ..results import Results
 
 __all__ = ["experiment", "registry", "get", "run", "load", "finished", "Context", "results_dir", "identity",
            "check_settings", "resolve_overrides", "effective", "describe_settings", "parse_value", "code_hash",
@@ -425,14 +426,16 @@ def _claim(out: Path, ident: dict, force: bool) -> dict | None:
 
 
 def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bool = False,
-        device=None, progress: bool = True, overrides: dict | None = None, **params) -> dict:
-    """Run (or reuse) experiment ``name`` and return its results dict (also in ``out/results.json``).
+        device=None, progress: bool = True, overrides: dict | None = None, **params) -> Results:
+    """Run (or reuse) experiment ``name`` and return its results (also in ``out/results.json``) as
+    :class:`gapkit.results.Results` (a dict; ``res.at("a.b.c")`` reads a path).
 
     Everything is checked before any work: the experiment, preset, seed (0..2^63-1), overrides of
     settings and preset fields (``overrides={...}`` or keyword ``params``, see :func:`resolve_overrides`),
     device and output folder. A folder of another identity
     is refused (:class:`RunIdentityError`); ``force=True`` moves it aside and starts from scratch.
-    Every chapter calls it; chapter 0 (``notebooks/00_vae_basics``) explains the cache.
+    Every chapter calls it; `chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+    explains the cache.
     """
     from ..io import check_output
     ident = identity(name, preset, seed, overrides, **params)
@@ -441,13 +444,13 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     out = check_output(out if out is not None else _run_folder(ident), "dir", what="run folder")
     cached = _claim(out, ident, force)
     if cached is not None:
-        return cached
+        return Results(cached)
     t0 = time.perf_counter()
     ctx = Context(p, ident["seed"], out, dev, progress, dict(ident["params"]), exp.defaults(p.name))
     result = exp.func(ctx)
     result = {"config": ident, **result, "provenance": provenance(dev, time.perf_counter() - t0)}
     write_json(out / "results.json", result, checksum=True)
-    return read_json(out / "results.json", require_checksum=True)
+    return Results(read_json(out / "results.json", require_checksum=True))
 
 
 def finished(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
@@ -459,12 +462,13 @@ def finished(name: str, preset: str | None = None, seed: int = 0, out=None, over
         res = read_json(path, require_checksum=True) if path.exists() else None
     except IntegrityError:
         return None
-    return res if res is not None and res.get("config") == ident else None
+    return Results(res) if res is not None and res.get("config") == ident else None
 
 
 def load(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
-         **params) -> dict:
-    """Read a finished ``results.json`` (checksum verified) without running anything."""
+         **params) -> Results:
+    """Read a finished ``results.json`` (checksum verified) without running anything, as
+    :class:`gapkit.results.Results`."""
     ident = identity(name, preset, seed, overrides, **params)
     path = _run_folder(ident, out) / "results.json"
     if not path.exists():
@@ -473,7 +477,7 @@ def load(name: str, preset: str | None = None, seed: int = 0, out=None, override
     res = read_json(path, require_checksum=True)
     if res.get("config") != ident:
         raise RunIdentityError(f"{path} belongs to another run: {'; '.join(_differences(res.get('config'), ident))}")
-    return res
+    return Results(res)
 
 
 def parse_value(text: str):

@@ -4,18 +4,21 @@ The binary-latent half of the supplement of Hjelm et al. (2016), arXiv 1511.0638
 
 * ``figure1``: SBNs with 1, 2 and 3 layers trained with (reweighted) AIR, 20 steps; the test
   images' posteriors refined for 0..50 AIR steps from the recognition network, with the mean lower
-  bound (ELBO, nats) and normalized ESS of ``curve_K`` samples at every step (supplement Fig. 1);
-  ``slider`` holds the per-image values of the 3-layer network for the chapter's slider.
-* ``training``: per depth (2 layers: every method of Fig. 2; 3 layers: AIR-20 and RWS, Fig. 3),
-  the training history (``epoch``, ``updates``, ``seconds`` of training, and on a fixed training
-  subset with ``eval_K`` samples from the recognition network: ``elbo``, ``iwae`` (the
-  log-likelihood estimate), ``ess``) and ``epoch_time``.
-* ``nll``: 3-layer AIR-20 against BiHM, without and with test-time refinement (BiHM+ refines with
-  BiHM weights), test NLL by IWAE-``nll_K`` and the BiHM bound, nats (supplement Section 4);
-  ``paper_nll`` holds the paper's 92.40 / 93.30 / 92.90 nats.
+  bound (ELBO, nats) and normalized ESS of ``curve_K`` samples at every step (supplement Fig. 1):
+  ``depths`` is a list of ``{"layers": L, "paper": curves, "gentle": curves}``, one curve set per
+  damping in ``gamma`` (the paper's 0.9 and a gentler 0.1); ``slider`` holds the per-image values
+  of the 3-layer network for the chapter's slider, per damping.
+* ``training``: a list of ``{"layers": L, "runs": [...]}`` (2 layers: every method of Fig. 2; 3
+  layers: AIR-20 and RWS, Fig. 3), each run the training history of one ``method`` (``epoch``,
+  ``updates``, ``seconds`` of training, and on a fixed training subset with ``eval_K`` samples from
+  the recognition network: ``elbo``, ``iwae`` (the log-likelihood estimate), ``ess``) and ``epoch_time``.
+* ``nll``: 3-layer AIR-20 (``air``) against BiHM (``bihm``), with the recognition network's q
+  (``encoder``) and refined at test time with each damping (``refined.paper``, ``refined.gentle``;
+  BiHM+ refines with BiHM weights), test NLL by IWAE-``nll_K`` and the BiHM bound, nats
+  (supplement Section 4); ``paper_nll`` holds the paper's numbers.
 * ``findings``: the supplement's claims, each decided from these numbers by :func:`findings`.
 
-Chapter 8 (``notebooks/08_discrete_latents``) shows all of it.
+`Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ shows all of it.
 """
 from __future__ import annotations
 
@@ -90,49 +93,52 @@ def findings(res: dict) -> list:
     """
     out = []
     f1 = res["figure1"]
-    depths = sorted(f1["depths"], key=int)
+    cur = {c["layers"]: c for c in f1["depths"]}                 # layers -> curves at each damping
+    depths = sorted(cur)
     T = f1["train_steps"]
     i_T = f1["steps"].index(T)
 
     def add(key, claim, holds, detail):
         out.append({"key": key, "claim": claim, "holds": bool(holds), "detail": detail})
 
-    gains = {d: (f1["depths"][d]["elbo"][-1] - f1["depths"][d]["elbo"][0]) for d in depths}
+    gains = {d: (cur[d]["paper"]["elbo"][-1] - cur[d]["paper"]["elbo"][0]) for d in depths}
     add("refinement_improves_bound", "Refinement improves the variational lower bound (Fig. 1, left)",
         all(v > 0 for v in gains.values()),
         ", ".join(f"{d} layer(s): {gains[d]:+.2f} nats" for d in depths))
-    ess_ = {d: (f1["depths"][d]["ess"][0], f1["depths"][d]["ess"][-1]) for d in depths}
+    ess_ = {d: (cur[d]["paper"]["ess"][0], cur[d]["paper"]["ess"][-1]) for d in depths}
     add("refinement_improves_ess", "Refinement improves the effective sample size (Fig. 1, right)",
         all(b > a for a, b in ess_.values()),
         ", ".join(f"{d} layer(s): {a:.3f} -> {b:.3f}" for d, (a, b) in ess_.items()))
-    beyond = {d: f1["depths"][d]["elbo"][-1] - f1["depths"][d]["elbo"][i_T] for d in depths}
+    beyond = {d: cur[d]["paper"]["elbo"][-1] - cur[d]["paper"]["elbo"][i_T] for d in depths}
     add("beyond_training_steps", f"Refinement keeps improving beyond the {T} steps used in training",
         all(v > 0 for v in beyond.values()),
         ", ".join(f"{d} layer(s): step {T} -> {f1['steps'][-1]}: {beyond[d]:+.2f} nats" for d in depths))
 
-    sf, c3 = f1["score_function"], f1["depths"]["3"]
+    sf, c3 = f1["score_function"], cur[3]
     add("air_beats_gradient", "AIR refines a binary posterior better than gradient steps (GDIR's "
-        "score-function counterpart)", c3["elbo"][-1] > sf["elbo"][-1],
-        f"3 layers, lower bound after {f1['steps'][-1]} steps: AIR {c3['elbo'][-1]:.2f} nats "
-        f"(with gamma {f1.get('gentle_gamma', 0.1)}: {c3['elbo_gentle'][-1]:.2f}), score-function gradient "
+        "score-function counterpart)", c3["paper"]["elbo"][-1] > sf["elbo"][-1],
+        f"3 layers, lower bound after {f1['steps'][-1]} steps: AIR {c3['paper']['elbo'][-1]:.2f} nats "
+        f"(with gamma {f1['gamma']['gentle']}: {c3['gentle']['elbo'][-1]:.2f}), score-function gradient "
         f"{sf['elbo'][-1]:.2f} nats (step size {sf['best_lr']:g}, the best of {len(sf['lrs'])}), from "
-        f"{c3['elbo'][0]:.2f}")
+        f"{c3['paper']['elbo'][0]:.2f}")
 
-    tr = res["training"]
-    ta = {d: float(np.mean(tr[d][AIR_KEY]["epoch_time"])) for d in tr}
+    air_label, rws_label = METHODS[AIR_KEY][0], METHODS["rws"][0]
+    tr = {t["layers"]: {r["method"]: r for r in t["runs"]} for t in res["training"]}
+    tr = {d: {"air": runs[air_label], "rws": runs[rws_label]} for d, runs in tr.items()}
+    ta = {d: float(np.mean(tr[d]["air"]["epoch_time"])) for d in tr}
     tr_ = {d: float(np.mean(tr[d]["rws"]["epoch_time"])) for d in tr}
     add("air_slower_per_epoch", "AIR takes longer per epoch than RWS", all(ta[d] > tr_[d] for d in tr),
         ", ".join(f"{d} layers: {ta[d]:.2f} s against {tr_[d]:.2f} s" for d in tr))
-    ll = {d: (tr[d][AIR_KEY]["iwae"][-1], tr[d]["rws"]["iwae"][-1]) for d in tr}
+    ll = {d: (tr[d]["air"]["iwae"][-1], tr[d]["rws"]["iwae"][-1]) for d in tr}
     add("air_better_per_update", "Per update (epoch), AIR reaches a higher log-likelihood than RWS",
         all(a > r for a, r in ll.values()),
         ", ".join(f"{d} layers: AIR {a:.2f}, RWS {r:.2f} nats" for d, (a, r) in ll.items()))
-    es = {d: (tr[d][AIR_KEY]["ess"][-1], tr[d]["rws"]["ess"][-1]) for d in tr}
+    es = {d: (tr[d]["air"]["ess"][-1], tr[d]["rws"]["ess"][-1]) for d in tr}
     add("air_higher_ess", "AIR reaches a higher effective sample size than RWS", all(a > r for a, r in es.values()),
         ", ".join(f"{d} layers: AIR {a:.3f}, RWS {r:.3f}" for d, (a, r) in es.items()))
     wc = {}
     for d in tr:
-        a, r = tr[d][AIR_KEY], tr[d]["rws"]
+        a, r = tr[d]["air"], tr[d]["rws"]
         t_r = r["seconds"][-1]
         wc[d] = (r["elbo"][-1], _value_at(a["seconds"], a["elbo"], t_r), t_r)
     add("rws_faster_in_wall_clock", "At equal wall-clock time early in training, RWS has the higher lower bound",
@@ -140,11 +146,14 @@ def findings(res: dict) -> list:
         ", ".join(f"{d} layers, after {t:.1f} s: RWS {r:.2f}, AIR {a:.2f} nats" for d, (r, a, t) in wc.items()))
 
     n = res["nll"]
-    air, bihm, bihm_plus = n["air_refined"]["nll"], n["bihm"]["nll"], n["bihm_refined"]["nll"]
+    air, bihm, bihm_plus = n["air"]["refined"]["paper"]["nll"], n["bihm"]["encoder"]["nll"], \
+        n["bihm"]["refined"]["paper"]["nll"]
     add("bihm_plus_beats_bihm", "BiHM+ (refined at test) has a lower test NLL than BiHM", bihm_plus < bihm,
-        f"BiHM+ {bihm_plus:.2f} against BiHM {bihm:.2f} nats (paper: 92.90 against 93.30)")
+        f"BiHM+ {bihm_plus:.2f} against BiHM {bihm:.2f} nats (paper: {PAPER_NLL['BiHM+']:.2f} against "
+        f"{PAPER_NLL['BiHM']:.2f})")
     add("air_beats_bihm_plus", "AIR has a lower test NLL than BiHM+", air < bihm_plus,
-        f"AIR {air:.2f} against BiHM+ {bihm_plus:.2f} nats (paper: 92.40 against 92.90)")
+        f"AIR {air:.2f} against BiHM+ {bihm_plus:.2f} nats (paper: {PAPER_NLL['AIR']:.2f} against "
+        f"{PAPER_NLL['BiHM+']:.2f})")
     return out
 
 
@@ -171,7 +180,7 @@ def discrete_latents(ctx: Context) -> dict:
         models[(depth, key)] = m
         hist["objective"] = obj.config()
         if key != "bihm" and depth in (2, 3):
-            training.setdefault(str(depth), {})[key] = hist
+            training.setdefault(depth, []).append({"method": METHODS[key][0], **hist})
         if key == "bihm":
             bihm_hist = hist
     timings["training_s"] = time.perf_counter() - t0
@@ -180,22 +189,22 @@ def discrete_latents(ctx: Context) -> dict:
     t0 = time.perf_counter()
     xc = x_test[:s["curve_n"]]
     steps = list(range(s["curve_steps"] + 1))
-    fig1 = {"steps": steps, "train_steps": 20, "K": s["curve_K"], "gamma": s["gamma"], "gentle_gamma": GENTLE_GAMMA,
-            "depths": {}}
+    gammas = {"paper": s["gamma"], "gentle": GENTLE_GAMMA}
+    fig1 = {"steps": steps, "train_steps": 20, "K": s["curve_K"], "gamma": gammas, "depths": []}
     g = torch.Generator(device=ctx.device).manual_seed(seed + 11)
     slider = {}
     for depth in (1, 2, 3):
-        curves = {}
-        for suffix, gamma in (("", s["gamma"]), ("_gentle", GENTLE_GAMMA)):
+        curves = {"layers": depth, "units": [s["units"]] * depth}
+        for which, gamma in gammas.items():
             tr = refine(models[(depth, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], gamma, generator=g,
                         progress=ctx.progress)
             elbo, ess_ = tr.elbo, tr.ess                                        # (T+1, B) each
-            curves.update({f"elbo{suffix}": elbo.mean(1).tolist(), f"ess{suffix}": ess_.mean(1).tolist(),
-                           f"entropy{suffix}": tr.entropy.mean(1).tolist()})
+            curves[which] = {"elbo": elbo.mean(1).tolist(), "ess": ess_.mean(1).tolist(),
+                             "entropy": tr.entropy.mean(1).tolist()}
             if depth == 3:
-                slider[gamma] = {"elbo": np.round(elbo.numpy(), 3).tolist(), "ess": np.round(ess_.numpy(), 4).tolist(),
+                slider[which] = {"elbo": np.round(elbo.numpy(), 3).tolist(), "ess": np.round(ess_.numpy(), 4).tolist(),
                                  "entropy": np.round(tr.entropy.numpy(), 3).tolist()}
-        fig1["depths"][str(depth)] = curves
+        fig1["depths"].append(curves)
     # gradient refinement for binary latents: score-function estimates, a grid of step sizes, 3 layers
     sf = {"lrs": list(SF_LRS), "final_elbo": [], "K": s["curve_K"]}
     for lr in SF_LRS:
@@ -205,8 +214,7 @@ def discrete_latents(ctx: Context) -> dict:
             sf.update(best_lr=lr, elbo=tr.elbo.mean(1).tolist(), ess=tr.ess.mean(1).tolist(),
                       entropy=tr.entropy.mean(1).tolist())
     fig1["score_function"] = sf
-    slider = {"gammas": [s["gamma"], GENTLE_GAMMA], "paper_gamma": slider[s["gamma"]],
-              "gentle_gamma": slider[GENTLE_GAMMA]}
+    slider = {"gamma": gammas, **slider}
     timings["figure1_s"] = time.perf_counter() - t0
 
     # -- Section 4: test NLL of 3-layer AIR and BiHM, without and with test-time refinement
@@ -214,26 +222,30 @@ def discrete_latents(ctx: Context) -> dict:
     xn = x_test[:s["nll_n"]]
     nll = {}
     for name, key, weights in (("air", AIR_KEY, "iw"), ("bihm", "bihm", "bihm")):
+        nll[name] = {"refined": {}}
         m = models[(3, key)]
         gq = torch.Generator(device=ctx.device).manual_seed(seed + 13)
         mu_T = refine(m, xn, s["test_steps"], s["test_K"], s["gamma"], weights, generator=gq).final
         mu_G = refine(m, xn, s["test_steps"], s["test_K"], GENTLE_GAMMA, weights, generator=gq).final
-        for suffix, mu in (("", None), ("_refined", mu_T), ("_refined_gentle", mu_G)):
+        for which, mu in (("encoder", None), ("paper", mu_T), ("gentle", mu_G)):
             gl = torch.Generator(device=ctx.device).manual_seed(seed + 17)
             lp, bh = log_likelihood(m, xn, mu, K=s["nll_K"], generator=gl)
-            nll[name + suffix] = {"nll": -lp.mean().item(), "bihm_bound": -bh.mean().item()}
+            row = {"nll": -lp.mean().item(), "bihm_bound": -bh.mean().item()}
+            if which == "encoder":
+                nll[name]["encoder"] = row
+            else:
+                nll[name]["refined"][which] = row
     timings["nll_s"] = time.perf_counter() - t0
 
     res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(x_train),
                     "n_test": len(x_test), "dim": data.dim, "image_shape": list(data.image_shape)},
-        "settings": {**s, "layers": {"1": [s["units"]], "2": [s["units"]] * 2, "3": [s["units"]] * 3},
-                     "updates_per_epoch": -(-len(x_train) // s["batch_size"])},
-        "methods": {k: v[0] for k, v in METHODS.items()},
-        "air_key": AIR_KEY,
+        "settings": {**s, "updates_per_epoch": -(-len(x_train) // s["batch_size"])},
+        "methods": [v[0] for v in METHODS.values()],
+        "air": METHODS[AIR_KEY][0],
         "figure1": fig1,
         "slider": slider,
-        "training": training,
+        "training": [{"layers": d, "units": [s["units"]] * d, "runs": runs} for d, runs in training.items()],
         "bihm_history": bihm_hist,
         "nll": nll,
         "paper_nll": PAPER_NLL,
@@ -242,19 +254,22 @@ def discrete_latents(ctx: Context) -> dict:
         "timings_s": timings,
     }
     res["findings"] = findings(res)
-    held = sum(f["holds"] for f in res["findings"])
-    res["book_summary"] = {   # the book's summary figure (book/_ext/gapkit_summary.py, generic panel)
-        "title": "Discrete latents: test NLL of 3-layer SBNs", "unit": "nats", "lower_is_better": True,
-        "values": {"AIR (refined)": nll["air_refined"]["nll"], "BiHM": nll["bihm"]["nll"],
-                   "BiHM+": nll["bihm_refined"]["nll"]},
-        "finding": f"{held} of the supplement's {len(res['findings'])} findings on binary latents hold at this "
-                   f"preset ({s['epochs']} of the paper's {PAPER_SETTINGS['epochs']} epochs)."}
-    res["metrics"] = {"nll_air_refined": nll["air_refined"]["nll"], "nll_bihm": nll["bihm"]["nll"],
-                      "nll_bihm_plus": nll["bihm_refined"]["nll"], "nll_air": nll["air"]["nll"],
-                      "nll_air_refined_gentle": nll["air_refined_gentle"]["nll"],
-                      "nll_bihm_plus_gentle": nll["bihm_refined_gentle"]["nll"],
-                      **{f"ess_{d}_layer_step0": fig1["depths"][d]["ess"][0] for d in fig1["depths"]},
-                      **{f"ess_{d}_layer_step50": fig1["depths"][d]["ess"][-1] for d in fig1["depths"]},
-                      "findings_holding": sum(f["holds"] for f in res["findings"]),
-                      "findings_total": len(res["findings"])}
+    res["book_summary"] = book_summary(res)
+    res["metrics"] = {"nll": {m: {"encoder": nll[m]["encoder"]["nll"],
+                                  "refined": {w: r["nll"] for w, r in nll[m]["refined"].items()}} for m in nll},
+                      "ess": {"layers": [c["layers"] for c in fig1["depths"]], "steps": [steps[0], steps[-1]],
+                              "ess": [[c["paper"]["ess"][0], c["paper"]["ess"][-1]] for c in fig1["depths"]]},
+                      "findings": {"holding": sum(f["holds"] for f in res["findings"]), "total": len(res["findings"])}}
     return res
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: the test NLL of 3-layer AIR (refined), BiHM and BiHM+, and how many of
+    the supplement's findings hold at this preset."""
+    nll, s = res["nll"], res["settings"]
+    held = sum(f["holds"] for f in res["findings"])
+    return {"title": "Discrete latents: test NLL of 3-layer SBNs", "unit": "nats", "lower_is_better": True,
+            "values": {"AIR (refined)": nll["air"]["refined"]["paper"]["nll"], "BiHM": nll["bihm"]["encoder"]["nll"],
+                       "BiHM+": nll["bihm"]["refined"]["paper"]["nll"]},
+            "finding": f"{held} of the supplement's {len(res['findings'])} findings on binary latents hold at this "
+                       f"preset ({s['epochs']} of the paper's {res['paper_settings']['epochs']} epochs)."}

@@ -1,6 +1,6 @@
 """Experiment ``elbo-tightness``: how tight is the ELBO? IWAE and optimal inference.
 
-Chapter 1 (``notebooks/01_elbo_tightness``) shows its figures. Two parts:
+`Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_ shows its figures. Two parts:
 
 * ``linear_gaussian`` - a linear-Gaussian model whose log p(x) and posterior p(z|x) are exact.
   The identity ``ELBO(q) = log p(x) - KL(q || p(z|x))`` is checked numerically for three q's: an
@@ -35,7 +35,7 @@ from ..train import checkpoints, train
 from . import Context, experiment
 
 __all__ = ["elbo_tightness", "SETTINGS", "make_linear_gaussian", "best_diagonal",
-           "exact_posterior_elbo", "iwae_spread"]
+           "exact_posterior_elbo", "iwae_spread", "findings", "book_summary", "PAPER"]
 
 K_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
@@ -129,20 +129,18 @@ def linear_gaussian_part(ctx: Context, s: dict) -> dict:
             rows[name] = {"elbo_mc": _f(e), "kl": _f(kl), "log_px_minus_kl": _f(log_px - kl)}
         e = exact_posterior_elbo(model, x, K_elbo, generator=g)
         rows["exact_posterior"] = {"elbo_mc": _f(e), "kl": 0.0, "log_px_minus_kl": _f(log_px)}
-        iw = {}
+        iw = {"K": list(s["lg_K"]), "repeats": s["lg_repeats"], "mean": [], "std": [], "bias": [], "var": []}
         for K in tqdm(s["lg_K"], desc="linear-Gaussian IWAE-K", disable=not ctx.progress, leave=False):
             est = iwae_spread(model, x, K, s["lg_repeats"], q=q_amort, seed=ctx.seed + K)   # (R, N)
-            iw[str(K)] = {"mean": _f(est), "std": float(est.var(0).mean().sqrt()),
-                          "bias": _f(est - log_px), "var": float(est.var(0).mean())}
+            for key, v in (("mean", _f(est)), ("std", float(est.var(0).mean().sqrt())), ("bias", _f(est - log_px)),
+                           ("var", float(est.var(0).mean()))):
+                iw[key].append(v)
     return {
         "model": {**LG, "n_test": len(x), "posterior_corr": float(S[0, 1] / torch.sqrt(S[0, 0] * S[1, 1]))},
         "log_px": _f(log_px),
-        "elbo_amortized": rows["amortized"]["elbo_mc"],
-        "elbo_best_diagonal": rows["best_diagonal"]["elbo_mc"],
-        "elbo_exact_posterior": rows["exact_posterior"]["elbo_mc"],
+        "elbo": {q: rows[q]["elbo_mc"] for q in ("amortized", "best_diagonal", "exact_posterior")},
         "identity": rows,
         "iwae": iw,
-        "iwae_repeats": s["lg_repeats"],
         "best_diagonal_error": {"mean_max_abs": float((q_best[0] - q_closed[0]).abs().max()),
                                 "std_max_rel": float((q_best[1] / q_closed[1] - 1).abs().max())},
         "posterior_example": {"x_index": 0, "mean": m[0].tolist(), "cov": S.tolist(),
@@ -165,8 +163,8 @@ def mnist_part(ctx: Context, s: dict) -> dict:
     history = train(model, data, ELBO(), cfg, out_dir=ctx.out)
     x = data.fixed("test", seed=ctx.seed)
     D, K = data.dim, s["eval_K"]
-    out = {k: [] for k in ("epochs", "elbo_bpd_amortized", f"iwae{K}_bpd_amortized", "elbo_bpd_optimal",
-                           f"iwae{K}_bpd_optimal", "elbo_bpd_optimal_per_point", f"iwae{K}_bpd_optimal_per_point")}
+    qs = ("amortized", "optimal", "optimal_per_point")
+    out = {"epochs": [], "elbo": {"K": K, "bpd": {q: [] for q in qs}}, "iwae": {"K": K, "bpd": {q: [] for q in qs}}}
     ckpts = checkpoints(ctx.out)
     for epoch, path in tqdm(ckpts, desc="checkpoints", disable=not ctx.progress):
         m = load_model(path, ctx.device)
@@ -179,10 +177,10 @@ def mnist_part(ctx: Context, s: dict) -> dict:
             e_o, i_o = _bounds(m_opt, x, K, seed=ctx.seed)
             e_p, i_p = _bounds(m, x, K, q=q_pp, seed=ctx.seed)
         out["epochs"].append(epoch)
-        for key, v in (("elbo_bpd_amortized", e_a), (f"iwae{K}_bpd_amortized", i_a), ("elbo_bpd_optimal", e_o),
-                       (f"iwae{K}_bpd_optimal", i_o), ("elbo_bpd_optimal_per_point", e_p),
-                       (f"iwae{K}_bpd_optimal_per_point", i_p)):
-            out[key].append(float(bpd(v.mean(), D)))
+        for bound, q, v in (("elbo", "amortized", e_a), ("iwae", "amortized", i_a), ("elbo", "optimal", e_o),
+                            ("iwae", "optimal", i_o), ("elbo", "optimal_per_point", e_p),
+                            ("iwae", "optimal_per_point", i_p)):
+            out[bound]["bpd"][q].append(float(bpd(v.mean(), D)))
     # The widget: IWAE-K of a few test images with the final model, repeated, for a grid of K.
     n_img, R = s["widget_images"], s["widget_repeats"]
     xi = x[:n_img]
@@ -208,7 +206,6 @@ def mnist_part(ctx: Context, s: dict) -> dict:
     return {
         "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(data.image_shape),
                     "dim": D, "n_train": len(data.train), "n_test": len(x)},
-        "eval_K": K,
         "optimal_inference": {"paper_form": {"epochs": s["opt_epochs"], "lr": s["opt_lr"], "batch_size": 100},
                               "per_point": {"steps": s["pp_steps"], "lr": s["pp_lr"], "K": s["pp_K"]}},
         **out,
@@ -224,10 +221,70 @@ def elbo_tightness(ctx: Context) -> dict:
     s = ctx.settings
     lg = linear_gaussian_part(ctx, s)
     mn = mnist_part(ctx, s)
-    K = s["eval_K"]
-    metrics = {"linear_gaussian": {k: lg[k] for k in ("log_px", "elbo_amortized", "elbo_best_diagonal",
-                                                      "elbo_exact_posterior")},
-               "mnist_final_epoch": {k: mn[k][-1] for k in ("epochs", "elbo_bpd_amortized", f"iwae{K}_bpd_amortized",
-                                                            "elbo_bpd_optimal", f"iwae{K}_bpd_optimal")}}
-    metrics["linear_gaussian"]["iwae5000"] = lg["iwae"].get("5000", {}).get("mean")
-    return {"settings": s, "linear_gaussian": lg, "mnist": mn, "metrics": metrics}
+    iw = lg["iwae"]
+    last = {b: {"K": mn[b]["K"], "bpd": {q: mn[b]["bpd"][q][-1] for q in ("amortized", "optimal")}}
+            for b in ("elbo", "iwae")}
+    iw5000 = iw["mean"][iw["K"].index(5000)] if 5000 in iw["K"] else None
+    metrics = {"linear_gaussian": {"log_px": lg["log_px"], "elbo": dict(lg["elbo"]), "iwae": {"K": 5000, "mean": iw5000}},
+               "mnist": {"epoch": mn["epochs"][-1], **last}}
+    res = {"settings": s, "linear_gaussian": lg, "mnist": mn, "metrics": metrics, "paper": PAPER}
+    res["findings"] = findings(res)
+    res["book_summary"] = book_summary(res)
+    return res
+
+
+def findings(res: dict) -> dict:
+    """What `chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+    states, decided from the numbers.
+
+    * ``iwae_monotone``: IWAE-K of the linear-Gaussian model is non-decreasing in K within Monte Carlo
+      error, ``mean_{j+1} >= mean_j - 3 sqrt(std_j^2 + std_{j+1}^2) / sqrt(R N)``;
+    * ``bias_slope``: the slope of log(log p(x) - E[IWAE-K]) against log K for K >= 10 (theory: -1);
+    * ``tight_under_optimal``: with g = ELBO - IWAE-K (BPD, same q) per checkpoint, ``"reproduced"``
+      when the paper's-form optimal g is below the amortized g at every checkpoint and below a quarter
+      of it at the last one (Zhang et al. 2022: "nearly coincide"), ``"partly"`` when only the first
+      holds, else ``"not reproduced"``; with ``ratio`` (optimal / amortized g at the last checkpoint)
+      and ``ratio_per_point``.
+    """
+    import numpy as np
+    lg, mn = res["linear_gaussian"], res["mnist"]
+    iw = lg["iwae"]
+    Ks, mean, std, bias = (np.asarray(iw[k], float) for k in ("K", "mean", "std", "bias"))
+    n = iw["repeats"] * lg["model"]["n_test"]
+    monotone = all(b2 >= b1 - 3 * math.hypot(s1, s2) / math.sqrt(n)
+                   for b1, b2, s1, s2 in zip(mean[:-1], mean[1:], std[:-1], std[1:]))
+    big = Ks >= 10
+    slope = float(np.polyfit(np.log(Ks[big]), np.log(np.maximum(-bias[big], 1e-12)), 1)[0]) if big.sum() >= 2 \
+        else float("nan")
+
+    def gap(q):
+        return np.asarray(mn["elbo"]["bpd"][q]) - np.asarray(mn["iwae"]["bpd"][q])
+    g_a, g_o, g_p = gap("amortized"), gap("optimal"), gap("optimal_per_point")
+    ratio, ratio_p = float(g_o[-1] / g_a[-1]), float(g_p[-1] / g_a[-1])
+    narrower = bool(np.all(g_o < g_a))
+    verdict = "reproduced" if narrower and ratio < 0.25 else "partly" if narrower else "not reproduced"
+    return {"iwae_monotone": bool(monotone), "bias_slope": slope,
+            "tight_under_optimal": {"verdict": verdict, "narrower_at_every_checkpoint": narrower,
+                                    "ratio": ratio, "ratio_per_point": ratio_p}}
+
+
+# Zhang et al. 2022 (Section 5.1, Figure 9a): optimal inference trains the encoder copy for 500 epochs.
+PAPER = {"source": "Zhang et al. 2022, Figure 9a", "optimal_inference_epochs": 500}
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: the test ELBO and IWAE-K (BPD) at the last checkpoint with the
+    encoder's q and with optimal q, and a sentence on the amortization gap and IWAE-K's gain."""
+    f = res["metrics"]["mnist"]
+    e, i, K = f["elbo"]["bpd"], f["iwae"]["bpd"], f["iwae"]["K"]
+    amort = e["amortized"] - e["optimal"]
+    iw = e["amortized"] - i["amortized"]
+
+    def tighter(d):
+        return f"{abs(d):.4f} BPD {'tighter' if d > 0 else 'looser'}"
+    finding = (f"On test images, the ELBO with q optimized per image is {tighter(amort)} than with the encoder's q "
+               f"(the amortization gap); IWAE-{K} with the encoder's q is {tighter(iw)} than its ELBO.")
+    return {"title": "How tight is the ELBO? (test, negative bounds)", "unit": "BPD", "lower_is_better": True,
+            "values": {"ELBO, amortized q": e["amortized"], f"IWAE-{K}, amortized q": i["amortized"],
+                       "ELBO, optimal q": e["optimal"], f"IWAE-{K}, optimal q": i["optimal"]},
+            "finding": finding}

@@ -9,7 +9,7 @@
    K grows (M = 1) and as M grows (K = 1): median and quartiles, the directional SNR, and the
    fitted log-log slopes (theory: theta +1/2 in K and M; phi -1/2 in K, +1/2 in M).
 
-Chapter 4 (``notebooks/04_iwae_snr``) shows it.
+`Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ shows it.
 """
 from __future__ import annotations
 
@@ -28,15 +28,20 @@ from ..snr import snr
 from ..train import train
 from . import Context, experiment
 
-# Rainforth et al. (2018), Table 1: MNIST, means of 4 runs, nats per image (a citation, not ours).
+# Rainforth et al. (2018), Table 1: MNIST, means of 4 runs, nats per image (a citation, not ours):
+# IWAE-64, log p-hat and -KL(Q||P) = IWAE-64 - log p-hat per method, after 3280 epochs.
 RAINFORTH_TABLE1 = {
-    "IWAE-64": {"iwae64": -86.11, "log_p_hat": -84.52, "neg_kl": -1.59},
-    "PIWAE(8,8)": {"iwae64": -85.74, "log_p_hat": -84.46, "neg_kl": -1.28},
-    "MIWAE(8,8)": {"iwae64": -85.69, "log_p_hat": -84.97, "neg_kl": -0.72},
-    "CIWAE(0.5)": {"iwae64": -86.08, "log_p_hat": -85.24, "neg_kl": -0.84},
-    "VAE": {"iwae64": -86.69, "log_p_hat": -86.21, "neg_kl": -0.47},
+    "source": "Rainforth et al. 2018, Table 1 (MNIST, 3280 epochs, mean of 4 runs)", "epochs": 3280, "runs": 4,
+    "iwae": {"K": 64},
+    "rows": [{"method": "IWAE-64", "iwae": -86.11, "log_p_hat": -84.52, "neg_kl": -1.59},
+             {"method": "PIWAE(8,8)", "iwae": -85.74, "log_p_hat": -84.46, "neg_kl": -1.28},
+             {"method": "MIWAE(8,8)", "iwae": -85.69, "log_p_hat": -84.97, "neg_kl": -0.72},
+             {"method": "CIWAE(0.5)", "iwae": -86.08, "log_p_hat": -85.24, "neg_kl": -0.84},
+             {"method": "VAE", "iwae": -86.69, "log_p_hat": -86.21, "neg_kl": -0.47}],
 }
-THEORY_SLOPES = {"theta_K": 0.5, "phi_K": -0.5, "theta_M": 0.5, "phi_M": 0.5}
+# Rainforth et al. (2018), Theorem 1: SNR ~ K^(+1/2) (theta), K^(-1/2) (phi); M^(+1/2) for both.
+THEORY_SLOPES = {"theta": {"K": 0.5, "M": 0.5}, "phi": {"K": -0.5, "M": 0.5}}
+METRICS = ("iwae", "log_p_hat", "neg_kl")  # the columns of Rainforth et al.'s Table 1
 
 # What each preset trains and measures. Book: a short schedule on a subset of dynamically
 # binarized MNIST (about 5 minutes on 2 CPU cores); paper: Burda et al.'s architecture and
@@ -98,18 +103,29 @@ def _model(ctx: Context, data, s):
     return VAE(data.dim, p.latent, p.hidden, p.activation, data.likelihood, output_bias=bias).to(ctx.device)
 
 
+def row(table: dict, method: str) -> dict:
+    """The row of ``method`` (e.g. ``"IWAE-64"``) in a table of rows (``res["table"]``, the reference)."""
+    for r in table["rows"]:
+        if r["method"] == method:
+            return r
+    raise KeyError(f"no method {method!r} in the table; valid methods: {[r['method'] for r in table['rows']]}")
+
+
 def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
-    """SNR summaries for IWAE-K (M = 1) over ``K_grid`` and MIWAE(M, 1) over ``M_grid``, with slopes."""
-    out = {"snr_vs_K": {}, "snr_vs_M": {}}
+    """SNR summaries for IWAE-K (M = 1) over ``K_grid`` and MIWAE(M, 1) over ``M_grid``, with the
+    log-log slopes of the median SNR: ``{"snr_vs_K": {"K": grid, "M": 1, "summary": [...]}, "snr_vs_M":
+    {...}, "slopes": {"theta": {"K": ., "M": .}, "phi": {...}}}``."""
+    out = {"snr_vs_K": {"K": list(K_grid), "M": 1, "summary": []},
+           "snr_vs_M": {"M": list(M_grid), "K": 1, "summary": []}}
     for K in K_grid:
-        out["snr_vs_K"][str(K)] = snr(model, x, K=K, M=1, reps=reps, seed=seed, progress=progress).summary()
+        out["snr_vs_K"]["summary"].append(snr(model, x, K=K, M=1, reps=reps, seed=seed, progress=progress).summary())
     for M in M_grid:
-        out["snr_vs_M"][str(M)] = snr(model, x, K=1, M=M, reps=reps, seed=seed, progress=progress).summary()
-    sl = {}
+        out["snr_vs_M"]["summary"].append(snr(model, x, K=1, M=M, reps=reps, seed=seed, progress=progress).summary())
+    sl = {"theta": {}, "phi": {}}
     for axis, grid in (("K", K_grid), ("M", M_grid)):
         for side in ("theta", "phi"):
-            med = [out[f"snr_vs_{axis}"][str(v)][side]["median"] for v in grid]
-            sl[f"{side}_{axis}"] = slope(grid, med)
+            med = [v[side]["median"] for v in out[f"snr_vs_{axis}"]["summary"]]
+            sl[side][axis] = slope(grid, med)
     out["slopes"] = sl
     return out
 
@@ -122,7 +138,7 @@ def iwae_snr(ctx: Context) -> dict:
     data = ctx.data(**s["data"])
     x_test = data.fixed("test", seed=ctx.seed)
     g = torch.Generator(device=ctx.device)
-    table, checkpoints, curves, learned = {}, {}, {}, {}
+    rows, learned = [], {}
     # Runs resume from their own folder; the folder is named by the settings so that a changed
     # setting never resumes a stale run.
     runs = ctx.out / "runs" / hashlib.sha1(json.dumps(s, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -136,10 +152,9 @@ def iwae_snr(ctx: Context) -> dict:
         g.manual_seed(ctx.seed + 1)
         iw64 = evaluate(model, x_test, "iwae", 64, generator=g).mean().item()
         lp = evaluate(model, x_test, "iwae", s["log_p_K"], generator=g, progress=ctx.progress).mean().item()
-        table[name] = {"iwae64": iw64, "log_p_hat": lp, "neg_kl": iw64 - lp, "train_seconds": seconds,
-                       "objective": obj.config()}
-        checkpoints[name] = str(runs / name / "checkpoints" / f"epoch_{cfg.epochs:04d}.pt")
-        curves[name] = {"loss": hist.get("loss", [])}
+        rows.append({"method": name, "iwae": iw64, "log_p_hat": lp, "neg_kl": iw64 - lp, "train_seconds": seconds,
+                     "objective": obj.config(), "loss": hist.get("loss", []),
+                     "checkpoint": str(runs / name / "checkpoints" / f"epoch_{cfg.epochs:04d}.pt")})
         if isinstance(obj, LearnableCIWAE):
             tr = obj.trace
             stride = max(1, len(tr) // 200)
@@ -149,18 +164,16 @@ def iwae_snr(ctx: Context) -> dict:
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
                     "n_test": len(data.test)},
-        "table": table,
-        "reference": {"source": "Rainforth et al. 2018, Table 1 (MNIST, 3280 epochs, mean of 4 runs)",
-                      "table": RAINFORTH_TABLE1},
+        "table": {"iwae": {"K": 64}, "log_p_hat": {"K": s["log_p_K"]}, "rows": rows},
+        "reference": RAINFORTH_TABLE1,
         "learned_beta": learned,
-        "checkpoints": checkpoints,
-        "curves": curves,
     }
+    metrics = {"table": [{"method": r["method"], **{m: round(r[m], 3) for m in METRICS}} for r in rows]}
+    common["findings"] = {"rainforth": rainforth_checks(common["table"])}
     if not s["snr"]:  # the method table only (e.g. the extra seeds of chapter 4's grid)
-        return {**common, "metrics": {"table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
-                                                for k, v in table.items()}}}
+        return {**common, "metrics": metrics}
     # SNR on the IWAE-64-trained model, a fixed minibatch of test images.
-    model = load_model(checkpoints["IWAE-64"], ctx.device)
+    model = load_model(row(common["table"], "IWAE-64")["checkpoint"], ctx.device)
     xb = x_test[:s["snr_batch"]]
     sweep = snr_sweep(model, xb, s["K_grid"], s["M_grid"], s["snr_reps"], seed=ctx.seed, progress=ctx.progress)
     # The gradient each method uses, at the same parameters and budget of 64 samples.
@@ -172,24 +185,58 @@ def iwae_snr(ctx: Context) -> dict:
     }
     snr_methods = {k: snr(model, xb, reps=s["snr_reps"], seed=ctx.seed, **v).summary() for k, v in per_method.items()}
     snr_methods["PIWAE(8,8)"] = {"phi": snr_methods["MIWAE(8,8)"]["phi"], "theta": snr_methods["IWAE-64"]["theta"]}
-    return {
+    res = {
         **common,
         "model": model.config,
         **sweep,
         "theory_slopes": THEORY_SLOPES,
-        "snr_methods": snr_methods,
-        "metrics": {"slopes": sweep["slopes"],
-                    "table": {k: {m: round(v[m], 3) for m in ("iwae64", "log_p_hat", "neg_kl")}
-                              for k, v in table.items()}},
+        "snr_methods": [{"method": k, **v} for k, v in snr_methods.items()],
+        "metrics": {"slopes": sweep["slopes"], **metrics},
     }
+    res["findings"]["slopes"] = slope_findings(res)
+    res["book_summary"] = book_summary(res)
+    return res
 
 
-def rainforth_checks(table: dict) -> list[tuple[str, bool, str]]:
-    """Rainforth et al.'s Table 1 orderings checked on one run's ``table``: (claim, held, numbers)."""
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: log p-hat of the five trained models, the best against the paper's
+    best, and the fitted SNR slopes in K against the theory's."""
+    t = {r["method"]: r for r in res["table"]["rows"]}
+    order = ["IWAE", "MIWAE", "CIWAE(0.5)", "PIWAE", "VAE"]
+    keys = [next(k for k in t if k.startswith(p) and "learned" not in k) for p in order]
+    values = {k: t[k]["log_p_hat"] for k in keys}
+    best = max(values, key=values.get)
+    ref = {r["method"]: r for r in res["reference"]["rows"]}
+    ref_best = max(ref, key=lambda k: ref[k]["log_p_hat"])
+    same = best.split("(")[0].split("-")[0] == ref_best.split("(")[0].split("-")[0]
+    agree = f" ({'as in' if same else 'unlike'} the paper's Table 1, where {ref_best} is best)"
+    sl, th = res["slopes"], res["theory_slopes"]
+    finding = (f"{best} reaches the highest log p̂, {values[best]:.2f} nats{agree}; the encoder's gradient SNR "
+               f"scales as K^{sl['phi']['K']:+.2f} and the decoder's as K^{sl['theta']['K']:+.2f} "
+               f"(theory: K^{th['phi']['K']:+.1f} and K^{th['theta']['K']:+.1f}).")
+    return {"title": "Tighter bounds: log p̂ of the trained models (test)", "unit": "nats", "lower_is_better": False,
+            "values": values, "finding": finding}
+
+
+def slope_findings(res: dict) -> dict:
+    """Per slope (``theta``/``phi`` x ``K``/``M``) whether the fitted slope has the theory's sign; and
+    the K at which the encoder's median SNR is within 1.5x of the noise floor (where the estimate
+    cannot fall further, which flattens the fitted phi slope)."""
+    sl, th = res["slopes"], res["theory_slopes"]
+    same = {side: {ax: bool(math.copysign(1, sl[side][ax]) == math.copysign(1, th[side][ax])) for ax in ("K", "M")}
+            for side in ("theta", "phi")}
+    vk = res["snr_vs_K"]
+    at_floor = [K for K, v in zip(vk["K"], vk["summary"]) if v["phi"]["median"] < 1.5 * v["floor"]]
+    return {"same_sign_as_theory": same, "phi_at_noise_floor_K": at_floor}
+
+
+def rainforth_checks(table: dict) -> list[dict]:
+    """Rainforth et al.'s Table 1 orderings checked on one run's ``table``: a list of
+    ``{"claim", "holds", "detail"}``."""
     names = ["IWAE-64", "PIWAE(8,8)", "MIWAE(8,8)", "CIWAE(0.5)", "VAE"]
-    lp = {n: table[n]["log_p_hat"] for n in names}
-    kl = {n: table[n]["neg_kl"] for n in names}
-    return [
+    lp = {n: row(table, n)["log_p_hat"] for n in names}
+    kl = {n: row(table, n)["neg_kl"] for n in names}
+    checks = [
         ("PIWAE(8,8) has a log p-hat at least as good as IWAE-64", lp["PIWAE(8,8)"] >= lp["IWAE-64"],
          f"{lp['PIWAE(8,8)']:.2f} vs {lp['IWAE-64']:.2f}"),
         ("MIWAE(8,8) has a smaller |-KL| (a better encoder) than IWAE-64", abs(kl["MIWAE(8,8)"]) < abs(kl["IWAE-64"]),
@@ -198,6 +245,7 @@ def rainforth_checks(table: dict) -> list[tuple[str, bool, str]]:
          f"{lp['VAE']:.2f} vs best {max(lp.values()):.2f}"),
         ("the VAE has the smallest |-KL|", abs(kl["VAE"]) == min(abs(v) for v in kl.values()), f"{kl['VAE']:.2f}"),
     ]
+    return [{"claim": c, "holds": bool(h), "detail": d} for c, h, d in checks]
 
 
 def table_over_seeds(results: list[dict]) -> dict:
@@ -205,10 +253,10 @@ def table_over_seeds(results: list[dict]) -> dict:
     and metric the mean, standard deviation (numpy, ddof=0) and count, and in how many seeds each of
     :func:`rainforth_checks` holds."""
     from ..grid import aggregate
-    agg = aggregate([{"table": r["table"]} for r in results])["scalars"]
-    methods = list(results[0]["table"])
-    table = {m: {k: agg[f"table/{m}/{k}"] for k in ("iwae64", "log_p_hat", "neg_kl")} for m in methods}
+    methods = [r["method"] for r in results[0]["table"]["rows"]]
+    agg = aggregate([{m: {k: row(r["table"], m)[k] for k in METRICS} for m in methods} for r in results])["scalars"]
+    table = {"rows": [{"method": m, **{k: agg[f"{m}/{k}"] for k in METRICS}} for m in methods]}
     per_seed = [rainforth_checks(r["table"]) for r in results]
-    holds = {claim: sum(run[i][1] for run in per_seed) for i, (claim, _, _) in enumerate(per_seed[0])}
+    holds = {c["claim"]: sum(run[i]["holds"] for run in per_seed) for i, c in enumerate(per_seed[0])}
     return {"seeds": [r["config"]["seed"] for r in results], "n": len(results), "table": table,
             "holds_in_seeds": holds}

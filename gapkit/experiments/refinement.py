@@ -2,23 +2,24 @@
 
 On one VAE trained with the ELBO (training and test data):
 
-* ``amortization_gap``: the encoder's ELBO against per-point optimal inference
+* ``gaps.train.gap`` (the amortization gap): the encoder's ELBO against per-point optimal inference
   (:func:`gapkit.optimal.per_point`, the best diagonal Gaussian for every point) on *training*
-  images, in nats; ``inference_generalization_gap``: the same on *test* images (chapter 2's gap).
-  ``gaps`` holds the ELBOs behind them, plus what test-time refinement recovers.
+  images, in nats; ``gaps.test.gap`` (the inference generalization gap): the same on *test* images
+  (`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_'s
+  gap). ``gaps`` also holds the ELBOs behind them and what test-time refinement recovers.
 * Refinement curves (Hjelm et al. 2016, supplement Figure 1): :func:`gapkit.refine.refine` from the
   encoder's q (and from the prior N(0, I)) for 0..``curve_steps`` steps; at each step in ``steps``
-  the mean ELBO (``elbo_train``/``elbo_test``, nats) and the mean normalized effective sample size
-  (``ess_train``/``ess_test``) of ``eval_samples`` importance weights from q_i; ``*_prior`` keys
-  for the start at the prior.
+  the mean ELBO (``curves.elbo.SPLIT.START``, nats; SPLIT ``train``/``test``, START ``encoder``/``prior``)
+  and the mean normalized effective sample size (``curves.ess.SPLIT.START``) of ``eval_samples``
+  importance weights from q_i.
 * Training with refinement (GDIR / SVI training, :class:`gapkit.objectives.refined.GDIR`) against the plain VAE,
   same architecture, data and epochs: ``table`` -> ``vae``/``gdir`` -> ``bound`` (negative ELBO),
   ``nll`` (negative IWAE-K), and the same with test-time refinement (``bound_refined``,
-  ``nll_refined``), all in nats on test images, lower is better; ``paper_table1`` holds Hjelm et al.'s
+  ``nll_refined``), all in nats on test images, lower is better; ``paper.table1`` holds Hjelm et al.'s
   numbers (MNIST, 200 Gaussian latents) for comparison.
 * ``widget``: a small 2-D-latent VAE on the 8x8 digits (quick scale) for the chapter's widget.
 
-Chapter 5 (``notebooks/05_iterative_refinement``) shows all of it.
+`Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ shows all of it.
 """
 from __future__ import annotations
 
@@ -139,15 +140,17 @@ def refinement(ctx: Context) -> dict:
     t0 = time.perf_counter()
     steps = CURVE_STEPS
     k = max(steps)
-    curves = {"steps": steps}
+    curves = {"steps": steps, "elbo": {}, "ess": {}, "elbo_every_step": {}}
     for split, x in (("train", x_train[:s["n_curve"]]), ("test", x_test[:s["n_curve"]])):
         prior = (torch.zeros(len(x), vae.z_dim, device=ctx.device), torch.ones(len(x), vae.z_dim, device=ctx.device))
-        for start, init in (("", None), ("_prior", prior)):
+        for q in ("elbo", "ess", "elbo_every_step"):
+            curves[q][split] = {}
+        for start, init in (("encoder", None), ("prior", prior)):
             traj = refine(vae, x, k, init=init, generator=g, keep_samples=False, progress=ctx.progress,
                           **s["refine"])
             e, n = curve(vae, x, traj, steps, s["eval_samples"], g)
-            curves[f"elbo_{split}{start}"], curves[f"ess_{split}{start}"] = e, n
-            curves[f"elbo_{split}{start}_every_step"] = traj.elbo.mean(1).tolist()  # S-sample estimate
+            curves["elbo"][split][start], curves["ess"][split][start] = e, n
+            curves["elbo_every_step"][split][start] = traj.elbo.mean(1).tolist()  # S-sample estimate
     timings["curves_s"] = time.perf_counter() - t0
 
     # -- 3. training with refinement against the plain VAE
@@ -167,25 +170,70 @@ def refinement(ctx: Context) -> dict:
     timings["widget_s"] = time.perf_counter() - t0
 
     tv, tg = table["vae"], table["gdir"]
-    return {
+    res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
                     "n_test": len(data.test), "dim": data.dim},
         "settings": {**{k_: v for k_, v in s.items() if k_ != "changes"}, "preset": ctx.preset.to_dict(),
                      "gdir": gdir_obj.config(), "elbo_K": 100},
-        **curves,
-        "amortization_gap": gaps["train"]["gap"],
-        "inference_generalization_gap": gaps["test"]["gap"],
+        "curves": curves,
         "gaps": gaps,
         "table": table,
-        "paper_table1": PAPER_TABLE1,
+        "paper": {"source": "Hjelm et al. 2016, supplement Table 1 (MNIST, 200 Gaussian latents)",
+                  "table1": PAPER_TABLE1},
         "history": {"vae": hist_vae, "gdir": hist_gdir},
         "checkpoints": {"vae": str(ctx.out / "vae" / "checkpoints" / f"epoch_{ctx.preset.epochs:04d}.pt"),
                         "gdir": str(ctx.out / "gdir" / "checkpoints" / f"epoch_{ctx.preset.epochs:04d}.pt")},
         "widget": widget,
         "timings_s": timings,
-        "metrics": {"amortization_gap_nats": gaps["train"]["gap"],
-                    "inference_generalization_gap_nats": gaps["test"]["gap"],
-                    "vae_test_bound": tv["bound"], "vae_test_bound_refined": tv["bound_refined"],
-                    "gdir_test_bound": tg["bound"], "gdir_test_bound_refined": tg["bound_refined"],
-                    "vae_nll": tv["nll"], "gdir_nll": tg["nll"]},
+        "metrics": {"gap": {"train": gaps["train"]["gap"], "test": gaps["test"]["gap"]},
+                    "table": {name: {k_: t_[k_] for k_ in ("bound", "bound_refined", "nll")}
+                              for name, t_ in (("vae", tv), ("gdir", tg))}},
     }
+    res["findings"] = findings(res)
+    res["book_summary"] = book_summary(res)
+    return res
+
+
+def findings(res: dict) -> dict:
+    """What `chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_
+    states, decided from the numbers (nats).
+
+    ``gaps``: ``similar`` when the test gap is within 10% of the training gap, else ``test_larger``;
+    ``curves`` (test images): whether refinement from the encoder raises the ELBO, and the first step
+    at which refinement from the prior reaches the encoder's step-0 ELBO (None: not within the
+    curve); ``table``: whether test-time refinement tightens the VAE's bound, whether GDIR's refined
+    bound and NLL beat the refined VAE's, and whether the two refined NLLs are level (within 0.5 nats,
+    as in Hjelm et al.'s Table 1).
+    """
+    a, ig = res["gaps"]["train"]["gap"], res["gaps"]["test"]["gap"]
+    c = res["curves"]
+    e, p = c["elbo"]["test"]["encoder"], c["elbo"]["test"]["prior"]
+    v, gd = res["table"]["vae"], res["table"]["gdir"]
+    return {"gaps": {"similar": abs(ig - a) < 0.1 * max(abs(a), abs(ig), 1e-9), "test_larger": ig > a},
+            "curves": {"improves": e[-1] > e[0],
+                       "prior_reaches_encoder_at": next((st for st, x in zip(c["steps"], p) if x >= e[0]), None)},
+            "table": {"refinement_tightens_vae": v["bound_refined"] < v["bound"],
+                      "gdir_bound_better": gd["bound_refined"] < v["bound_refined"],
+                      "gdir_nll_better": gd["nll_refined"] < v["nll_refined"],
+                      "level": abs(gd["nll_refined"] - v["nll_refined"]) < 0.5}}
+
+
+def _better(d: float, unit: str, fmt: str = ".3f") -> str:
+    """``"0.012 nats lower"``: the size of a difference ``d`` (new - old) and its direction."""
+    return f"{abs(d):{fmt}} {unit} {'lower' if d < 0 else 'higher'}"
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: the test negative ELBO of the VAE and of GDIR, each without and with
+    test-time refinement, and what refinement and GDIR training each gain."""
+    t = res["table"]
+    steps = res["settings"]["test_steps"]
+    values = {"VAE": t["vae"]["bound"], f"VAE + {steps} refinement steps": t["vae"]["bound_refined"],
+              "GDIR": t["gdir"]["bound"], f"GDIR + {steps} refinement steps": t["gdir"]["bound_refined"]}
+    d_ref = t["vae"]["bound_refined"] - t["vae"]["bound"]
+    d_gdir = t["gdir"]["bound"] - t["vae"]["bound"]
+    finding = (f"{steps} steps of test-time refinement make the VAE's test -ELBO {_better(d_ref, 'nats', fmt='.2f')} "
+               f"(against per-image optimal q its encoder is {res['gaps']['test']['gap']:.2f} nats "
+               f"behind); GDIR's encoder alone is {_better(d_gdir, 'nats', fmt='.2f')} than the VAE's.")
+    return {"title": "Iterative refinement: test negative ELBO", "unit": "nats", "lower_is_better": True,
+            "values": values, "finding": finding}

@@ -13,7 +13,7 @@ test ELBO with ``final_K`` samples. A classifier on z ~ q(z|x) (Appendix B, :mod
 is trained on the labelled training images through the base encoder and through the post-hoc
 encoders of alpha = 0 and alpha = 0.5. In the ``book`` and ``paper`` presets (or with ``extras=True``) also: the
 latent sizes of Appendix C and reverse half-asleep from the start of training (Appendix D).
-Chapter 3 (``notebooks/03_wake_sleep``).
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
 """
 from __future__ import annotations
 
@@ -92,8 +92,9 @@ def reverse_half_asleep(ctx: Context) -> dict:
                            checkpoint_every=0)
     seeds = [ctx.seed + i for i in range(s["seeds"])]
     runs = [(alpha_key(a), lambda a=a: ReverseHalfAsleep(a, latent=s["latent_source"])) for a in s["alphas"]]
+    alphas = {alpha_key(a): a for a in s["alphas"]}
     runs.append(("sleep", lambda: Sleep(latent=s["latent_source"])))
-    methods, encoders = {}, {}
+    methods, encoders = {"reverse_half_asleep": [], "sleep": None, "denoising": []}, {}
     bar = tqdm(total=len(runs) * len(seeds) + len(s["sigmas"]), desc="post-hoc encoders", disable=not ctx.progress)
     for name, make in runs:
         per_seed = []
@@ -103,15 +104,18 @@ def reverse_half_asleep(ctx: Context) -> dict:
             if sd == seeds[0]:
                 encoders[name] = model
             bar.update()
-        methods[name] = {"epochs": per_seed[0]["epoch"], "seeds": seeds,
-                         "test_bpd": [c["test_bpd"] for c in per_seed],
-                         "train_bpd": [c["train_bpd"] for c in per_seed]}
+        row = {"epochs": per_seed[0]["epoch"], "seeds": seeds, "test_bpd": [c["test_bpd"] for c in per_seed],
+               "train_bpd": [c["train_bpd"] for c in per_seed]}
+        if name == "sleep":
+            methods["sleep"] = row
+        else:
+            methods["reverse_half_asleep"].append({"alpha": alphas[name], **row})
     for sigma in s["sigmas"]:
         name = f"denoising sigma={sigma:g}"
         model, curve = posthoc(base, data, Denoising(sigma), replace(cfg, progress=False))
         encoders[name] = model
-        methods[name] = {"epochs": curve["epoch"], "seeds": [ctx.seed], "test_bpd": [curve["test_bpd"]],
-                         "train_bpd": [curve["train_bpd"]]}
+        methods["denoising"].append({"sigma": sigma, "epochs": curve["epoch"], "seeds": [ctx.seed],
+                                     "test_bpd": [curve["test_bpd"]], "train_bpd": [curve["train_bpd"]]})
         bar.update()
     bar.close()
 
@@ -125,37 +129,115 @@ def reverse_half_asleep(ctx: Context) -> dict:
 
     # Appendix B: downstream classification through each encoder.
     ce, cK = s["classifier_epochs"], s["classifier_K"]
-    classifier = {n: downstream_accuracy(m, data, epochs=ce, K=cK, seed=ctx.seed)
+    classifier = [{"encoder": n, "accuracy": downstream_accuracy(m, data, epochs=ce, K=cK, seed=ctx.seed)}
                   for n, m in (("VAE (base)", base), ("wake post hoc (alpha=0)", encoders[alpha_key(0.0)]),
-                               ("reverse half-asleep (alpha=0.5)", encoders[rhs]))}
+                               ("reverse half-asleep (alpha=0.5)", encoders[rhs]))]
 
     out = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
            "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
                        "n_test": len(data.test)},
-           "base": base_curve, "methods": methods, "table1": table,
-           "table1_K": K, "classifier": classifier, "classifier_K": cK}
+           "base": base_curve, "methods": methods, "table1": {"K": K, "rows": table},
+           "classifier": {"K": cK, "rows": classifier}, "paper": PAPER}
     if s["extras"]:
         out["extras"] = _extras(ctx, data, s, cfg, table[0]["test_bpd"])
+    out["findings"] = findings(out)
+    out["book_summary"] = book_summary(out)
     return out
+
+
+# Zhang et al. 2022, Table 1 (binarized MNIST, all 60,000 images, 1000 epochs): test BPD.
+PAPER = {"source": "Zhang et al. 2022, Table 1 (1000 epochs, all 60,000 images)",
+         "table1": {"VAE": 0.200, "best denoising": 0.191, "reverse half-asleep": 0.187}}
+RHS, WAKE, BASE = "reverse half-asleep (alpha=0.5)", "VAE + wake post hoc (alpha=0)", "VAE (base, as trained)"
+
+
+def post_hoc(res: dict, alpha: float) -> dict:
+    """The post-hoc run of reverse half-asleep at ``alpha`` in ``res["methods"]``."""
+    runs = res["methods"]["reverse_half_asleep"]
+    for r in runs:
+        if r["alpha"] == alpha:
+            return r
+    raise KeyError(f"no reverse half-asleep run with alpha={alpha!r}; valid alphas: {[r['alpha'] for r in runs]}")
+
+
+def findings(res: dict) -> dict:
+    """What `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+    states about reverse half-asleep, decided from the numbers.
+
+    ``figure4``: the final test BPD per alpha (mean over seeds, ``final``) and sleep's, the best, and
+    whether alpha = 0.5 beats alpha = 0 and alpha = 1 and sleep is the worst; ``table1``: whether
+    reverse half-asleep beats every denoising setting; ``classifier``: the accuracy differences of
+    reverse half-asleep to the base encoder and to wake post hoc; ``extras`` (when run): the latent
+    sizes at which alpha = 0.5 beats alpha = 0, and whether training by it from the start beats the
+    VAE and post-hoc reverse half-asleep.
+    """
+    import numpy as np
+    m = res["methods"]
+    fin = {a["alpha"]: float(np.mean([c[-1] for c in a["test_bpd"]])) for a in m["reverse_half_asleep"]}
+    sleep = float(np.mean([c[-1] for c in m["sleep"]["test_bpd"]]))
+    allv = {**{f"alpha={a:g}": v for a, v in fin.items()}, "sleep": sleep}
+    out = {"figure4": {"alpha": list(fin), "final": list(fin.values()), "sleep_final": sleep,
+                       "best": min(allv, key=allv.get),
+                       "half_beats_wake": fin.get(0.5, np.inf) < fin.get(0.0, -np.inf),
+                       "half_beats_reverse_sleep": fin.get(0.5, np.inf) < fin.get(1.0, -np.inf),
+                       "sleep_worst": max(allv, key=allv.get) == "sleep"}}
+    t = {r["method"]: r["test_bpd"] for r in res["table1"]["rows"]}
+    den = {k: v for k, v in t.items() if k.startswith("denoising")}
+    best_den = min(den, key=den.get) if den else None
+    out["table1"] = {"best_denoising": best_den,
+                     "beats_every_denoising": bool(den) and t[RHS] < den[best_den]}
+    acc = {r["encoder"]: r["accuracy"] for r in res["classifier"]["rows"]}
+    out["classifier"] = {"minus_base": acc[RHS] - acc["VAE (base)"],
+                         "minus_wake_post_hoc": acc[RHS] - acc["wake post hoc (alpha=0)"]}
+    if "extras" in res:
+        ex = res["extras"]
+        fs = ex["from_start"]
+        def at(r, alpha):
+            return r["post_hoc"][r["alpha"].index(alpha)]
+        out["extras"] = {"half_beats_wake_at_latents": [r["latent"] for r in ex["latent_sizes"] if at(r, 0.5) < at(r, 0.0)],
+                         "from_start_beats_vae": fs["test_bpd"] < fs["vae_test_bpd"],
+                         "from_start_beats_post_hoc": fs["test_bpd"] < t[RHS]}
+    return out
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: Table 1's test BPD of the base VAE, wake post hoc, reverse
+    half-asleep, sleep and the best denoising setting."""
+    rows = {r["method"]: r["test_bpd"] for r in res["table1"]["rows"]}
+
+    def better(d):
+        return f"{abs(d):.4f} BPD {'lower' if d < 0 else 'higher'}"
+    values = {"base VAE": rows[BASE], "wake post hoc (α=0)": rows[WAKE], "reverse half-asleep (α=0.5)": rows[RHS],
+              "sleep": rows["sleep"]}
+    den = [k for k in rows if k.startswith("denoising")]
+    if den:
+        d = min(den, key=rows.get)
+        values[f"best {d.replace('sigma', 'σ')}"] = rows[d]
+    best = min(values, key=values.get)
+    finding = (f"Training the encoder post hoc with half its batch from the model (α=0.5) gives a test -ELBO "
+               f"{better(rows[RHS] - rows[WAKE])} than with real images only (α=0) and "
+               f"{better(rows[RHS] - rows['sleep'])} than sleep; the best row is {best}.")
+    return {"title": f"Reverse half-asleep: test negative ELBO (K={res['table1']['K']})", "unit": "BPD",
+            "lower_is_better": True, "values": values, "finding": finding}
 
 
 def _extras(ctx, data, s, cfg, base_bpd):
     """Appendix C (latent sizes, post hoc alpha = 0 vs 0.5) and Appendix D (from the start of training)."""
     K, ev = s["final_K"], ctx.seed + 7
-    latents = {}
+    latents = []
     for z in s["latents"]:
         base, _ = _train_base(ctx, data, s, latent=z, tag=f"base_z{z}")
         for p in base.decoder_parameters():
             p.requires_grad_(False)
-        row = {"VAE": final_bpd(base, data, K, ev)}
-        for a in (0.0, 0.5):
+        row = {"latent": z, "vae": final_bpd(base, data, K, ev), "alpha": [0.0, 0.5], "post_hoc": []}
+        for a in row["alpha"]:
             m, _ = posthoc(base, data, ReverseHalfAsleep(a, latent=s["latent_source"]), cfg)
-            row[alpha_key(a)] = final_bpd(m, data, K, ev)
-        latents[str(z)] = row
+            row["post_hoc"].append(final_bpd(m, data, K, ev))
+        latents.append(row)
     start, curve = _train_base(ctx, data, s, objective=ReverseHalfAsleep(0.5, latent=s["latent_source"],
                                                                          train_decoder=True), tag="from_start")
     return {"latent_sizes": latents,
-            "from_start": {"curve": curve, "test_bpd": final_bpd(start, data, K, ev), "VAE test_bpd": base_bpd}}
+            "from_start": {"curve": curve, "test_bpd": final_bpd(start, data, K, ev), "vae_test_bpd": base_bpd}}
 
 
 def over_seeds(results: list[dict]) -> dict:
@@ -170,10 +252,12 @@ def over_seeds(results: list[dict]) -> dict:
         a = np.asarray(v, dtype=float)
         return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size), "values": a.tolist()}
     seeds = [r["config"]["seed"] for r in results]
-    methods = [row["method"] for row in results[0]["table1"]]
-    t1 = {m: [next(row["test_bpd"] for row in r["table1"] if row["method"] == m) for r in results] for m in methods}
-    alphas = [k for k in results[0]["methods"] if k.startswith("alpha=")] + ["sleep"]
-    fin = {a: [r["methods"][a]["test_bpd"][0][-1] for r in results] for a in alphas}
+    methods = [row["method"] for row in results[0]["table1"]["rows"]]
+    t1 = {m: [next(row["test_bpd"] for row in r["table1"]["rows"] if row["method"] == m) for r in results]
+          for m in methods}
+    alphas = [alpha_key(a["alpha"]) for a in results[0]["methods"]["reverse_half_asleep"]] + ["sleep"]
+    fin = {a: [(r["methods"]["sleep"] if a == "sleep" else post_hoc(r, float(a[len("alpha="):])))["test_bpd"][0][-1]
+               for r in results] for a in alphas}
     rhs, wake = "reverse half-asleep (alpha=0.5)", "VAE + wake post hoc (alpha=0)"
     den = [m for m in methods if m.startswith("denoising")]
     holds = {
@@ -185,10 +269,12 @@ def over_seeds(results: list[dict]) -> dict:
     }
     out = {"seeds": seeds, "n": len(results),
            "table1": [{"method": m, **stats(t1[m])} for m in methods],
-           "figure4_final": {a: stats(fin[a]) for a in alphas},
+           "figure4_final": {"alpha": [a["alpha"] for a in results[0]["methods"]["reverse_half_asleep"]],
+                             "final": [stats(fin[a]) for a in alphas if a != "sleep"], "sleep": stats(fin["sleep"])},
            "holds_in_seeds": holds}
     if all("extras" in r for r in results):
-        diff = [r["extras"]["from_start"]["test_bpd"] - next(row["test_bpd"] for row in r["table1"] if row["method"] == rhs)
+        diff = [r["extras"]["from_start"]["test_bpd"] - next(row["test_bpd"] for row in r["table1"]["rows"]
+                                                             if row["method"] == rhs)
                 for r in results]
         out["from_start_minus_post_hoc"] = stats(diff)
         out["holds_in_seeds"]["from the start beats post hoc"] = sum(d < 0 for d in diff)

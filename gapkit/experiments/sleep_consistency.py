@@ -1,6 +1,8 @@
 """Experiment ``sleep-consistency`` (Zhang et al. 2022, Figure 3): wake vs sleep vs reverse sleep.
 
-A teacher VAE trained on binarized MNIST (chapter 0's ``vae-basics`` model at the same preset) is
+A teacher VAE trained on binarized MNIST
+(`chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_'s
+``vae-basics`` model at the same preset) is
 taken as the true data distribution p_d(x) = int p_teacher(x|z) p(z) dz. A finite training set and a
 test set are sampled from it. A student with the teacher's decoder (fixed) and a freshly initialized
 encoder is then trained three ways by :func:`gapkit.train.train` and the test ELBO (BPD) is recorded
@@ -13,7 +15,8 @@ per epoch:
 that is, every registered :class:`gapkit.objectives.encoder_schemes.EncoderScheme` without a setting to sweep.
 
 All three take the same number of gradient steps per epoch (one per training minibatch) from the
-same initial encoder, with the same evaluation noise. Chapter 3 (``notebooks/03_wake_sleep``).
+same initial encoder, with the same evaluation noise.
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
 """
 from __future__ import annotations
 
@@ -66,9 +69,9 @@ def sleep_consistency(ctx: Context) -> dict:
         methods[name] = {"epochs": h["epoch"], "test_bpd": h["test_bpd"], "train_bpd": h["train_bpd"]}
     final = {k: v["test_bpd"][-1] for k, v in methods.items()}
     holds = all(final[a] < final[b] for a, b in zip(ORDER[:-1], ORDER[1:]))
-    return {
+    res = {
         "settings": s,
-        "teacher": {"from": "vae-basics", "test_elbo_bpd_real_data": base["metrics"]["test"]["elbo_bpd"],
+        "teacher": {"from": "vae-basics", "test_elbo_bpd_real_data": base["metrics"]["test"]["elbo"]["bpd"],
                     "n_train": len(xtr), "n_test": len(xte)},
         "methods": methods,
         "final_test_bpd": final,
@@ -76,3 +79,20 @@ def sleep_consistency(ctx: Context) -> dict:
                      "observed": " < ".join(sorted(final, key=final.get))},
         "samples": xtr[:16].cpu().tolist(),
     }
+    res["book_summary"] = book_summary(res)
+    return res
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel: the final test BPD of the three encoders and whether the paper's
+    ordering (reverse sleep < sleep < wake) held."""
+    f = res["final_test_bpd"]
+    names = {"wake": "wake", "sleep": "sleep", "reverse_sleep": "reverse sleep"}
+    values = {names[k]: f[k] for k in ("wake", "sleep", "reverse_sleep")}
+    epochs = res["methods"]["wake"]["epochs"][-1]
+    observed = " < ".join(sorted(values, key=values.get))
+    holds = values["reverse sleep"] < values["sleep"] < values["wake"]
+    finding = (f"Fresh encoders for a fixed decoder, after {epochs} epochs: test BPD orders {observed}; the "
+               f"expected order reverse sleep < sleep < wake {'held' if holds else 'did not hold'}.")
+    return {"title": "Wake, sleep, reverse sleep: test negative ELBO", "unit": "BPD", "lower_is_better": True,
+            "values": values, "finding": finding}

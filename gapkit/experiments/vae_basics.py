@@ -1,6 +1,7 @@
 """Experiment ``vae-basics``: train the VAE on the preset's data; train/test ELBO in nats and BPD.
 
-Chapter 0 (``notebooks/00_vae_basics``) shows its curves, samples and reconstructions.
+`Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
+shows its curves, samples and reconstructions.
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ def vae_basics(ctx: Context) -> dict:
         x = data.fixed(split, seed=ctx.seed)[:2000]  # at most 2000 images per split
         elbo = evaluate(model, x, "elbo", K=10, generator=g).mean().item()
         iw = evaluate(model, x[:500], "iwae", K=K, generator=g).mean().item()  # IWAE-K on 500 images
-        final[split] = {"elbo_nats": elbo, "elbo_bpd": float(bpd(elbo, data.dim)),
-                        f"iwae{K}_nats": iw, f"iwae{K}_bpd": float(bpd(iw, data.dim))}
+        final[split] = {"elbo": {"K": 10, "nats": elbo, "bpd": float(bpd(elbo, data.dim))},
+                        "iwae": {"K": K, "nats": iw, "bpd": float(bpd(iw, data.dim))}}
     with torch.no_grad():
         x = data.fixed("test", seed=ctx.seed)[:16]
         recon = model.mean(model.encode(x)[0])
         samples = model.mean(torch.randn(16, model.z_dim, device=ctx.device, generator=g))
-    return {
+    res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(data.image_shape),
                     "n_train": len(data.train), "n_test": len(data.test)},
         "metrics": final,
@@ -41,3 +42,22 @@ def vae_basics(ctx: Context) -> dict:
                    "samples": samples.cpu().round(decimals=3).tolist()},
         "checkpoint": str(ctx.out / "checkpoints" / f"epoch_{ctx.preset.epochs:04d}.pt"),
     }
+    res["book_summary"] = book_summary(res)
+    return res
+
+
+def book_summary(res: dict) -> dict:
+    """The book's summary panel (``book/_ext/gapkit_summary.py``): train/test ELBO and test IWAE-K
+    (BPD), and a sentence on IWAE-K's tightness and the ELBO's generalization gap."""
+    tr, te = res["metrics"]["train"], res["metrics"]["test"]
+    K = te["iwae"]["K"]
+    iw = te["iwae"]["bpd"]
+    gen = te["elbo"]["bpd"] - tr["elbo"]["bpd"]
+    tight = te["elbo"]["bpd"] - iw
+    finding = (f"On test images IWAE-{K} is {abs(tight):.3f} BPD {'tighter' if tight > 0 else 'looser'} than "
+               f"the ELBO, and the test ELBO is {abs(gen):.3f} BPD {'worse' if gen > 0 else 'better'} "
+               f"than on training images.")
+    return {"title": "A VAE, trained: negative bounds", "unit": "BPD", "lower_is_better": True,
+            "values": {"train ELBO": tr["elbo"]["bpd"], "test ELBO": te["elbo"]["bpd"], f"test IWAE-{K}": iw},
+            "finding": finding}
+
