@@ -1,4 +1,4 @@
-"""Command line: ``python -m gapkit {list,run,bench,book}``."""
+"""Command line: ``python -m gapkit {list,run,show,grid,report,bench,book,compress,decompress}``."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,12 @@ def _grid_summary(res) -> str:
         vals = "; ".join(f"{k}: {v['mean']:.5g} ± {v['std']:.2g}" for k, v in some)
         lines.append(f"  {head} [n={s['n']}] {vals}")
     return "\n".join(lines)
+
+
+def _cmd_report(args):
+    from .reproduction import format_report, report
+    rep = report([args.preset] if args.preset else None, seed=args.seed)
+    print(json.dumps(rep, indent=1) if args.json else format_report(rep))
 
 
 def _cmd_bench(args):
@@ -165,6 +171,12 @@ def main(argv=None):
     b.add_argument("name")
     b.add_argument("--device", default=None)
     b.set_defaults(func=_cmd_bench)
+    rp = sub.add_parser("report", help="the reproduction report: each paper finding, its value and ours, a verdict")
+    rp.add_argument("--preset", default=None, help="one preset (default: every preset; results are read from "
+                    "the cache, nothing is run)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--json", action="store_true", help="print the report as JSON")
+    rp.set_defaults(func=_cmd_report)
     k = sub.add_parser("book", help="build the book with jupyter-book")
     k.add_argument("--preset", default=None)
     k.add_argument("--all", action="store_true", help="rebuild every page")

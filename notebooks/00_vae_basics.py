@@ -133,3 +133,7 @@ plt.show()
 # [chapter 4](04_iwae_snr.ipynb) trains with tighter bounds; [chapter 5](05_iterative_refinement.ipynb)
 # and [chapter 6](06_bsvi.ipynb) refine $q$ per image; and [chapter 7](07_bits_back.ipynb) turns the
 # ELBO into the length of a real compressed file.
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

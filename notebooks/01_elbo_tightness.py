@@ -362,3 +362,7 @@ display(plots.table(
 # one image's samples already fill a pass, so the per-image loop is as fast; batching images pays
 # at smaller K. With 65,536 rows per pass (the earlier default) the same evaluation ran at only
 # 0.24 of the matrix-multiply rate: such passes no longer fit in the cache.
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

@@ -321,3 +321,7 @@ plots.say(f"The paper's binary-MNIST VAE (all {pp['n_train']:,} training images,
 # attacks by training the encoder on samples from the model, and the inference gap measured here
 # is the test-set amortization gap that [chapter 5](05_iterative_refinement.ipynb) closes by
 # refinement.
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

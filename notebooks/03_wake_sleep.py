@@ -364,3 +364,7 @@ plots.say(f"Figure 3 (`{preset.name}` preset): final test BPD "
           + ", ".join(f"{n} {v:.4f}" for n, v in fin.items()) + ".")
 display(plots.records_table(rh.at("table1.rows"), caption="Table 1: " + caption1, **TABLE1))
 plots.say("Appendix B accuracies: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()) + ".")
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

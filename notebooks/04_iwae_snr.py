@@ -340,3 +340,7 @@ display(Markdown(
     + ", ".join(f"{n} {t[n]['log_p_hat']:.2f}" for n in names + ["CIWAE(learned)"])
     + f". Batched SNR estimation was {bench_rows[0]['speedup']:.1f}x (K=1) and {bench_rows[1]['speedup']:.1f}x "
     "(K=10, 4 images) faster than a loop of backward passes on the small model."))
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

@@ -341,3 +341,7 @@ display(plots.table([{"model": name.upper(), "bound": t[name]["bound"], "NLL": t
                     caption=f"Test negative bounds, nats per image (lower is better). The paper ({res['paper']['source']}): "
                             f"VAE {pv['bound']:.2f} / {pv['nll']:.2f}, VAE refined at test {pr['bound']:.2f} / "
                             f"{pr['nll']:.2f}, GDIR {pg['bound']:.2f} / {pg['nll']:.2f}"))
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

@@ -371,3 +371,7 @@ display(plots.records_table(res.at("training_table.rows"), TRAIN, caption="Train
                             **TRAIN_FMT))
 display(plots.records_table(est["rows"], caption="BSVI as a likelihood estimator: test estimates, nats per image "
                                                  "(higher is tighter)", **EST))
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

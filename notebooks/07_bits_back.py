@@ -496,3 +496,7 @@ def show(bits=6):
 
 
 interact(show, bits=widgets.IntSlider(6, 1, 12, 1, description="log2 bins"));
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

@@ -336,3 +336,7 @@ interact(draw, T=widgets.IntSlider(20, 0, len(f1["steps"]) - 1, 1, description="
 display(plots.table([{"claim": f["claim"], "here": "holds" if f["holds"] else "does not hold",
                       "numbers": f["detail"]} for f in res["findings"]],
                     caption=f"The supplement's findings at the {preset.name!r} preset"))
+
+# %% [markdown]
+# How the findings of this chapter fare at every preset, with the papers' numbers next to ours: the
+# [reproduction report](../book/reproduction.md).

@@ -13,6 +13,9 @@
 * ``{gapkit-summary}``: the summary of the book's findings (``gapkit_summary.py``), drawn after every
   chapter has run, from the cached results: one panel per experiment, shown at its natural size
   with its finding beside it.
+* ``{gapkit-report}``: the reproduction report (:mod:`gapkit.reproduction`), drawn like the summary
+  after every chapter has run: each finding, the paper's value, and a verdict with gapkit's value
+  for each preset that has results.
 * ``static/gapkit.css``: results tables, printed output that wraps, wide equations that scroll in
   their own box, and the summary's layout.
 
@@ -342,6 +345,61 @@ def _render_summary(app, doctree, docname):
         node.replace_self(nodes.raw("", raw, format="html"))
 
 
+class report_placeholder(nodes.General, nodes.Element):
+    """Replaced by the reproduction report once every chapter has run (``doctree-resolved``)."""
+
+
+class ReproductionReport(Directive):
+    """``{gapkit-report}``: :func:`gapkit.reproduction.report`, one column per preset with results."""
+
+    has_content = False
+
+    def run(self):
+        env = self.state.document.settings.env
+        _note_dynamic(env, env.docname)
+        return [report_placeholder()]
+
+
+def _render_report(app, doctree, docname):
+    for node in list(doctree.findall(report_placeholder)):
+        if app.builder.format != "html":
+            node.replace_self([])
+            continue
+        from gapkit.experiments import registry
+        from gapkit.reproduction import VERDICTS, report
+        rep = report()
+        presets = rep["with_results"]
+        esc = html.escape
+        if not presets:
+            node.replace_self(nodes.paragraph(text="No experiment has results at any preset yet: the report fills in "
+                                                   "once the chapters have run (python -m gapkit book)."))
+            continue
+        counts = "; ".join(f"<code>{esc(p)}</code>: " + ", ".join(
+            f'{rep["counts"][p][v]} <span class="gapkit-verdict gapkit-verdict-{v.replace(" ", "-")}">{esc(v)}</span>'
+            for v in VERDICTS) for p in presets)
+        chapters = {name: e.chapter for name, e in registry().items()}
+        head = "".join(f"<th>{esc(h)}</th>" for h in ["finding", "the paper's value"] + [f"ours: {p}" for p in presets])
+        rows = []
+        for r in rep["rows"]:
+            doc = f"notebooks/{chapters.get(r['experiment'], '')}"
+            where = esc(f"{r['source']}, {r['where']}")
+            if doc in app.env.found_docs:
+                num = doc.split("/")[1].split("_")[0].lstrip("0") or "0"
+                where += f' (<a href="{esc(app.builder.get_relative_uri(docname, doc))}">chapter {num}</a>)'
+            cells = [f'<p class="gapkit-report-where">{where}</p><p>{esc(r["claim"])}</p>'
+                     f'<p class="gapkit-report-rule">Verdict rule: {esc(r["rule"])}.</p>', f"<p>{esc(r['paper'])}</p>"]
+            for p in presets:
+                j = r["results"][p]
+                v = j["verdict"]
+                cells.append(f'<p><span class="gapkit-verdict gapkit-verdict-{v.replace(" ", "-")}">{esc(v)}</span></p>'
+                             f"<p>{esc(j['ours'])}</p>")
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        raw = (f'<div class="gapkit-report"><p>{counts}.</p>'
+               f'<table class="gapkit-table gapkit-report-table"><thead><tr>{head}</tr></thead>'
+               f'<tbody>{"".join(rows)}</tbody></table></div>')
+        node.replace_self(nodes.raw("", raw, format="html"))
+
+
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
     """Drop repeated inline scripts: sphinx-thebe adds its ``const THEBE_JS_URL = ...`` twice under
     Jupyter Book, and the second copy throws a SyntaxError in every page."""
@@ -385,15 +443,18 @@ def setup(app):
     app.connect("build-finished", _copy_assets)
     app.connect("doctree-read", _local_colab_badge, priority=100)  # before Sphinx collects images
     app.connect("doctree-resolved", _render_summary)
+    app.connect("doctree-resolved", _render_report)
     app.connect("env-get-outdated", _always_outdated)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.add_js_file(None, body=MATHJAX2_SHIM, priority=510)  # after MathJax (500)
     app.add_node(summary_placeholder)
+    app.add_node(report_placeholder)
     app.add_directive("gapkit-experiments", ExperimentsTable)
     app.add_directive("gapkit-presets", PresetsTable)
     app.add_directive("gapkit-summary", SummaryFigure)
+    app.add_directive("gapkit-report", ReproductionReport)
     app.add_directive("gapkit-api", ApiReference)
     app.connect("autodoc-process-docstring", _plain_bad_docstrings)
     app.connect("missing-reference", _docstring_refs, priority=900)
