@@ -1,0 +1,232 @@
+"""Smoke runs: the ``paper`` configuration end to end, every loop capped at a few iterations.
+
+``python -m gapkit run NAME --preset paper --smoke`` (``experiments.run(..., smoke=True)``, or
+``GAPKIT_SMOKE=1`` for the notebooks) runs an experiment with the full architecture, the full
+training set, the paper's K, M, eval_K, methods, checkpoints and grids, while the loops that make
+a paper run take days are cut short at the few places every experiment goes through:
+
+* training (:func:`gapkit.train.train`): at most ``CAPS["epochs"]`` epochs plus every checkpoint
+  epoch and the last one (so that every snapshot the paper writes exists), each of at most
+  ``CAPS["steps"]`` minibatches; its evaluations on at most ``CAPS["images"]`` images;
+* per-image work (bound evaluation, optimal inference, refinement, SNR batches): the first
+  ``rows(N, K)`` images, ``min(N, CAPS["images"], CAPS["samples"] // K)`` (at least one), computed
+  and then tiled to all N rows, so every shape downstream is the paper's;
+* inner loops (refinement and coder steps, optimizer iterations, SNR repetitions): ``steps(n)``,
+  at most ``CAPS["steps"]`` (trajectories are padded to their full length with their last step).
+
+A smoke run is its own run identity (``"smoke": true`` in ``identity.json`` and ``results.json``,
+folders ``NAME/PRESET-smoke-seedS-ID``); its numbers mean nothing and nothing reads them as results.
+
+**Cost records.** Each capped place is a *stage*: :func:`stage` times it, counts its floating-point
+work on its first call (``torch.utils.flop_counter.FlopCounterMode``) and its kernel launches, and
+keeps the iterations the uncapped (paper) run would do next to those done here.
+:mod:`gapkit.cost` turns the records into full-run estimates (``python -m gapkit estimate``).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import os
+import time
+
+import torch
+
+__all__ = ["CAPS", "active", "enabled", "rows", "steps", "stage", "records", "capped"]
+
+CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 20000}
+
+_STATE = {"on": False, "records": {}, "depth": 0}
+
+
+def active() -> bool:
+    """Whether a smoke run is in progress (:func:`enabled`, or ``$GAPKIT_SMOKE=1``)."""
+    return _STATE["on"] or os.environ.get("GAPKIT_SMOKE", "") == "1"
+
+
+@contextlib.contextmanager
+def enabled(on: bool = True):
+    """Switch smoke mode on (or off) for the ``with`` block; cost records start empty when switched on."""
+    old = dict(_STATE)
+    _STATE.update(on=bool(on), depth=0, records={} if on else old["records"])
+    try:
+        yield _STATE["records"]
+    finally:
+        if on and old["on"]:  # a nested smoke run (e.g. a teacher experiment): its stages count too
+            for k, r in _STATE["records"].items():
+                _merge(old["records"], k, r)
+        _STATE.update(on=old["on"], depth=old["depth"], records=old["records"])
+
+
+def records() -> dict:
+    """The cost records of the smoke run in progress: stage -> {full, done, seconds, timed, flops, kernels, unit}."""
+    return _STATE["records"]
+
+
+def rows(n: int, K: int = 1) -> int:
+    """Images computed of ``n`` with ``K`` samples each: all of them outside a smoke run."""
+    if not active():
+        return n
+    return max(1, min(n, CAPS["images"], CAPS["samples"] // max(1, K)))
+
+
+def steps(n: int) -> int:
+    """Iterations run of ``n`` (epochs' minibatches, refinement or coder steps, repetitions)."""
+    return n if not active() else min(n, CAPS["steps"])
+
+
+def _merge(recs, name, r):
+    old = recs.get(name)
+    if old is None:
+        recs[name] = dict(r)
+        return
+    for k in ("full", "done", "seconds", "timed"):
+        old[k] += r[k]
+    if old.get("flops") is None:
+        old.update(flops=r["flops"], kernels=r["kernels"], first_seconds=r["first_seconds"], first_done=r["first_done"])
+
+
+class _KernelCount(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the aten operators dispatched (a GPU launches about one kernel each)."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def stage(name: str, full: float, done: float, unit: str = "iteration"):
+    """Record one call of a capped stage: ``full`` iterations in the uncapped run, ``done`` here.
+
+    The first call of each stage runs under a FLOP counter and a kernel counter (its time is not
+    used: counting slows it); later calls are timed. Nested stages record nothing (the outermost
+    one holds their work). Outside a smoke run it does nothing.
+    """
+    if not active() or _STATE["depth"] > 0:
+        yield
+        return
+    recs = _STATE["records"]
+    first = name not in recs or recs[name].get("flops") is None
+    _STATE["depth"] += 1
+    t0 = time.perf_counter()
+    try:
+        if first:
+            from torch.utils.flop_counter import FlopCounterMode
+            kc = _KernelCount()
+            with FlopCounterMode(display=False) as fc, kc:
+                yield
+        else:
+            yield
+    finally:
+        _STATE["depth"] -= 1
+    dt = time.perf_counter() - t0
+    r = {"full": float(full), "done": float(done), "seconds": 0.0 if first else dt,
+         "timed": 0.0 if first else float(done), "unit": unit, "flops": None, "kernels": None,
+         "first_seconds": None, "first_done": None}
+    if first:
+        r.update(flops=fc.get_total_flops() / max(done, 1), kernels=kc.n / max(done, 1), first_seconds=dt,
+                 first_done=float(done))
+    _merge(recs, name, r)
+
+
+def _tile(t, n: int, dim: int = 0):
+    """``t`` with its rows along ``dim`` repeated until there are ``n`` of them."""
+    if not torch.is_tensor(t) or t.dim() <= dim or t.shape[dim] in (0, n):
+        return t
+    reps = -(-n // t.shape[dim])
+    return t.repeat(*[reps if d == dim else 1 for d in range(t.dim())]).narrow(dim, 0, n)
+
+
+def _pad(t, n: int, dim: int = 0):
+    """``t`` padded along ``dim`` to ``n`` entries by repeating its last one."""
+    if not torch.is_tensor(t) or t.shape[dim] >= n or t.shape[dim] == 0:
+        return t
+    last = t.narrow(dim, t.shape[dim] - 1, 1)
+    return torch.cat([t, last.expand(*[n - t.shape[dim] if d == dim else s for d, s in enumerate(t.shape)])], dim)
+
+
+def _fit(out, n_rows: int, n_steps: int | None, done_steps: int | None, row_dims: dict | int):
+    """Tile every tensor of ``out`` (a tensor, tuple, dict or dataclass) back to ``n_rows`` rows and
+    pad step axes (dim 0 of length ``done_steps`` or ``done_steps + 1``) to the full length."""
+    def fix(key, t):
+        if not torch.is_tensor(t):
+            return t
+        if n_steps is not None and n_steps != done_steps and t.dim() > 1:
+            for k, full in ((done_steps + 1, n_steps + 1), (done_steps, n_steps)):
+                if t.shape[0] == k:
+                    t = _pad(t, full, 0)
+                    break
+        d = row_dims.get(key, row_dims.get(None, 0)) if isinstance(row_dims, dict) else row_dims
+        return _tile(t, n_rows, d)
+    if dataclasses.is_dataclass(out):
+        return dataclasses.replace(out, **{f.name: fix(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)})
+    if isinstance(out, dict):
+        return {k: fix(k, v) for k, v in out.items()}
+    if isinstance(out, tuple):
+        return tuple(fix(None, v) for v in out)
+    return fix(None, out)
+
+
+def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
+           row_dims: dict | int = 0, unit: str = "image-sample"):
+    """Decorator of a per-image function: in a smoke run only ``rows(N, K)`` images (argument ``x``
+    and the per-row arguments ``per_row``, tensors or (mu, std) pairs) and ``steps(n)`` iterations
+    (argument ``steps_arg``) are computed; the output is tiled back to N rows (``row_dims``: the row
+    dimension of the output, per field name) and step axes are padded, so callers see the full
+    shapes. One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
+    def wrap(func):
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            if not active():
+                return func(*args, **kwargs)
+            b = sig.bind(*args, **kwargs)
+            b.apply_defaults()
+            a = b.arguments
+            n = len(a[x])
+            k = int(a[K]) if K is not None else 1
+            m = rows(n, k)
+            s_full = int(a[steps_arg]) if steps_arg is not None else None
+            s_done = steps(s_full) if s_full is not None else None
+            if m < n:
+                a[x] = a[x][:m]
+                for p in per_row:
+                    v = a.get(p)
+                    if isinstance(v, (tuple, list)):
+                        a[p] = type(v)(t[:m] if torch.is_tensor(t) and len(t) == n else t for t in v)
+                    elif torch.is_tensor(v) and v.dim() > 0 and len(v) == n:
+                        a[p] = v[:m]
+            if steps_arg is not None:
+                a[steps_arg] = s_done
+            per = k * ((s_full + 1) if s_full is not None else 1)
+            per_done = k * ((s_done + 1) if s_done is not None else 1)
+            with stage(name, n * per, m * per_done, unit):
+                out = func(*b.args, **b.kwargs)
+            return _fit(out, n, s_full, s_done, row_dims)
+        return inner
+    return wrap
+
+
+def add(name: str, full: float = 0.0, done: float = 0.0, seconds: float = 0.0, unit: str = "iteration"):
+    """Add to a stage's record by hand (a loop that times its own iterations, e.g. training steps)."""
+    if active():
+        _merge(_STATE["records"], name, {"full": float(full), "done": float(done), "seconds": float(seconds),
+                                         "timed": float(done) if seconds else 0.0, "unit": unit, "flops": None,
+                                         "kernels": None, "first_seconds": None, "first_done": None})
+
+
+def epochs_run(epochs: int, checkpoint_every: int):
+    """The 0-based epochs a smoke run trains (None outside one: all): the first ``CAPS["epochs"]``,
+    every checkpoint epoch and the last, so every snapshot of the paper run is written."""
+    if not active():
+        return None
+    keep = set(range(min(epochs, CAPS["epochs"]))) | {epochs - 1}
+    if checkpoint_every:
+        keep |= {e - 1 for e in range(checkpoint_every, epochs + 1, checkpoint_every)}
+    return keep
