@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import smoke
 from .checks import nonneg_int, positive_int
 from .bounds import bsvi
 from .objectives import Losses, Objective
@@ -190,6 +191,7 @@ def gaussian_kl_std_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu ** 2 + std ** 2 - 1.0 - 2.0 * torch.log(std)).sum(-1)
 
 
+@smoke.capped("BSVI evaluation", x="x", steps_arg="steps", row_dims={"log_w": 1, None: 0})
 def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, recon_samples: int = 10,
                    generator: torch.Generator | None = None, seed: int = 0, progress: bool = False, **svi):
     """Evaluate a trained model with a k-step SVI trajectory per data point, in batches.

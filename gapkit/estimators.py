@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from . import smoke
 from .bounds import bpd
 from .checks import one_of, positive_int
 from .progress import tqdm
@@ -29,6 +30,7 @@ def sample_q(mu: torch.Tensor, std: torch.Tensor, K: int, generator: torch.Gener
     return mu + std * eps
 
 
+@smoke.capped("log-weights", x="x", K="K", per_row=("q",), row_dims=1)
 def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Generator | None = None,
                 return_z: bool = False):
     """log w = log p(x, z) - log q(z|x) for K reparameterized z ~ q; shape (K, B).
@@ -44,6 +46,7 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
     return (log_w, z) if return_z else log_w
 
 
+@smoke.capped("evaluate", x="x", K="K", per_row=("q",))
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, bound: str = "elbo", K: int = 1, q=None, batch_size: int = 1000,
              max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0,

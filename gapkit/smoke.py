@@ -33,7 +33,7 @@ import time
 
 import torch
 
-__all__ = ["CAPS", "active", "enabled", "rows", "steps", "stage", "records", "capped"]
+__all__ = ["CAPS", "active", "requested", "enabled", "add", "quiet", "epochs_run", "rows", "steps", "stage", "records", "capped"]
 
 CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 20000}
 
@@ -41,21 +41,25 @@ _STATE = {"on": False, "records": {}, "depth": 0}
 
 
 def active() -> bool:
-    """Whether a smoke run is in progress (:func:`enabled`, or ``$GAPKIT_SMOKE=1``)."""
+    """Whether a smoke run is in progress (inside :func:`enabled`)."""
+    return _STATE["on"]
+
+
+def requested() -> bool:
+    """What :func:`gapkit.experiments.run` does when not told: smoke inside a smoke run (an
+    experiment that runs another) or with ``$GAPKIT_SMOKE=1`` (the notebooks)."""
     return _STATE["on"] or os.environ.get("GAPKIT_SMOKE", "") == "1"
 
 
 @contextlib.contextmanager
 def enabled(on: bool = True):
-    """Switch smoke mode on (or off) for the ``with`` block; cost records start empty when switched on."""
+    """Switch smoke mode on (or off) for the ``with`` block, with cost records of its own (an
+    experiment run by another, e.g. a teacher, keeps its costs in its own results)."""
     old = dict(_STATE)
-    _STATE.update(on=bool(on), depth=0, records={} if on else old["records"])
+    _STATE.update(on=bool(on), depth=0, records={})
     try:
         yield _STATE["records"]
     finally:
-        if on and old["on"]:  # a nested smoke run (e.g. a teacher experiment): its stages count too
-            for k, r in _STATE["records"].items():
-                _merge(old["records"], k, r)
         _STATE.update(on=old["on"], depth=old["depth"], records=old["records"])
 
 
@@ -100,14 +104,15 @@ class _KernelCount(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 @contextlib.contextmanager
-def stage(name: str, full: float, done: float, unit: str = "iteration"):
+def stage(name: str, full: float, done: float, unit: str = "iteration", quiet_ok: bool = False):
     """Record one call of a capped stage: ``full`` iterations in the uncapped run, ``done`` here.
 
     The first call of each stage runs under a FLOP counter and a kernel counter (its time is not
     used: counting slows it); later calls are timed. Nested stages record nothing (the outermost
-    one holds their work). Outside a smoke run it does nothing.
+    one holds their work; ``quiet_ok``: a stage directly inside :func:`quiet` still records, as
+    the first step of a training loop does). Outside a smoke run it does nothing.
     """
-    if not active() or _STATE["depth"] > 0:
+    if not active() or _STATE["depth"] > (1 if quiet_ok else 0):
         yield
         return
     recs = _STATE["records"]
@@ -150,9 +155,9 @@ def _pad(t, n: int, dim: int = 0):
     return torch.cat([t, last.expand(*[n - t.shape[dim] if d == dim else s for d, s in enumerate(t.shape)])], dim)
 
 
-def _fit(out, n_rows: int, n_steps: int | None, done_steps: int | None, row_dims: dict | int):
-    """Tile every tensor of ``out`` (a tensor, tuple, dict or dataclass) back to ``n_rows`` rows and
-    pad step axes (dim 0 of length ``done_steps`` or ``done_steps + 1``) to the full length."""
+def _fit(out, n_rows: int, m_rows: int, n_steps: int | None, done_steps: int | None, row_dims: dict | int):
+    """Tile every tensor of ``out`` (a tensor, tuple, dict or dataclass) with ``m_rows`` rows back to
+    ``n_rows`` and pad step axes (dim 0 of length ``done_steps`` or ``done_steps + 1``) to the full length."""
     def fix(key, t):
         if not torch.is_tensor(t):
             return t
@@ -162,7 +167,7 @@ def _fit(out, n_rows: int, n_steps: int | None, done_steps: int | None, row_dims
                     t = _pad(t, full, 0)
                     break
         d = row_dims.get(key, row_dims.get(None, 0)) if isinstance(row_dims, dict) else row_dims
-        return _tile(t, n_rows, d)
+        return _tile(t, n_rows, d) if m_rows < n_rows and t.dim() > d and t.shape[d] == m_rows else t
     if dataclasses.is_dataclass(out):
         return dataclasses.replace(out, **{f.name: fix(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)})
     if isinstance(out, dict):
@@ -173,12 +178,12 @@ def _fit(out, n_rows: int, n_steps: int | None, done_steps: int | None, row_dims
 
 
 def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
-           row_dims: dict | int = 0, unit: str = "image-sample"):
+           row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True):
     """Decorator of a per-image function: in a smoke run only ``rows(N, K)`` images (argument ``x``
     and the per-row arguments ``per_row``, tensors or (mu, std) pairs) and ``steps(n)`` iterations
     (argument ``steps_arg``) are computed; the output is tiled back to N rows (``row_dims``: the row
     dimension of the output, per field name) and step axes are padded, so callers see the full
-    shapes. One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
+    shapes (``fit=False``: the output is a summary, returned as it is). One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
     def wrap(func):
         sig = inspect.signature(func)
 
@@ -208,9 +213,19 @@ def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None 
             per_done = k * ((s_done + 1) if s_done is not None else 1)
             with stage(name, n * per, m * per_done, unit):
                 out = func(*b.args, **b.kwargs)
-            return _fit(out, n, s_full, s_done, row_dims)
+            return _fit(out, n, m, s_full, s_done, row_dims) if fit else out
         return inner
     return wrap
+
+
+@contextlib.contextmanager
+def quiet():
+    """Stages inside the block record nothing (a loop that records its own iterations with :func:`add`)."""
+    _STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        _STATE["depth"] -= 1
 
 
 def add(name: str, full: float = 0.0, done: float = 0.0, seconds: float = 0.0, unit: str = "iteration"):
