@@ -10,11 +10,12 @@ from pathlib import Path
 
 
 def _cmd_list(args):
+    from .cost import expected
     from .experiments import registry
     from .presets import PRESETS
     print("experiments:")
     for name, e in registry().items():
-        cost = ", ".join(f"{k}: {v}" for k, v in e.cost.items())
+        cost = ", ".join(f"{k}: {expected(name, k)}" for k in PRESETS if k in e.cost or k == "paper")
         print(f"  {name:<22} {e.description}" + (f"  [{cost}]" if cost else ""))
     print("presets:")
     for name, p in PRESETS.items():

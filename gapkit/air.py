@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import smoke
 from .bounds import bihm, ess, iwae
 from .checks import integer, number, one_of
 from .objectives import Losses, Objective
@@ -138,6 +139,7 @@ class AIRTrajectory:
         return ess(self.log_w.transpose(0, 1))
 
 
+@smoke.capped("AIR refinement", x="x", K="K", steps_arg="steps", per_row=("init",), row_dims={"final": 0, "log_w": 2, None: 1})
 @torch.no_grad()
 def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: float = 0.9,
            weights: str = "iw", init: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -201,6 +203,7 @@ def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K
 
 
 @torch.no_grad()
+@smoke.capped("score-function refinement", x="x", K="K", steps_arg="steps", per_row=("init",), row_dims={"final": 0, "log_w": 2, None: 1})
 def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int = 100, lr: float = 0.01,
                           init: torch.Tensor | None = None, generator: torch.Generator | None = None,
                           seed: int = 0, max_rows: int = 1 << 12) -> AIRTrajectory:
@@ -230,6 +233,7 @@ def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int =
 
 
 @torch.no_grad()
+@smoke.capped("SBN log-likelihood", x="x", K="K", per_row=("mu",))
 def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, K: int = 1000,
                    max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0):
     """IWAE-K estimate of log p(x) and the BiHM bound, from q = Bernoulli(mu): -> two (B,) tensors.
@@ -264,6 +268,7 @@ def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, 
 
 
 @torch.no_grad()
+@smoke.capped("SBN evaluation", x="x", K="K", steps_arg="steps", fit=False)
 def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: float = 0.9,
              weights: str = "iw", generator: torch.Generator | None = None, seed: int = 0) -> dict:
     """Dataset means after ``steps`` AIR steps (0: the recognition network): ``elbo`` (nats),
@@ -360,6 +365,7 @@ class BiHM(_Reweighted):
     name, weights, sleep = "bihm", "bihm", False
 
 
+@smoke.capped("SBN training", x="x_train", steps_arg="epochs", unit="image-epoch", fit=False)
 def fit(model: SBN, x_train: torch.Tensor, objective: Objective, epochs: int = 10, batch_size: int = 100,
         lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False) -> dict:
     """Minibatch training of an SBN with separate Adam optimizers for p (theta) and q_psi.

@@ -25,8 +25,8 @@ import platform
 import time
 from pathlib import Path
 
-__all__ = ["GPUS", "EFFICIENCY", "LAUNCH_S", "stage_estimates", "estimate", "estimate_all", "format_table",
-           "human", "write", "read", "ESTIMATES_PATH"]
+__all__ = ["GPUS", "EFFICIENCY", "LAUNCH_S", "stage_estimates", "estimate", "estimate_all", "format_table", "expected",
+           "human", "write", "read", "ESTIMATES_PATH", "device_check"]
 
 GPUS = {  # name -> peak FP32 FLOP/s, source
     "T4": (8.1e12, "NVIDIA T4 datasheet: 8.1 TFLOPS FP32"),
@@ -60,11 +60,13 @@ def stage_estimates(cost: dict) -> list[dict]:
     return rows
 
 
-def estimate(name: str, preset: str = "paper", seed: int = 0, device="cpu", progress: bool = False) -> dict:
-    """The estimate of one experiment's full run at ``preset``: its smoke run (run now unless cached)
-    -> {experiment, preset, stages, totals, smoke_wall_s}."""
+def estimate(name: str, preset: str = "paper", seed: int = 0, device="cpu", progress: bool = False,
+             out=None) -> dict:
+    """The estimate of one experiment's full run at ``preset``: its smoke run (run now unless cached;
+    ``out``: its folder, e.g. a fresh one to measure on another device) -> {experiment, preset,
+    stages, totals, smoke_wall_s, machine}."""
     from .experiments import run
-    res = run(name, preset=preset, seed=seed, smoke=True, device=device, progress=progress)
+    res = run(name, preset=preset, seed=seed, smoke=True, device=device, progress=progress, out=out)
     stages = stage_estimates(res.get("cost", {}))
     totals = {k: sum(r[k] for r in stages) for k in ["cpu_s"] + [f"{g}_s" for g in GPUS]}
     return {"experiment": name, "preset": preset, "stages": stages, "totals": totals,
@@ -123,3 +125,34 @@ def read(path=None) -> dict | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())
+
+
+def expected(name: str, preset: str) -> str:
+    """How long experiment ``name`` takes at ``preset``: at ``paper`` the committed estimate
+    (``book/_data/estimates.json``: CPU, T4, A100, H100), else the experiment's own ``cost``."""
+    if preset == "paper":
+        est = (read() or {}).get("experiments", {}).get(name)
+        if est is None:
+            return "not estimated yet (python -m gapkit estimate --all --write)"
+        t = est["totals"]
+        return (f"{human(t['T4_s'])} on a T4, {human(t['A100_s'])} on an A100, {human(t['H100_s'])} on an H100, "
+                f"{human(t['cpu_s'])} on a CPU (estimated)")
+    from .experiments import get
+    return get(name).cost.get(preset, "unknown")
+
+
+def device_check(names=None, preset: str = "paper", device="cuda") -> str:
+    """On a GPU: each experiment's smoke run measured there (a fresh folder), its full-run time from
+    the GPU's own seconds per iteration, next to the committed estimates (``scripts/device_check.sh``)."""
+    import tempfile
+    from .experiments import registry
+    committed = (read() or {}).get("experiments", {})
+    lines = [f"{'experiment':<22} {'smoke s':>8} {'measured full run':>18}   estimated: T4 / A100 / H100"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names or registry():
+            est = estimate(n, preset, device=device, out=Path(tmp) / n)
+            c = committed.get(n, {}).get("totals")
+            guess = " / ".join(human(c[f"{g}_s"]) for g in GPUS) if c else "(none committed)"
+            lines.append(f"{n:<22} {est['smoke_wall_s']:>8.1f} {human(est['totals']['cpu_s']):>18}   {guess}")
+            lines.append(format_table(est))
+    return "\n".join(lines)

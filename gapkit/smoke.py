@@ -33,11 +33,11 @@ import time
 
 import torch
 
-__all__ = ["CAPS", "active", "requested", "enabled", "add", "quiet", "epochs_run", "rows", "steps", "stage", "records", "capped"]
+__all__ = ["CAPS", "active", "requested", "enabled", "add", "quiet", "epochs_run", "cap_test", "full_rows", "rows", "steps", "stage", "records", "capped"]
 
-CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 20000}
+CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 20000, "test_images": 100}
 
-_STATE = {"on": False, "records": {}, "depth": 0}
+_STATE = {"on": False, "records": {}, "depth": 0, "test": None}
 
 
 def active() -> bool:
@@ -56,11 +56,32 @@ def enabled(on: bool = True):
     """Switch smoke mode on (or off) for the ``with`` block, with cost records of its own (an
     experiment run by another, e.g. a teacher, keeps its costs in its own results)."""
     old = dict(_STATE)
-    _STATE.update(on=bool(on), depth=0, records={})
+    _STATE.update(on=bool(on), depth=0, records={}, test=None)
     try:
         yield _STATE["records"]
     finally:
-        _STATE.update(on=old["on"], depth=old["depth"], records=old["records"])
+        _STATE.update(on=old["on"], depth=old["depth"], records=old["records"], test=old["test"])
+
+
+def cap_test(data):
+    """The dataset with its test split cut to ``CAPS["test_images"]`` images in a smoke run (the
+    coder and the per-image loops then see a few), remembering the full size for the cost records:
+    a tensor of exactly that many rows and the data's width counts as the whole test split."""
+    if active() and len(data.test) > CAPS["test_images"]:
+        n = CAPS["test_images"]
+        _STATE["test"] = (n, data.dim, len(data.test))
+        data.test = data.test[:n]
+        if "test" in data.labels:
+            data.labels = {**data.labels, "test": data.labels["test"][:n]}
+    return data
+
+
+def full_rows(x) -> int:
+    """Rows of ``x`` in the uncapped run (the whole test split for a cut one, see :func:`cap_test`)."""
+    t = _STATE["test"]
+    if t is not None and torch.is_tensor(x) and x.dim() == 2 and tuple(x.shape) == t[:2]:
+        return t[2]
+    return len(x)
 
 
 def records() -> dict:
@@ -194,7 +215,7 @@ def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None 
             b = sig.bind(*args, **kwargs)
             b.apply_defaults()
             a = b.arguments
-            n = len(a[x])
+            n, n_full = len(a[x]), full_rows(a[x])
             k = int(a[K]) if K is not None else 1
             m = rows(n, k)
             s_full = int(a[steps_arg]) if steps_arg is not None else None
@@ -211,7 +232,7 @@ def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None 
                 a[steps_arg] = s_done
             per = k * ((s_full + 1) if s_full is not None else 1)
             per_done = k * ((s_done + 1) if s_done is not None else 1)
-            with stage(name, n * per, m * per_done, unit):
+            with stage(name, n_full * per, m * per_done, unit):
                 out = func(*b.args, **b.kwargs)
             return _fit(out, n, m, s_full, s_done, row_dims) if fit else out
         return inner

@@ -298,7 +298,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     stage = f"train {getattr(objective, 'name', None) or type(objective).__name__}"
     smoke.add(stage, full=(cfg.epochs - start) * steps, unit="step")
     n_eval = min(len(data.train), cfg.eval_train_subset or len(data.train)), len(data.test)
-    per_eval = sum(n_eval) * cfg.eval_K          # (image, sample) rows of one evaluation
+    per_eval = (n_eval[0] + smoke.full_rows(data.test)) * cfg.eval_K          # (image, sample) rows of one evaluation
     smoke.add("evaluation during training", unit="image-sample", full=per_eval * sum(
         1 for e in range(start + 1, cfg.epochs + 1) if (cfg.eval_every and e % cfg.eval_every == 0) or e == cfg.epochs))
     params = enc + dec + own

@@ -246,11 +246,13 @@ class Context:
         return {**self.defaults, **self.params}
 
     def data(self, **changes):
-        """The preset's dataset (``changes`` override preset fields such as ``binarization``)."""
+        """The preset's dataset (``changes`` override preset fields such as ``binarization``); a smoke
+        run cuts its test split (:func:`gapkit.smoke.cap_test`)."""
         from ..data import load
         p = self.preset.replace(**changes) if changes else self.preset
-        return load(p.dataset, p.binarization, subset=p.train_subset, test_subset=p.test_subset,
-                    seed=0, device=self.device)
+        from .. import smoke
+        return smoke.cap_test(load(p.dataset, p.binarization, subset=p.train_subset, test_subset=p.test_subset,
+                                   seed=0, device=self.device))
 
     def model(self, data, **changes):
         """A fresh VAE of the preset's architecture for ``data``, seeded by ``self.seed``."""
