@@ -198,12 +198,13 @@ def _fit(out, n_rows: int, m_rows: int, n_steps: int | None, done_steps: int | N
     return fix(None, out)
 
 
-def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
+def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
            row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True):
     """Decorator of a per-image function: in a smoke run only ``rows(N, K)`` images (argument ``x``
     and the per-row arguments ``per_row``, tensors or (mu, std) pairs) and ``steps(n)`` iterations
     (argument ``steps_arg``) are computed; the output is tiled back to N rows (``row_dims``: the row
-    dimension of the output, per field name) and step axes are padded, so callers see the full
+    dimension of the output, per field name; ``x=None``: no images, only steps) and step axes are
+    padded, so callers see the full
     shapes (``fit=False``: the output is a summary, returned as it is). One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
     def wrap(func):
         sig = inspect.signature(func)
@@ -215,7 +216,7 @@ def capped(name: str, x: str = "x", K: str | None = None, steps_arg: str | None 
             b = sig.bind(*args, **kwargs)
             b.apply_defaults()
             a = b.arguments
-            n, n_full = len(a[x]), full_rows(a[x])
+            n, n_full = (len(a[x]), full_rows(a[x])) if x is not None else (1, 1)
             k = int(a[K]) if K is not None else 1
             m = rows(n, k)
             s_full = int(a[steps_arg]) if steps_arg is not None else None

@@ -65,7 +65,7 @@ class Experiment:
     func: callable
     description: str
     chapter: str = ""
-    cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}
+    cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}; paper: gapkit.cost
     settings: dict | None = None              # preset -> {setting: default}; "book" stands in for a missing preset
     preset_settings: tuple = ()               # settings that are dicts of preset-field changes (e.g. "changes")
 
