@@ -152,7 +152,7 @@ def sir_indices(log_w: torch.Tensor, pi=None, log_pi=None,
     return idx.reshape(log_w.shape[1:])
 
 
-@smoke.capped("BSVI pi optimization", x=None, steps_arg="iters", unit="iteration", fit=False)
+@smoke.capped("BSVI pi optimization", x="log_w", x_dim=1, steps_arg="iters", unit="image-iteration", fit=False)
 def optimize_pi(log_w: torch.Tensor, iters: int = 500, tol: float = 1e-10) -> torch.Tensor:
     """The buffer weights that maximize the mean BSVI bound over a set of trajectories.
 

@@ -12,7 +12,13 @@ a paper run take days are cut short at the few places every experiment goes thro
   ``rows(N, K)`` images, ``min(N, CAPS["images"], CAPS["samples"] // K)`` (at least one), computed
   and then tiled to all N rows, so every shape downstream is the paper's;
 * inner loops (refinement and coder steps, optimizer iterations, SNR repetitions): ``steps(n)``,
-  at most ``CAPS["steps"]`` (trajectories are padded to their full length with their last step).
+  at most ``CAPS["steps"]`` (trajectories are padded to their full length with their last step);
+* the test split (:func:`cap_test`): its first ``CAPS["test_images"]`` images (the bits-back coder
+  codes whole messages, which cannot be tiled).
+
+With the values below (2 epochs and steps, 100 images, 5000 image-samples, 50 test images: fewer
+than a few hundred, so that every experiment runs in about a minute of one CPU core), IWAE-5000 is
+evaluated on one image and every test-set number on 50 images.
 
 A smoke run is its own run identity (``"smoke": true`` in ``identity.json`` and ``results.json``,
 folders ``NAME/PRESET-smoke-seedS-ID``); its numbers mean nothing and nothing reads them as results.
@@ -35,7 +41,7 @@ import torch
 
 __all__ = ["CAPS", "active", "requested", "enabled", "add", "quiet", "epochs_run", "cap_test", "full_rows", "rows", "steps", "stage", "records", "capped"]
 
-CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 20000, "test_images": 100}
+CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 5000, "test_images": 50}
 
 _STATE = {"on": False, "records": {}, "depth": 0, "test": None}
 
@@ -79,7 +85,7 @@ def cap_test(data):
 def full_rows(x) -> int:
     """Rows of ``x`` in the uncapped run (the whole test split for a cut one, see :func:`cap_test`)."""
     t = _STATE["test"]
-    if t is not None and torch.is_tensor(x) and x.dim() == 2 and tuple(x.shape) == t[:2]:
+    if t is not None and hasattr(x, "shape") and len(x.shape) == 2 and tuple(x.shape) == t[:2]:
         return t[2]
     return len(x)
 
@@ -199,13 +205,18 @@ def _fit(out, n_rows: int, m_rows: int, n_steps: int | None, done_steps: int | N
 
 
 def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
-           row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True):
+           x_dim: int = 0,
+           row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True, cap: bool = True,
+           count=None):
     """Decorator of a per-image function: in a smoke run only ``rows(N, K)`` images (argument ``x``
     and the per-row arguments ``per_row``, tensors or (mu, std) pairs) and ``steps(n)`` iterations
     (argument ``steps_arg``) are computed; the output is tiled back to N rows (``row_dims``: the row
     dimension of the output, per field name; ``x=None``: no images, only steps) and step axes are
     padded, so callers see the full
-    shapes (``fit=False``: the output is a summary, returned as it is). One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
+    shapes (``fit=False``: the output is a summary, returned as it is). ``cap=False`` only records
+    (work that cannot be cut per image, e.g. a coder whose output must decode to its input);
+    ``count(arguments) -> rows`` counts rows that ``x`` does not show (e.g. the images in a message);
+    ``x_dim``: the dimension of ``x`` that holds the images. One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
     def wrap(func):
         sig = inspect.signature(func)
 
@@ -216,13 +227,17 @@ def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str 
             b = sig.bind(*args, **kwargs)
             b.apply_defaults()
             a = b.arguments
-            n, n_full = (len(a[x]), full_rows(a[x])) if x is not None else (1, 1)
+            n, n_full = (a[x].shape[x_dim], full_rows(a[x]) if x_dim == 0 else a[x].shape[x_dim]) \
+                if x is not None else (1, 1)
+            if count is not None:
+                n = count(a)
+                n_full = _STATE["test"][2] if _STATE["test"] and n == _STATE["test"][0] else n
             k = int(a[K]) if K is not None else 1
-            m = rows(n, k)
+            m = rows(n, k) if cap else n
             s_full = int(a[steps_arg]) if steps_arg is not None else None
             s_done = steps(s_full) if s_full is not None else None
             if m < n:
-                a[x] = a[x][:m]
+                a[x] = a[x].narrow(x_dim, 0, m)
                 for p in per_row:
                     v = a.get(p)
                     if isinstance(v, (tuple, list)):

@@ -54,6 +54,7 @@ import constriction
 import numpy as np
 import torch
 
+from .. import smoke
 from ..models import VAE
 from ..optimal import per_point
 from .container import CodecError, pack, unpack
@@ -442,6 +443,7 @@ class BitsBackCodec:
         return h.hexdigest()
 
     # ------------------------------------------------------------------ public API
+    @smoke.capped("bits-back encoding", x="images", cap=False, fit=False, unit="image")
     def encode(self, images, progress: bool = False) -> bytes:
         """Compress images (N, D) or (N, H, W) into one self-describing message.
 
@@ -485,6 +487,8 @@ class BitsBackCodec:
                            "container_bytes": len(data), "header_bytes": len(data) - 4 * len(words)}
         return data
 
+    @smoke.capped("bits-back decoding", x=None, count=lambda a: read_header(a["data"])["n_images"], cap=False,
+                  fit=False, unit="image")
     def decode(self, data, return_initial: bool = False, progress: bool = False):
         """Decompress a message from :meth:`encode` -> images with the shape and dtype given to encode.
 
