@@ -5,7 +5,8 @@ optimal inference, refinement, SNR, ...): the iterations the uncapped run would 
 iterations done and their seconds here, and on one call the floating-point operations and the
 operators dispatched per iteration (``FlopCounterMode``, a dispatch counter). For each stage:
 
-* CPU time of the full run = ``full x (measured seconds per iteration here)``;
+* CPU time of the full run = ``full x (seconds per iteration here)``, in CPU seconds of the
+  process (one thread: ``OMP_NUM_THREADS=1``), which other processes on the machine do not inflate;
 * GPU time of the full run = ``full x max(F / (P x EFFICIENCY), k x LAUNCH_S)``, with F the FLOPs
   and k the operators per iteration, P the GPU's peak FP32 rate (PyTorch computes float32 matmuls
   in FP32 unless TF32 is switched on) and ``LAUNCH_S`` the time one eager PyTorch operator takes at

@@ -39,11 +39,11 @@ import time
 
 import torch
 
-__all__ = ["CAPS", "active", "requested", "enabled", "add", "quiet", "epochs_run", "cap_test", "full_rows", "rows", "steps", "stage", "records", "capped"]
+__all__ = ["CAPS", "active", "requested", "enabled", "clock", "add", "quiet", "epochs_run", "cap_test", "full_rows", "rows", "steps", "stage", "records", "capped"]
 
 CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 5000, "test_images": 50}
 
-_STATE = {"on": False, "records": {}, "depth": 0, "test": None}
+_STATE = {"on": False, "records": {}, "depth": 0, "test": None, "clock": time.process_time}
 
 
 def active() -> bool:
@@ -58,15 +58,25 @@ def requested() -> bool:
 
 
 @contextlib.contextmanager
-def enabled(on: bool = True):
+def enabled(on: bool = True, device="cpu"):
     """Switch smoke mode on (or off) for the ``with`` block, with cost records of its own (an
-    experiment run by another, e.g. a teacher, keeps its costs in its own results)."""
+    experiment run by another, e.g. a teacher, keeps its costs in its own results). Stages are
+    timed by :func:`clock`: on a CPU the process's CPU time (the time of one thread with
+    ``OMP_NUM_THREADS=1``, unaffected by other processes sharing the cores), on a GPU wall time."""
     old = dict(_STATE)
-    _STATE.update(on=bool(on), depth=0, records={}, test=None)
+    gpu = torch.device(device).type != "cpu"
+    _STATE.update(on=bool(on), depth=0, records={}, test=None, clock=time.perf_counter if gpu else time.process_time)
     try:
         yield _STATE["records"]
     finally:
-        _STATE.update(on=old["on"], depth=old["depth"], records=old["records"], test=old["test"])
+        _STATE.update(old)
+
+
+def clock() -> float:
+    """Seconds by the smoke run's clock (see :func:`enabled`); GPU work is waited for first."""
+    if _STATE["clock"] is time.perf_counter and torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return _STATE["clock"]()
 
 
 def cap_test(data):
@@ -145,7 +155,7 @@ def stage(name: str, full: float, done: float, unit: str = "iteration", quiet_ok
     recs = _STATE["records"]
     first = name not in recs or recs[name].get("flops") is None
     _STATE["depth"] += 1
-    t0 = time.perf_counter()
+    t0 = clock()
     try:
         if first:
             from torch.utils.flop_counter import FlopCounterMode
@@ -156,7 +166,7 @@ def stage(name: str, full: float, done: float, unit: str = "iteration", quiet_ok
             yield
     finally:
         _STATE["depth"] -= 1
-    dt = time.perf_counter() - t0
+    dt = clock() - t0
     r = {"full": float(full), "done": float(done), "seconds": 0.0 if first else dt,
          "timed": 0.0 if first else float(done), "unit": unit, "flops": None, "kernels": None,
          "first_seconds": None, "first_done": None}

@@ -19,6 +19,14 @@ a message that shows the differences, so a rerun never returns another run's mod
 Training stops at the first non-finite loss or parameter with an error naming the epoch and step,
 and writes no non-finite checkpoint; data with NaN or values outside the likelihood's support are
 refused before the first step.
+
+On a GPU nothing waits for the device inside an epoch: the loss sum and the first non-finite (step,
+tensor) stay on the device and are read once per epoch (the epoch that fails is checked before any
+checkpoint); evaluations choose their pass size by free memory (:func:`gapkit.device.eval_rows`).
+``amp=True`` runs the objective under bfloat16 autocast, ``compile=True`` under ``torch.compile``
+(both off by default, so the default numbers stay as they were). In a smoke run
+(:mod:`gapkit.smoke`) the loop trains the first epochs, every checkpoint epoch and the last, a few
+steps each, and records its cost; such a folder's identity says so.
 """
 from __future__ import annotations
 
@@ -149,6 +157,8 @@ def train_identity(model, data, objective, cfg: "TrainConfig") -> dict:
     c.pop("progress", None)
     ident = {"model": dict(model.config), "objective": _objective_config(objective), "train_config": c,
              "data": _data_fingerprint(data)}
+    if smoke.active():
+        ident["smoke"] = True
     return json.loads(json.dumps(ident, default=str))
 
 
@@ -324,7 +334,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
             with smoke.quiet():
                 for i in range(run_steps):
                     if i == 1:
-                        t1 = time.perf_counter()
+                        t1 = smoke.clock() if smoke.active() else 0.0
                     with smoke.stage(stage, 0, 1, "step", quiet_ok=True) if i == 0 else contextlib.nullcontext():
                         x = data.binarize(data.train[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]], gen)
                         losses = _step(model, x, gen, step_fn, opts, enc, dec, own, cfg)
@@ -344,7 +354,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
         _raise_if_nonfinite(first_bad, checked, epoch, steps)
         total = float(total)
         if run_steps > 1:
-            smoke.add(stage, done=run_steps - 1, seconds=time.perf_counter() - t1, unit="step")
+            smoke.add(stage, done=run_steps - 1, seconds=smoke.clock() - t1, unit="step")
         e = epoch + 1
         history.setdefault("loss", []).append(total / run_steps)
         history.setdefault("epoch_time", []).append(time.perf_counter() - t0)

@@ -456,7 +456,7 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
         return cached
     t0 = time.perf_counter()
     ctx = Context(p, ident["seed"], out, dev, progress, dict(ident["params"]), exp.defaults(p.name))
-    with smoke_mode.enabled(smoke) as costs:
+    with smoke_mode.enabled(smoke, dev) as costs:
         result = exp.func(ctx)
     result = {"config": ident, **result, "provenance": provenance(dev, time.perf_counter() - t0)}
     if smoke:
