@@ -163,3 +163,10 @@ def test_device_check_without_a_gpu_says_so_and_fails():
                        env={**os.environ, "PY": sys.executable}, timeout=120)
     assert p.returncode == 2
     assert "no CUDA GPU" in p.stderr and "nothing was measured" in p.stderr
+
+
+def test_run_smoke_from_the_command_line(results, tmp_path, capsys):
+    from gapkit.__main__ import main
+    main(["run", "vae-basics", "--preset", "quick", "--smoke", "--no-progress", "--out", str(tmp_path / "r")])
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["smoke"] is True and res["config"]["smoke"] is True and "train elbo" in res["cost"]
