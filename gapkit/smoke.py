@@ -214,6 +214,15 @@ def _fit(out, n_rows: int, m_rows: int, n_steps: int | None, done_steps: int | N
     return fix(None, out)
 
 
+def model_tag(model) -> str:
+    """A short name of a model's architecture (stages of different models are recorded apart)."""
+    cfg = getattr(model, "config", None)
+    if not isinstance(cfg, dict):
+        return ""
+    sizes = [cfg.get("x_dim"), *(cfg.get("hidden") or cfg.get("layers") or []), cfg.get("z_dim")]
+    return f" [{cfg.get('model', '')} {'-'.join(str(v) for v in sizes if v is not None)}]"
+
+
 def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
            x_dim: int = 0,
            row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True, cap: bool = True,
@@ -258,7 +267,7 @@ def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str 
                 a[steps_arg] = s_done
             per = k * ((s_full + 1) if s_full is not None else 1)
             per_done = k * ((s_done + 1) if s_done is not None else 1)
-            with stage(name, n_full * per, m * per_done, unit):
+            with stage(name + model_tag(a.get("model")), n_full * per, m * per_done, unit):
                 out = func(*b.args, **b.kwargs)
             return _fit(out, n, m, s_full, s_done, row_dims) if fit else out
         return inner

@@ -303,7 +303,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     n = len(data.train)
     steps = math.ceil(n / cfg.batch_size)
     run_epochs, run_steps = smoke.epochs_run(cfg.epochs, cfg.checkpoint_every), smoke.steps(steps)
-    stage = f"train {getattr(objective, 'name', None) or type(objective).__name__}"
+    stage = f"train {getattr(objective, 'name', None) or type(objective).__name__}{smoke.model_tag(model)}"
     smoke.add(stage, full=(cfg.epochs - start) * steps, unit="step")
     n_eval = min(len(data.train), cfg.eval_train_subset or len(data.train)), len(data.test)
     per_eval = (n_eval[0] + smoke.full_rows(data.test)) * cfg.eval_K          # (image, sample) rows of one evaluation

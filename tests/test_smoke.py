@@ -77,8 +77,9 @@ def test_caps_keep_every_shape():
     assert torch.equal(out[5:10], out[:5])                   # computed on 5 images, tiled
     assert traj.mu.shape == (31, 300, 2) and traj.z.shape == (31, 3, 300, 2) and traj.grad_norm.shape == (30, 300)
     assert torch.equal(traj.mu[5], traj.mu[2])                # padded with the last step done
-    assert rec["evaluate"]["full"] == 300 * 1000 and rec["evaluate"]["done"] == 5 * 1000
-    assert rec["refinement"]["flops"] > 0
+    ev = rec["evaluate [VAE 64-16-2]"]
+    assert ev["full"] == 300 * 1000 and ev["done"] == 5 * 1000
+    assert rec["refinement [VAE 64-16-2]"]["flops"] > 0
     assert not smoke.active() and smoke.rows(300, 1000) == 300   # outside: nothing capped
 
 
@@ -91,7 +92,7 @@ def test_smoke_training_writes_every_checkpoint_in_few_steps(tmp_path):
                   out_dir=tmp_path)
     assert [e for e, _ in checkpoints(tmp_path)] == [10, 20, 30, 40]
     assert h["epoch"] == [10, 20, 30, 40] and len(h["loss"]) == 6      # epochs 1, 2 and the checkpoint epochs
-    r = rec["train elbo"]
+    r = rec["train elbo [VAE 64-16-2]"]
     assert r["full"] == 40 * 16 and r["done"] == 6 * 2 and r["flops"] > 0 and r["timed"] == 11   # the first step is counted, not timed
 
 
@@ -169,4 +170,4 @@ def test_run_smoke_from_the_command_line(results, tmp_path, capsys):
     from gapkit.__main__ import main
     main(["run", "vae-basics", "--preset", "quick", "--smoke", "--no-progress", "--out", str(tmp_path / "r")])
     res = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert res["smoke"] is True and res["config"]["smoke"] is True and "train elbo" in res["cost"]
+    assert res["smoke"] is True and res["config"]["smoke"] is True and "train elbo [VAE 64-64-64-4]" in res["cost"]
