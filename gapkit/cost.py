@@ -112,14 +112,27 @@ def format_table(est: dict) -> str:
     return "\n".join(lines)
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write(ests: dict, path=None) -> Path:
     """``book/_data/estimates.json``: the estimates with the machine, date and the assumptions."""
     from .io import write_json
     path = Path(path or ESTIMATES_PATH)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"machine": platform.processor() or platform.machine(),
+    doc = {"machine": _cpu_name(),
            "device": next(iter(ests.values()))["machine"] if ests else "",
            "date": time.strftime("%Y-%m-%d"),
+           "timing": "stages timed in the process's CPU time (one thread), so other jobs on the machine "
+                     "do not inflate them",
            "assumptions": {"efficiency": EFFICIENCY, "launch_s": LAUNCH_S,
                            "peak_fp32": {g: {"flops": p, "source": s} for g, (p, s) in GPUS.items()}},
            "experiments": ests}

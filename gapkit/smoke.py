@@ -39,7 +39,8 @@ import time
 
 import torch
 
-__all__ = ["CAPS", "active", "requested", "enabled", "clock", "add", "quiet", "epochs_run", "cap_test", "full_rows", "rows", "steps", "stage", "records", "capped"]
+__all__ = ["CAPS", "active", "requested", "enabled", "clock", "rows", "steps", "epochs_run", "cap_test", "full_rows",
+           "stage", "add", "quiet", "capped", "model_tag"]
 
 CAPS = {"epochs": 2, "steps": 2, "images": 100, "samples": 5000, "test_images": 50}
 
@@ -98,11 +99,6 @@ def full_rows(x) -> int:
     if t is not None and hasattr(x, "shape") and len(x.shape) == 2 and tuple(x.shape) == t[:2]:
         return t[2]
     return len(x)
-
-
-def records() -> dict:
-    """The cost records of the smoke run in progress: stage -> {full, done, seconds, timed, flops, kernels, unit}."""
-    return _STATE["records"]
 
 
 def rows(n: int, K: int = 1) -> int:
