@@ -93,6 +93,12 @@ def cap_test(data):
     return data
 
 
+def _full_count(n: int) -> int:
+    """``n`` images in the uncapped run: the whole test split when ``n`` is the cut one's size."""
+    t = _STATE["test"]
+    return t[2] if t is not None and n == t[0] else n
+
+
 def full_rows(x) -> int:
     """Rows of ``x`` in the uncapped run (the whole test split for a cut one, see :func:`cap_test`)."""
     t = _STATE["test"]
@@ -219,19 +225,20 @@ def model_tag(model) -> str:
     return f" [{cfg.get('model', '')} {'-'.join(str(v) for v in sizes if v is not None)}]"
 
 
-def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str | None = None, per_row: tuple = (),
-           x_dim: int = 0,
-           row_dims: dict | int = 0, unit: str = "image-sample", fit: bool = True, cap: bool = True,
-           count=None):
-    """Decorator of a per-image function: in a smoke run only ``rows(N, K)`` images (argument ``x``
-    and the per-row arguments ``per_row``, tensors or (mu, std) pairs) and ``steps(n)`` iterations
-    (argument ``steps_arg``) are computed; the output is tiled back to N rows (``row_dims``: the row
-    dimension of the output, per field name; ``x=None``: no images, only steps) and step axes are
-    padded, so callers see the full
-    shapes (``fit=False``: the output is a summary, returned as it is). ``cap=False`` only records
-    (work that cannot be cut per image, e.g. a coder whose output must decode to its input);
-    ``count(arguments) -> rows`` counts rows that ``x`` does not show (e.g. the images in a message);
-    ``x_dim``: the dimension of ``x`` that holds the images. One :func:`stage` record per call: iterations = images x samples x (steps + 1)."""
+def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str | None = None,
+           per_row: tuple = (), x_dim: int = 0, row_dims: dict | int = 0, unit: str = "image-sample",
+           fit: bool = True, cap: bool = True, count=None):
+    """Decorator of a per-image function, a stage of every smoke run.
+
+    In a smoke run only ``rows(N, K)`` images of argument ``x`` (along ``x_dim``; ``x=None``: no
+    images) and of the per-row arguments ``per_row`` (tensors or (mu, std) pairs), and ``steps(n)``
+    iterations of argument ``steps_arg``, are computed. The output is tiled back to N rows
+    (``row_dims``: its row dimension, per field name) and its step axes padded, so callers see the
+    full shapes; ``fit=False``: the output is a summary, returned as it is. ``cap=False`` only
+    records (work that cannot be cut per image, e.g. a coder whose output must decode to its input);
+    ``count(arguments) -> rows`` counts rows that ``x`` does not show (the images in a message).
+    One :func:`stage` record per call, in iterations = images x K x (steps + 1).
+    """
     def wrap(func):
         sig = inspect.signature(func)
 
@@ -242,11 +249,8 @@ def capped(name: str, x: str | None = "x", K: str | None = None, steps_arg: str 
             b = sig.bind(*args, **kwargs)
             b.apply_defaults()
             a = b.arguments
-            n, n_full = (a[x].shape[x_dim], full_rows(a[x]) if x_dim == 0 else a[x].shape[x_dim]) \
-                if x is not None else (1, 1)
-            if count is not None:
-                n = count(a)
-                n_full = _STATE["test"][2] if _STATE["test"] and n == _STATE["test"][0] else n
+            n = count(a) if count is not None else a[x].shape[x_dim] if x is not None else 1
+            n_full = full_rows(a[x]) if x is not None and x_dim == 0 else _full_count(n) if count else n
             k = int(a[K]) if K is not None else 1
             m = rows(n, k) if cap else n
             s_full = int(a[steps_arg]) if steps_arg is not None else None
