@@ -59,7 +59,7 @@ class ELBO(Objective):
 
     def __call__(self, model, x, generator=None) -> Losses:
         bound = elbo(log_weights(model, x, self.K, generator=generator)).mean()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.item()})  # one tensor for both sides: one backward pass
 
 
 class IWAE(Objective):
@@ -79,7 +79,7 @@ class IWAE(Objective):
 
     def __call__(self, model, x, generator=None) -> Losses:
         bound = iwae(log_weights(model, x, self.K, generator=generator)).mean()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.item()})  # one tensor for both sides: one backward pass
 
 
 OBJECTIVES = {"elbo": ELBO, "iwae": IWAE}

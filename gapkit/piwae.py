@@ -53,7 +53,7 @@ class MIWAE(Objective):
     def __call__(self, model, x, generator=None) -> Losses:
         lw = log_weights(model, x, self.M * self.K, generator=generator)      # (M K, B)
         bound = miwae(lw.view(self.M, self.K, -1)).mean()                      # (M, K, B) -> ()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.item()})  # one tensor for both sides: one backward pass
 
 
 class CIWAE(Objective):
@@ -72,7 +72,7 @@ class CIWAE(Objective):
 
     def __call__(self, model, x, generator=None) -> Losses:
         bound = ciwae(log_weights(model, x, self.K, generator=generator), self.beta).mean()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.item()})  # one tensor for both sides: one backward pass
 
 
 class LearnableCIWAE(nn.Module, Objective):
