@@ -1,4 +1,4 @@
-"""Command line: ``python -m gapkit {list,run,show,grid,report,bench,book,compress,decompress}``."""
+"""Command line: ``python -m gapkit {list,run,estimate,show,grid,report,bench,book,compress,decompress}``."""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +10,12 @@ from pathlib import Path
 
 
 def _cmd_list(args):
+    from .cost import expected
     from .experiments import registry
     from .presets import PRESETS
     print("experiments:")
     for name, e in registry().items():
-        cost = ", ".join(f"{k}: {v}" for k, v in e.cost.items())
+        cost = ", ".join(f"{k}: {expected(name, k)}" for k in PRESETS if k in e.cost or k == "paper")
         print(f"  {name:<22} {e.description}" + (f"  [{cost}]" if cost else ""))
     print("presets:")
     for name, p in PRESETS.items():
@@ -30,7 +31,8 @@ def _cmd_list(args):
 def _cmd_run(args):
     from .experiments import default_out, parse_sets, run
     res = run(args.name, preset=args.preset, seed=args.seed, out=args.out, force=args.force,  # checks first
-              device=args.device, progress=not args.no_progress, overrides=parse_sets(args.set))
+              device=args.device, progress=not args.no_progress, overrides=parse_sets(args.set),
+              smoke=True if args.smoke else None)
     ident = res["config"]
     path = Path(args.out) if args.out is not None else default_out(args.name, ident["preset"]["name"],
                                                                    ident["seed"], ident)
@@ -41,6 +43,22 @@ def _cmd_run(args):
     else:  # no summary: name what results.json holds
         out["keys"] = [k for k in res if k not in ("config", "provenance")]
     print(json.dumps(out, indent=1))
+
+
+def _cmd_estimate(args):
+    from . import cost
+    from .experiments import registry
+    if args.all == (args.name is not None):
+        raise ValueError("estimate takes one experiment NAME or --all")
+    names = list(registry()) if args.all else [args.name]
+    ests = {}
+    for n in names:
+        ests[n] = cost.estimate(n, args.preset, device=args.device, progress=not args.no_progress)
+        print(cost.format_table(ests[n]) + "\n")
+    print(f"GPU times: peak FP32 x {cost.EFFICIENCY} efficiency, at least {cost.LAUNCH_S * 1e6:.0f} us per operator; "
+          + "; ".join(s for _, s in cost.GPUS.values()) + " (see gapkit.cost)")
+    if args.write:
+        print(f"wrote {cost.write(ests)}")
 
 
 def _cmd_show(args):
@@ -147,7 +165,17 @@ def main(argv=None):
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting or preset field "
                    "(repeatable); `gapkit show NAME` lists them")
+    r.add_argument("--smoke", action="store_true", help="a smoke run: the configuration end to end with every "
+                   "loop capped (gapkit.smoke; default: $GAPKIT_SMOKE=1); its own identity, never a result")
     r.set_defaults(func=_cmd_run)
+    es = sub.add_parser("estimate", help="estimated full-run CPU and GPU time per stage, from a smoke run")
+    es.add_argument("name", nargs="?")
+    es.add_argument("--all", action="store_true", help="every experiment")
+    es.add_argument("--preset", default="paper")
+    es.add_argument("--device", default="cpu", help="where the smoke run measures (default cpu)")
+    es.add_argument("--write", action="store_true", help="write book/_data/estimates.json (the experiments page)")
+    es.add_argument("--no-progress", action="store_true")
+    es.set_defaults(func=_cmd_estimate)
     sh = sub.add_parser("show", help="the effective settings of an experiment, their defaults and sources")
     sh.add_argument("name")
     sh.add_argument("--preset", default=None)

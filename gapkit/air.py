@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import smoke
 from .bounds import bihm, ess, iwae
 from .checks import integer, nonneg_int, number, one_of, positive_int
 from .progress import tqdm
@@ -134,6 +135,7 @@ class AIRTrajectory:
         return ess(self.log_w.transpose(0, 1))
 
 
+@smoke.capped("AIR refinement", x="x", K="K", steps_arg="steps", per_row=("init",), row_dims={"final": 0, "log_w": 2, None: 1})
 @torch.no_grad()
 def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: float = 0.9,
            weights: str = "iw", init: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -197,6 +199,7 @@ def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K
 
 
 @torch.no_grad()
+@smoke.capped("score-function refinement", x="x", K="K", steps_arg="steps", per_row=("init",), row_dims={"final": 0, "log_w": 2, None: 1})
 def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int = 100, lr: float = 0.01,
                           init: torch.Tensor | None = None, generator: torch.Generator | None = None,
                           seed: int = 0, max_rows: int = 1 << 12) -> AIRTrajectory:
@@ -226,6 +229,7 @@ def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int =
 
 
 @torch.no_grad()
+@smoke.capped("SBN log-likelihood", x="x", K="K", per_row=("mu",))
 def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, K: int = 1000,
                    max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0):
     """IWAE-K estimate of log p(x) and the BiHM bound, from q = Bernoulli(mu): -> two (B,) tensors.
@@ -260,6 +264,7 @@ def log_likelihood(model: SBN, x: torch.Tensor, mu: torch.Tensor | None = None, 
 
 
 @torch.no_grad()
+@smoke.capped("SBN evaluation", x="x", K="K", steps_arg="steps", fit=False)
 def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: float = 0.9,
              weights: str = "iw", generator: torch.Generator | None = None, seed: int = 0) -> dict:
     """Dataset means after ``steps`` AIR steps (0: the recognition network): ``elbo`` (nats),
@@ -271,6 +276,7 @@ def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: f
             "ess": ess(lw).mean().item()}
 
 
+@smoke.capped("SBN training", x="x_train", steps_arg="epochs", unit="image-epoch", fit=False)
 def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_size: int = 100,
         lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False) -> dict:
     """Minibatch training of an SBN with separate Adam optimizers for p (theta) and q_psi.

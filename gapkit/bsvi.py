@@ -25,7 +25,7 @@ decoder theta on one of
 The four objectives live in :mod:`gapkit.objectives.refined`; they return
 :class:`gapkit.objectives.base.Losses` for :func:`gapkit.train.train`; with
 ``learn_pi=True`` they are ``nn.Module`` s whose parameters (pi's logits) the loop trains on
-``Losses.objective`` (the BSVI bound with the trajectory fixed). Each keeps, per minibatch, the
+``Losses.own`` (the BSVI bound with the trajectory fixed). Each keeps, per minibatch, the
 three bounds SVI-0, SVI-k and BSVI-k (and E_pi[i]/k) in ``objective.trace``.
 
 Chapter 6 (``notebooks/06_bsvi``) explains all of it; chapter 5 explains the refinement.
@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import smoke
 from .bounds import bsvi
 from .checks import nonneg_int, one_of, positive_int
 from .likelihoods import gaussian_kl
@@ -146,6 +147,7 @@ def sir_indices(log_w: torch.Tensor, pi=None, log_pi=None,
     return idx.reshape(log_w.shape[1:])
 
 
+@smoke.capped("BSVI pi optimization", x="log_w", x_dim=1, steps_arg="iters", unit="image-iteration", fit=False)
 def optimize_pi(log_w: torch.Tensor, iters: int = 500, tol: float = 1e-10) -> torch.Tensor:
     """The buffer weights that maximize the mean BSVI bound over a set of trajectories.
 
@@ -180,6 +182,7 @@ def bsvi_prefix(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logcumsumexp(log_w, dim=0) - torch.log(j).reshape(-1, *([1] * (log_w.dim() - 1)))
 
 
+@smoke.capped("BSVI evaluation", x="x", steps_arg="steps", row_dims={"log_w": 1, None: 0})
 def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, recon_samples: int = 10,
                    generator: torch.Generator | None = None, seed: int = 0, progress: bool = False, **svi):
     """Evaluate a trained model with a k-step SVI trajectory per data point, in batches.

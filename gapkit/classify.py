@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from . import smoke
 from .checks import number, positive_int
 from .estimators import sample_q
 from .progress import tqdm
@@ -49,6 +50,7 @@ def _check_xy(x, y):
                          f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}")
 
 
+@smoke.capped("classifier training", x="x", steps_arg="epochs", per_row=("y",), unit="image-epoch", fit=False)
 def train_classifier(model, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, lr: float = 3e-4,
                      batch_size: int = 100, hidden: int = 200, dropout: float = 0.1, n_classes: int | None = None,
                      generator: torch.Generator | None = None, seed: int = 0, progress: bool = False) -> Classifier:
@@ -83,6 +85,7 @@ def train_classifier(model, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, 
     return clf.eval()
 
 
+@smoke.capped("classifier predictive", x="x", K="K")
 @torch.no_grad()
 def predictive(model, clf: Classifier, x: torch.Tensor, K: int = 100, max_rows: int = 1 << 16,
                generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import torch
 
 from . import bounds as _bounds
+from . import smoke
 from .checks import positive_int
+from .device import eval_rows
 from .progress import tqdm
 
 __all__ = ["sample_q", "log_weights_from_noise", "log_weights", "evaluate"]
@@ -40,6 +42,7 @@ def log_weights_from_noise(model, x: torch.Tensor, eps: torch.Tensor, q=None, re
     return (log_w, z) if return_z else log_w
 
 
+@smoke.capped("log-weights", x="x", K="K", per_row=("q",), row_dims=1)
 def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Generator | None = None,
                 return_z: bool = False):
     """log w = log p(x, z) - log q(z|x) for K reparameterized z ~ q; shape (K, B).
@@ -56,9 +59,10 @@ def log_weights(model, x: torch.Tensor, K: int = 1, q=None, generator: torch.Gen
     return log_weights_from_noise(model, x, eps, q=(mu, std), return_z=return_z)
 
 
+@smoke.capped("evaluate", x="x", K="K", per_row=("q",))
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, bound="elbo", K: int = 1, q=None, batch_size: int = 1000,
-             max_rows: int = 1 << 12, generator: torch.Generator | None = None, seed: int = 0,
+             max_rows: int | None = None, generator: torch.Generator | None = None, seed: int = 0,
              progress: bool = False) -> torch.Tensor:
     """A bound (nats) for every row of ``x``: (N, D) -> (N,).
 
@@ -69,7 +73,8 @@ def evaluate(model, x: torch.Tensor, bound="elbo", K: int = 1, q=None, batch_siz
     :param q: per-image ``(mu, std)`` of shape (N, Z) (e.g. from optimal inference), or None for the
         amortized encoder.
     :param max_rows: at most this many (sample, image) rows per forward pass; bounds memory for any K.
-        The default 4096 keeps a pass's activations in cache (``python -m gapkit bench iwae``:
+        By default :func:`gapkit.device.eval_rows`: by free memory on a GPU; on a CPU 4096, which
+        keeps a pass's activations in cache (``python -m gapkit bench iwae``:
         about twice as fast on a CPU as 65536 rows, at under 1 GB for IWAE-5000).
     :param generator: the randomness; when None, a generator seeded with ``seed``.
     :param seed: the seed used when no ``generator`` is given.
@@ -82,6 +87,7 @@ def evaluate(model, x: torch.Tensor, bound="elbo", K: int = 1, q=None, batch_siz
     stream = getattr(fn, "stream", None)
     positive_int("K", K)
     positive_int("batch_size", batch_size)
+    max_rows = eval_rows(x.device, model) if max_rows is None else max_rows   # by memory (gapkit.device)
     positive_int("max_rows", max_rows)
     model.check_x(x)
     if q is not None:

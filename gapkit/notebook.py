@@ -7,6 +7,7 @@ chapter's experiments takes at this preset when its result is not cached yet.
 from __future__ import annotations
 
 from . import experiments, plots
+from .cost import expected
 from .device import default_device
 from .presets import get_preset
 
@@ -23,6 +24,7 @@ def setup(*experiment_names: str):
     device = default_device()
     print(f"preset {preset.name!r}: {preset.note}")
     for name in experiment_names:
-        cost = experiments.get(name).cost.get(preset.name, "unknown")
+        experiments.get(name)  # an unknown name: ValueError listing the valid ones
+        cost = expected(name, preset.name)
         print(f"{name}: about {cost} at this preset when not cached (a cached result is only read)")
     return preset, device

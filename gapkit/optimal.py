@@ -22,6 +22,7 @@ import copy
 
 import torch
 
+from . import smoke
 from .checks import nonneg_int, number, positive_int
 from . import bounds as _bounds
 from .bounds import elbo
@@ -37,6 +38,7 @@ def _check(steps, lr, K):
     positive_int("K", K)
 
 
+@smoke.capped("optimal inference (per point)", x="x", K="K", steps_arg="steps", per_row=("init",))
 def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int = 1, init=None,
               generator: torch.Generator | None = None, seed: int = 0, progress: bool = False,
               bound="elbo", lr_decay: bool = False):
@@ -83,6 +85,7 @@ def per_point(model, x: torch.Tensor, steps: int = 200, lr: float = 1e-2, K: int
     return mu.detach(), torch.exp(log_std.detach())
 
 
+@smoke.capped("optimal inference (encoder)", x="x", K="K", steps_arg="epochs", fit=False)
 def encoder(model, x: torch.Tensor, epochs: int = 100, lr: float = 5e-4, batch_size: int = 100,
               K: int = 1, generator: torch.Generator | None = None, seed: int = 0, progress: bool = False):
     """The paper's optimal inference: a copy of the encoder trained on ``x`` with the decoder fixed.

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import smoke
 from .bounds import get as get_bound
 from .checks import nonneg_int, number, one_of, positive_int
 from .estimators import log_weights_from_noise
@@ -102,6 +103,7 @@ def check_svi_settings(optimizer: str, lr: float, momentum: float, clip) -> None
         number("clip", clip, 0.0, lo_open=True)
 
 
+@smoke.capped("refinement", x="x", K="samples", steps_arg="steps", per_row=("init", "lr"), row_dims={"z": 2, "log_w": 2, None: 1})
 def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = "momentum", lr=1.0,
            momentum: float = 0.5, samples: int = 1, clip: float | None = 1.0,
            generator: torch.Generator | None = None, seed: int = 0, keep_samples: bool = True,

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, grad, vmap
 
+from . import smoke
 from . import bounds as _bounds
 from .checks import integer, positive_int
 from .estimators import log_weights_from_noise
@@ -294,6 +295,7 @@ class _Acc:
         return SNRResult(out["phi"], out["theta"], dsnr, self.n)
 
 
+@smoke.capped("SNR", x="x", K="K", steps_arg="reps", unit="image-sample-repetition", fit=False)
 def snr(model, x, K: int = 1, M: int = 1, bound="iwae", reps: int = 1000, seed: int = 0,
         max_rows: int = 1 << 15, max_grad_floats: int = 1 << 25, max_keep_floats: int = 1 << 26,
         progress: bool = False, **bound_params) -> SNRResult:

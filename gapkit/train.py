@@ -19,9 +19,18 @@ a message that shows the differences, so a rerun never returns another run's mod
 Training stops at the first non-finite loss or parameter with an error naming the epoch and step,
 and writes no non-finite checkpoint; data with NaN or values outside the likelihood's support are
 refused before the first step.
+
+On a GPU nothing waits for the device inside an epoch: the loss sum and the first non-finite (step,
+tensor) stay on the device and are read once per epoch (the epoch that fails is checked before any
+checkpoint); evaluations choose their pass size by free memory (:func:`gapkit.device.eval_rows`).
+``amp=True`` runs the objective under bfloat16 autocast, ``compile=True`` under ``torch.compile``
+(both off by default, so the default numbers stay as they were). In a smoke run
+(:mod:`gapkit.smoke`) the loop trains the first epochs, every checkpoint epoch and the last, a few
+steps each, and records its cost; such a folder's identity says so.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +40,7 @@ import torch
 
 from .estimators import evaluate
 from .bounds import bpd
-from . import checks
+from . import checks, smoke
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .likelihoods import check_data
 from .progress import tqdm
@@ -56,6 +65,8 @@ class TrainConfig:
     eval_train_subset: int | None = 1000  # train images used for the train bound
     checkpoint_every: int = 0           # epochs between checkpoints (0: none)
     grad_clip: float | None = None
+    amp: bool = False                   # bfloat16 autocast of the objective (CPU and GPU)
+    compile: bool = False               # torch.compile of the objective
     progress: bool = True
 
     def __post_init__(self):
@@ -73,8 +84,9 @@ class TrainConfig:
         checks.optional_positive_int("eval_train_subset", self.eval_train_subset)
         checks.one_of("schedule", self.schedule, SCHEDULES)
         checks.one_of("eval_bound", self.eval_bound, ("elbo", "iwae"))
-        if not isinstance(self.progress, bool):
-            raise ValueError(f"progress must be True or False, got {self.progress!r}")
+        for name in ("amp", "compile", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 def lr_factor(schedule, epoch: int) -> float:
@@ -108,10 +120,12 @@ def _evaluate_into(history, model, data, cfg, epoch, device):
     tr = data.train
     if cfg.eval_train_subset is not None and len(tr) > cfg.eval_train_subset:
         tr = tr[:cfg.eval_train_subset]
-    row = {"epoch": epoch}
-    for split, x in (("train", tr), ("test", data.test)):
+    means = []
+    for x in (tr, data.test):
         x = data.binarize(x, g) if data.dynamic else x
-        nats = evaluate(model, x, cfg.eval_bound, cfg.eval_K, generator=g).mean().item()
+        means.append(evaluate(model, x, cfg.eval_bound, cfg.eval_K, generator=g).mean())  # rows by memory
+    row = {"epoch": epoch}
+    for split, nats in zip(("train", "test"), torch.stack(means).tolist()):  # one host read
         row[f"{split}_bound"] = nats
         row[f"{split}_bpd"] = float(bpd(nats, data.dim))
     for k, v in row.items():
@@ -143,6 +157,8 @@ def train_identity(model, data, objective, cfg: "TrainConfig") -> dict:
     c.pop("progress", None)
     ident = {"model": dict(model.config), "objective": _objective_config(objective), "train_config": c,
              "data": _data_fingerprint(data)}
+    if smoke.active():
+        ident["smoke"] = True
     return json.loads(json.dumps(ident, default=str))
 
 
@@ -174,11 +190,52 @@ def _check_training_folder(out_dir: Path, ident: dict):
     return False  # none, or this run's own: train from the start (the snapshots are written again)
 
 
-def _first_nonfinite(named_tensors):
-    for name, t in named_tensors:
-        if t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            return name
-    return None
+def _value(t, device):
+    """A loss as one float32 number for the finiteness check (0 for a side that has none)."""
+    return t.detach().float().sum() if t is not None else torch.zeros((), device=device)
+
+
+def _raise_if_nonfinite(first_bad, names, epoch, steps):
+    """The epoch's one host read of the non-finite record: (step, tensor) of the first, or -1."""
+    step, what = first_bad.tolist()
+    if step >= 0:
+        raise FloatingPointError(
+            f"training stopped at epoch {epoch + 1}, step {step + 1} of {steps}: non-finite {names[what]} "
+            "(NaN or inf). No checkpoint of this state was written; lower the learning rate, clip "
+            "gradients (grad_clip) or check the data.")
+
+
+def _compiled(objective):
+    """``torch.compile`` of the objective's call (TrainConfig.compile): the forward and backward graphs."""
+    return torch.compile(objective)
+
+
+def _step(model, x, gen, step_fn, opts, enc, dec, own, cfg):
+    """One minibatch: the objective's losses, gradients for each side, optimizer steps; no host read."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        losses = step_fn(model, x, gen)
+    same = losses.encoder is not None and losses.encoder is losses.decoder
+    if same and not own:
+        for o in opts.values():
+            o.zero_grad(set_to_none=True)
+        losses.encoder.backward()
+    else:
+        obj_loss = losses.own if losses.own is not None else losses.decoder
+        ge = _grads(losses.encoder, enc, retain=True)
+        gd = _grads(losses.decoder, dec, retain=bool(own))
+        go = _grads(obj_loss, own, retain=False)
+        for params, g in ((enc, ge), (dec, gd), (own, go)):
+            if g is not None:
+                _apply(params, g)
+            else:
+                for p in params:
+                    p.grad = None
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(enc + dec, cfg.grad_clip)
+    for o in opts.values():
+        if any(p.grad is not None for g in o.param_groups for p in g["params"]):
+            o.step()
+    return losses
 
 
 def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, resume: bool = True,
@@ -245,62 +302,66 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
 
     n = len(data.train)
     steps = math.ceil(n / cfg.batch_size)
+    run_epochs, run_steps = smoke.epochs_run(cfg.epochs, cfg.checkpoint_every), smoke.steps(steps)
+    stage = f"train {getattr(objective, 'name', None) or type(objective).__name__}{smoke.model_tag(model)}"
+    smoke.add(stage, full=(cfg.epochs - start) * steps, unit="step")
+    n_eval = min(len(data.train), cfg.eval_train_subset or len(data.train)), len(data.test)
+    per_eval = (n_eval[0] + smoke.full_rows(data.test)) * cfg.eval_K          # (image, sample) rows of one evaluation
+    smoke.add("evaluation during training", unit="image-sample", full=per_eval * sum(
+        1 for e in range(start + 1, cfg.epochs + 1) if (cfg.eval_every and e % cfg.eval_every == 0) or e == cfg.epochs))
+    params = enc + dec + own
+    names = {id(p): n_ for n_, p in model.named_parameters()}
+    names.update({id(p): f"objective.{n_}" for n_, p in (objective.named_parameters() if own else [])})
+    checked = ["encoder loss", "decoder loss", "objective loss"] + [names.get(id(p), "parameter") for p in params]
+    step_fn = _compiled(objective) if cfg.compile else objective
     model.train()
     bar = tqdm(range(start, cfg.epochs), desc=f"train {getattr(objective, 'name', '')}",
                disable=not cfg.progress, initial=start, total=cfg.epochs, unit="epoch")
     for epoch in bar:
+        if run_epochs is not None and epoch not in run_epochs:
+            continue
         t0 = time.perf_counter()
         f = lr_factor(cfg.schedule, epoch)
         for k, o in opts.items():
             o.param_groups[0]["lr"] = base_lr[k] * f
         perm = torch.randperm(n, device=device, generator=gen)
-        total = 0.0
-        for i in range(steps):
-            x = data.binarize(data.train[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]], gen)
-            losses = objective(model, x, gen)
-            same = losses.encoder is not None and losses.encoder is losses.decoder
-            if same and not own:
-                for o in opts.values():
-                    o.zero_grad(set_to_none=True)
-                losses.encoder.backward()
-            else:
-                obj_loss = losses.objective if losses.objective is not None else losses.decoder
-                ge = _grads(losses.encoder, enc, retain=True)
-                gd = _grads(losses.decoder, dec, retain=bool(own))
-                go = _grads(obj_loss, own, retain=False)
-                for params, g in ((enc, ge), (dec, gd), (own, go)):
-                    if g is not None:
-                        _apply(params, g)
-                    else:
-                        for p in params:
-                            p.grad = None
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(enc + dec, cfg.grad_clip)
-            for k, o in opts.items():
-                if any(p.grad is not None for g in o.param_groups for p in g["params"]):
-                    o.step()
-            main = losses.decoder if losses.decoder is not None else losses.encoder
-            # one host read per step (as before): the loss, and whether every loss and parameter is finite
-            ok = torch.stack([torch.isfinite(t.detach()).all() for t in
-                              (losses.encoder, losses.decoder, losses.objective) if t is not None]
-                             + [torch.isfinite(p.detach()).all() for p in enc + dec + own]).all()
-            value = torch.stack([main.detach().float() if main is not None else torch.zeros((), device=device),
-                                 ok.float()]).cpu()
-            if value[1] != 1:
-                what = _first_nonfinite([("encoder loss", losses.encoder), ("decoder loss", losses.decoder),
-                                         ("objective loss", losses.objective)]
-                                        + [(n, p) for n, p in model.named_parameters()]
-                                        + [(f"objective.{n}", p) for n, p in (objective.named_parameters() if own else [])])
-                raise FloatingPointError(
-                    f"training stopped at epoch {epoch + 1}, step {i + 1} of {steps}: non-finite {what} "
-                    "(NaN or inf). No checkpoint of this state was written; lower the learning rate, clip "
-                    "gradients (grad_clip) or check the data.")
-            total += float(value[0]) if main is not None else 0.0
+        # Read once per epoch: the loss sum (float64, as the host sum it replaces) and the first
+        # non-finite (step, tensor), -1 while none.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        first_bad = torch.full((2,), -1, dtype=torch.long, device=device)
+        step_ids = torch.arange(run_steps, device=device)
+        try:
+            with smoke.quiet():
+                for i in range(run_steps):
+                    if i == 1:
+                        t1 = smoke.clock() if smoke.active() else 0.0
+                    with smoke.stage(stage, 0, 1, "step", quiet_ok=True) if i == 0 else contextlib.nullcontext():
+                        x = data.binarize(data.train[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]], gen)
+                        losses = _step(model, x, gen, step_fn, opts, enc, dec, own, cfg)
+                        # a parameter's sum is non-finite iff an entry is (or at |entries| ~ 1e32, far past
+                        # divergence): one reduction each, an order of magnitude cheaper than isfinite().all()
+                        bad = ~torch.isfinite(torch.stack([_value(t, device) for t in (losses.encoder, losses.decoder,
+                                                                                       losses.own)]
+                                                          + [p.detach().sum() for p in params]))
+                        first_bad = torch.where((first_bad[0] < 0) & bad.any(),
+                                                torch.stack([step_ids[i], bad.int().argmax()]), first_bad)
+                        main = losses.decoder if losses.decoder is not None else losses.encoder
+                        if main is not None:
+                            total = total + main.detach().float().double()
+        except Exception:
+            _raise_if_nonfinite(first_bad, checked, epoch, steps)
+            raise
+        _raise_if_nonfinite(first_bad, checked, epoch, steps)
+        total = float(total)
+        if run_steps > 1:
+            smoke.add(stage, done=run_steps - 1, seconds=smoke.clock() - t1, unit="step")
         e = epoch + 1
-        history.setdefault("loss", []).append(total / steps)
+        history.setdefault("loss", []).append(total / run_steps)
         history.setdefault("epoch_time", []).append(time.perf_counter() - t0)
         if (cfg.eval_every and e % cfg.eval_every == 0) or e == cfg.epochs:
-            row = _evaluate_into(history, model, data, cfg, e, device)
+            with smoke.stage("evaluation during training", 0, sum(smoke.rows(n_, cfg.eval_K) for n_ in n_eval)
+                             * cfg.eval_K, "image-sample"):
+                row = _evaluate_into(history, model, data, cfg, e, device)
             bar.set_postfix(train_bpd=f"{row['train_bpd']:.4f}", test_bpd=f"{row['test_bpd']:.4f}")
         if out_dir is not None and cfg.checkpoint_every and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
             save_checkpoint(out_dir / "checkpoints" / f"epoch_{e:04d}.pt", model, epoch=e, identity=ident)

@@ -91,7 +91,7 @@ def test_objectives_shapes_and_learnable_beta_stays_inside():
     lc = LearnableCIWAE(0.5, 6).double()
     opt = torch.optim.Adam(lc.parameters(), lr=0.5)
     for _ in range(50):
-        loss = lc(m, x, g).objective
+        loss = lc(m, x, g).own
         opt.zero_grad()
         loss.backward()
         opt.step()

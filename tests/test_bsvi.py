@@ -138,8 +138,8 @@ def test_objectives_losses(name, kw):
     assert all(gr is not None for gr in torch.autograd.grad(losses.encoder, enc, retain_graph=True))
     assert set(obj.trace) >= {"svi0", "svik", "bsvik"} and len(obj.trace["svi0"]) == 1
     if kw.get("learn_pi"):
-        assert losses.objective is not None
-        (ga,) = torch.autograd.grad(losses.objective, list(obj.parameters()), retain_graph=True)
+        assert losses.own is not None
+        (ga,) = torch.autograd.grad(losses.own, list(obj.parameters()), retain_graph=True)
         assert ga.abs().sum() > 0 and "pi_position" in obj.trace
     else:
         assert list(obj.parameters()) == []

@@ -95,6 +95,8 @@ def collect(preset: str | None = None) -> tuple[list, str]:
             res = experiments.load(name, preset=p.name)
         except (FileNotFoundError, ValueError):
             continue
+        if res.get("smoke") or res.get("config", {}).get("smoke"):
+            continue  # a smoke run's numbers are never results (gapkit.smoke)
         try:
             panel = _ADAPTERS[name](res) if name in _ADAPTERS else _generic(name, res)
         except (KeyError, TypeError, ValueError, IndexError, StopIteration):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import smoke
 from ..checks import integer, number
 from ..models import VAE
 from .bitsback import bits_back, no_bits_back, trace
@@ -124,6 +125,7 @@ class BitsBackCodec:
         header["check"] = check_value(self.model_hash, probe_hex, pack_header(header), pixels)
         return header
 
+    @smoke.capped("bits-back encoding", x="images", cap=False, fit=False, unit="image")
     def encode(self, images, progress: bool = False) -> bytes:
         """Compress images (N, D) or (N, H, W) into one self-describing message.
 
@@ -155,6 +157,8 @@ class BitsBackCodec:
                            "container_bytes": len(data), "header_bytes": len(data) - payload}
         return data
 
+    @smoke.capped("bits-back decoding", x=None, count=lambda a: read_header(a["data"])["n_images"], cap=False,
+                  fit=False, unit="image")
     def decode(self, data, return_initial: bool = False, progress: bool = False):
         """Decompress a message from :meth:`encode` -> images with the shape and dtype given to encode.
 

@@ -66,7 +66,7 @@ class Experiment:
     func: callable
     description: str
     chapter: str = ""
-    cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}
+    cost: dict = field(default_factory=dict)  # preset -> rough wall time, e.g. {"book": "3 min CPU"}; paper: gapkit.cost
     settings: dict | None = None              # preset -> {setting: default}; "book" stands in for a missing preset
     preset_settings: tuple = ()               # settings that are dicts of preset-field changes (e.g. "changes")
 
@@ -247,11 +247,13 @@ class Context:
         return {**self.defaults, **self.params}
 
     def data(self, **changes):
-        """The preset's dataset (``changes`` override preset fields such as ``binarization``)."""
+        """The preset's dataset (``changes`` override preset fields such as ``binarization``); a smoke
+        run cuts its test split (:func:`gapkit.smoke.cap_test`)."""
         from ..data import load
         p = self.preset.replace(**changes) if changes else self.preset
-        return load(p.dataset, p.binarization, subset=p.train_subset, test_subset=p.test_subset,
-                    seed=0, device=self.device)
+        from .. import smoke
+        return smoke.cap_test(load(p.dataset, p.binarization, subset=p.train_subset, test_subset=p.test_subset,
+                                   seed=0, device=self.device))
 
     def model(self, data, **changes):
         """A fresh VAE of the preset's architecture for ``data``, seeded by ``self.seed``."""
@@ -340,10 +342,12 @@ def effective(name: str, preset: str | None = None, overrides: dict | None = Non
     return exp, (p.replace(**preset_changes) if preset_changes else p), settings, preset_changes
 
 
-def identity(name: str, preset: str | None = None, seed: int = 0, overrides: dict | None = None, **params) -> dict:
+def identity(name: str, preset: str | None = None, seed: int = 0, overrides: dict | None = None,
+             smoke: bool = False, **params) -> dict:
     """The identity of a run: what makes its results what they are (see the module docstring).
 
-    ``overrides`` (and ``params``) change settings or preset fields (:func:`resolve_overrides`).
+    ``overrides`` (and ``params``) change settings or preset fields (:func:`resolve_overrides`);
+    ``smoke=True`` is a smoke run (:mod:`gapkit.smoke`), an identity of its own.
     Raises ``ValueError`` for an unknown experiment or preset, a bad seed, or bad overrides.
     """
     seed = checks.seed(seed)
@@ -351,6 +355,8 @@ def identity(name: str, preset: str | None = None, seed: int = 0, overrides: dic
     ident = {"experiment": name, "preset": p.to_dict(), "seed": seed, "params": settings,
              "preset_overrides": preset_changes, "settings": {**exp.defaults(p.name), **settings},
              "code": code_hash(), "gapkit_version": __version__}
+    if smoke:
+        ident["smoke"] = True
     return json.loads(json.dumps(ident))  # as it reads back from identity.json (tuples become lists)
 
 
@@ -361,9 +367,10 @@ def run_id(ident: dict) -> str:
 
 
 def default_out(name: str, preset: str, seed: int, ident: dict | None = None) -> Path:
-    """Where the results cache keeps a run: ``results_dir()/NAME/PRESET-seedSEED-RUNID``."""
+    """Where the results cache keeps a run: ``results_dir()/NAME/PRESET-seedSEED-RUNID``
+    (``PRESET-smoke-seedSEED-RUNID`` for a smoke run)."""
     ident = ident if ident is not None else identity(name, preset, seed)
-    return results_dir() / name / f"{preset}-seed{seed}-{run_id(ident)}"
+    return results_dir() / name / f"{preset}{'-smoke' if ident.get('smoke') else ''}-seed{seed}-{run_id(ident)}"
 
 
 def _run_folder(ident: dict, out=None) -> Path:
@@ -426,7 +433,8 @@ def _claim(out: Path, ident: dict, force: bool) -> dict | None:
 
 
 def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bool = False,
-        device=None, progress: bool = True, overrides: dict | None = None, **params) -> Results:
+        device=None, progress: bool = True, overrides: dict | None = None, smoke: bool | None = None,
+        **params) -> Results:
     """Run (or reuse) experiment ``name`` and return its results (also in ``out/results.json``) as
     :class:`gapkit.results.Results` (a dict; ``res.at("a.b.c")`` reads a path).
 
@@ -434,11 +442,15 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
     settings and preset fields (``overrides={...}`` or keyword ``params``, see :func:`resolve_overrides`),
     device and output folder. A folder of another identity
     is refused (:class:`RunIdentityError`); ``force=True`` moves it aside and starts from scratch.
+    ``smoke=True`` (default: ``$GAPKIT_SMOKE=1`` or a smoke run in progress) caps every loop
+    (:mod:`gapkit.smoke`); its ``results.json`` says ``"smoke": true`` and holds the cost records.
     Every chapter calls it; `chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
     explains the cache.
     """
     from ..io import check_output
-    ident = identity(name, preset, seed, overrides, **params)
+    from .. import smoke as smoke_mode
+    smoke = smoke_mode.requested() if smoke is None else bool(smoke)
+    ident = identity(name, preset, seed, overrides, smoke=smoke, **params)
     exp, p = get(name), Preset.from_dict(ident["preset"])  # the effective preset, overrides applied
     dev = default_device(device)
     out = check_output(out if out is not None else _run_folder(ident), "dir", what="run folder")
@@ -447,16 +459,19 @@ def run(name: str, preset: str | None = None, seed: int = 0, out=None, force: bo
         return Results(cached)
     t0 = time.perf_counter()
     ctx = Context(p, ident["seed"], out, dev, progress, dict(ident["params"]), exp.defaults(p.name))
-    result = exp.func(ctx)
+    with smoke_mode.enabled(smoke, dev) as costs:
+        result = exp.func(ctx)
     result = {"config": ident, **result, "provenance": provenance(dev, time.perf_counter() - t0)}
+    if smoke:
+        result.update(smoke=True, cost=costs)
     write_json(out / "results.json", result, checksum=True)
     return Results(read_json(out / "results.json", require_checksum=True))
 
 
 def finished(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
-             **params) -> dict | None:
+             smoke: bool = False, **params) -> Results | None:
     """The finished result of this run identity in ``out`` (or the cache), or None; computes nothing."""
-    ident = identity(name, preset, seed, overrides, **params)
+    ident = identity(name, preset, seed, overrides, smoke=smoke, **params)
     path = _run_folder(ident, out) / "results.json"
     try:
         res = read_json(path, require_checksum=True) if path.exists() else None
@@ -466,10 +481,10 @@ def finished(name: str, preset: str | None = None, seed: int = 0, out=None, over
 
 
 def load(name: str, preset: str | None = None, seed: int = 0, out=None, overrides: dict | None = None,
-         **params) -> Results:
+         smoke: bool = False, **params) -> Results:
     """Read a finished ``results.json`` (checksum verified) without running anything, as
     :class:`gapkit.results.Results`."""
-    ident = identity(name, preset, seed, overrides, **params)
+    ident = identity(name, preset, seed, overrides, smoke=smoke, **params)
     path = _run_folder(ident, out) / "results.json"
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}; run: python -m gapkit run {name} --preset "

@@ -124,7 +124,7 @@ def linear_gaussian_check(steps: int = 20, repeats: int = 4000, n_points: int = 
 
 @experiment("bsvi", "Buffered SVI: the generalized IWAE bound, BSVI-k vs SVI-k vs SVI-0, BSVI as an "
             "estimator, and training with SVI / BSVI-SIR (nats)", chapter="06_bsvi",
-            cost={"quick": "20 s CPU", "book": "4-5 min CPU", "paper": "1 day GPU"}, settings=SETTINGS)
+            cost={"quick": "20 s CPU", "book": "4-5 min CPU"}, settings=SETTINGS)
 def bsvi_experiment(ctx: Context) -> dict:
     s = _settings(ctx)
     p = ctx.preset

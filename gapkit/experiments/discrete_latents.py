@@ -160,7 +160,7 @@ def findings(res: dict) -> list:
 @experiment("discrete-latents",
             "Sigmoid belief networks: AIR refinement curves (1-3 layers), AIR vs RWS training, AIR vs BiHM NLL",
             chapter="08_discrete_latents",
-            cost={"quick": "15 s CPU", "book": "2 min CPU", "paper": "days GPU"})
+            cost={"quick": "15 s CPU", "book": "2 min CPU"})
 def discrete_latents(ctx: Context) -> dict:
     s = SETTINGS[ctx.preset.name]
     timings = {}

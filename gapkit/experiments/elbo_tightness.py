@@ -216,7 +216,7 @@ def mnist_part(ctx: Context, s: dict) -> dict:
 
 @experiment("elbo-tightness", "How tight is the ELBO: linear-Gaussian ground truth, IWAE-K, optimal inference "
             "(ELBO/IWAE-10 in BPD along training)", chapter="01_elbo_tightness",
-            cost={"quick": "30 s CPU", "book": "4 min CPU", "paper": "hours GPU"}, settings=SETTINGS)
+            cost={"quick": "30 s CPU", "book": "4 min CPU"}, settings=SETTINGS)
 def elbo_tightness(ctx: Context) -> dict:
     s = ctx.settings
     lg = linear_gaussian_part(ctx, s)

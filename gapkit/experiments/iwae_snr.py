@@ -131,7 +131,7 @@ def snr_sweep(model, x, K_grid, M_grid, reps, seed=0, progress=False) -> dict:
 
 
 @experiment("iwae-snr", "SNR of IWAE gradients vs K and M; IWAE, MIWAE, CIWAE, PIWAE, VAE (Rainforth et al. 2018)",
-            chapter="04_iwae_snr", cost={"quick": "20 s CPU", "book": "5 min CPU", "paper": "days GPU"},
+            chapter="04_iwae_snr", cost={"quick": "20 s CPU", "book": "5 min CPU"},
             settings=SETTINGS, preset_settings=("data", "model", "train"))
 def iwae_snr(ctx: Context) -> dict:
     s = ctx.settings

@@ -105,7 +105,7 @@ def train_widget_model(ctx: Context):
 @experiment("refinement",
             "Amortization gap, refinement curves (ELBO, ESS vs steps), GDIR training vs a plain VAE",
             chapter="05_iterative_refinement",
-            cost={"quick": "1 min CPU", "book": "5 min CPU", "paper": "5 h GPU"},
+            cost={"quick": "1 min CPU", "book": "5 min CPU"},
             settings=SETTINGS, preset_settings=("changes",))
 def refinement(ctx: Context) -> dict:
     s = ctx.settings

@@ -15,7 +15,7 @@ from . import Context, experiment
 
 
 @experiment("vae-basics", "Train a VAE on the preset's data; report train/test ELBO (nats, BPD)",
-            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "1 min CPU", "paper": "1 h GPU"})
+            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "1 min CPU"})
 def vae_basics(ctx: Context) -> dict:
     data = ctx.data()
     model = ctx.model(data)

@@ -2,8 +2,9 @@
 
 An objective is called as ``objective(model, x, generator)`` on a minibatch and returns
 :class:`Losses`: a scalar to *minimize* for the encoder (phi), one for the decoder (theta),
-either of which may be ``None`` to leave that side untouched, plus metrics to log. When the two
-are the same tensor (the usual VAE) one backward pass serves both. ``Losses.objective`` is a loss
+either of which may be ``None`` to leave that side untouched, plus metrics to log (tensors stay on
+the device: reading them is the caller's host synchronisation, not every step's). When the two
+are the same tensor (the usual VAE) one backward pass serves both. ``Losses.own`` is a loss
 for an objective's own parameters (e.g. CIWAE's learnable beta, BSVI's buffer weights).
 
 Every objective class is registered by its ``name`` with :func:`register`; :func:`make_objective`
@@ -26,7 +27,7 @@ class Losses:
     encoder: torch.Tensor | None
     decoder: torch.Tensor | None
     metrics: dict = field(default_factory=dict)
-    objective: torch.Tensor | None = None  # for an objective's own parameters (e.g. learnable beta)
+    own: torch.Tensor | None = None  # a loss for the objective's own parameters (e.g. learnable beta)
 
 
 class Objective:

@@ -54,7 +54,7 @@ class MIWAE(Objective):
     def __call__(self, model, x, generator=None) -> Losses:
         lw = log_weights(model, x, self.M * self.K, generator=generator)      # (M K, B)
         bound = miwae(lw.view(self.M, self.K, -1)).mean()                      # (M, K, B) -> ()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.detach()})  # one tensor for both sides: one backward pass
 
 
 @register
@@ -74,7 +74,7 @@ class CIWAE(Objective):
 
     def __call__(self, model, x, generator=None) -> Losses:
         bound = ciwae(log_weights(model, x, self.K, generator=generator), self.beta).mean()
-        return Losses(-bound, -bound, {"bound": bound.item()})
+        return Losses(*[-bound] * 2, {"bound": bound.detach()})  # one tensor for both sides: one backward pass
 
 
 @register
@@ -110,7 +110,7 @@ class LearnableCIWAE(nn.Module, Objective):
         bound = ciwae(lw, beta).mean()
         b = float(beta.detach())
         self.trace.append(b)
-        return Losses(-bound, -bound, {"bound": bound.item(), "beta": b}, objective=-bound)
+        return Losses(*[-bound] * 2, {"bound": bound.detach(), "beta": b}, own=-bound)
 
 
 @register
@@ -136,4 +136,4 @@ class PIWAE(Objective):
             dec = iwae(lw).mean()
         else:
             dec = iwae(log_weights(model, x, self.decoder_K, generator=generator)).mean()
-        return Losses(-enc, -dec, {"bound": dec.item(), "encoder_bound": enc.item()})
+        return Losses(-enc, -dec, {"bound": dec.detach(), "encoder_bound": enc.detach()})

@@ -146,7 +146,7 @@ class SVI(RefinedObjective):
 class BSVI(RefinedObjective):
     """BSVI training (Algorithm 1, line 16): the decoder maximizes ``log sum_i pi_i w_i`` over
     the whole buffer, ``w_i = p_theta(x, z_i) / q_i(z_i)`` at the fixed trajectory. With
-    ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.objective``).
+    ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.own``).
 
     Chapter 6 (``notebooks/06_bsvi``) explains it.
     """
@@ -163,7 +163,7 @@ class BSVI(RefinedObjective):
         bound = bsvi(lw, log_pi=None if log_pi is None else log_pi.to(lw.dtype)).mean()
         m = self._metrics(traj.log_w)
         self._log(m)
-        return Losses(encoder=enc, decoder=-bound, objective=-bound if self.learn_pi else None,
+        return Losses(encoder=enc, decoder=-bound, own=-bound if self.learn_pi else None,
                       metrics={**m, "bound": bound.item()})
 
 
@@ -206,4 +206,4 @@ class BSVISIR(RefinedObjective):
             obj = -bsvi(traj.log_w, log_pi=log_pi.to(traj.log_w.dtype)).mean()
         m = self._metrics(traj.log_w)
         self._log(m)
-        return Losses(encoder=enc, decoder=dec, objective=obj, metrics={**m, "bound": m["bsvik"]})
+        return Losses(encoder=enc, decoder=dec, own=obj, metrics={**m, "bound": m["bsvik"]})
