@@ -13,8 +13,8 @@ Chapter 1 (``notebooks/01_elbo_tightness``) explains them; later chapters add th
 **A bound is a reduction over the sample axis**: a function ``log_w (K, ...) -> (...)`` (the sample
 dimension first, any batch dimensions after it). Every consumer takes one by name (:data:`BOUNDS`,
 resolved by :func:`get`) or as the function itself: :func:`gapkit.estimators.evaluate` (chunked
-over the sample axis), :func:`gapkit.snr.snr` (applied to each of M groups of K samples, then
-averaged over the M groups: MIWAE(M, K) for ``iwae``), :func:`gapkit.optimal.per_point`, and the
+over the sample axis), :func:`gapkit.analysis.snr.snr` (applied to each of M groups of K samples, then
+averaged over the M groups: MIWAE(M, K) for ``iwae``), :func:`gapkit.inference.optimal.per_point`, and the
 objective :class:`gapkit.objectives.bounds_based.BoundObjective`. A bound may carry a :class:`Stream` (its
 ``stream`` attribute): how to merge partial results over chunks of the sample axis, so that
 evaluation memory does not grow with K; without one, ``evaluate`` collects the chunks' (K, b)
@@ -163,7 +163,7 @@ def bsvi(log_w: torch.Tensor, pi=None, log_pi=None) -> torch.Tensor:
     """Buffered SVI / generalized IWAE bound ``log sum_i pi_i w_i``: (k+1, B, ...) -> (B, ...).
 
     ``log_w[i]`` is ``log p(x, z_i) - log q_i(z_i | z_<i)`` for the i-th proposal of a trajectory
-    q_0, ..., q_k (e.g. the SVI steps of ``gapkit.refine.refine``). Theorem 1 of Shu et al. (2019),
+    q_0, ..., q_k (e.g. the SVI steps of ``gapkit.inference.refine.refine``). Theorem 1 of Shu et al. (2019),
     the generalized IWAE bound: for any joint q(z_0:k) and fixed weights pi on the simplex,
 
         E_{q(z_0:k)} log sum_{i=0}^k pi_i p(x, z_i) / q(z_i | z_v(i)) <= log p(x),
@@ -225,7 +225,7 @@ __all__ += ["bihm"]
 
 BOUNDS = {"elbo": elbo, "iwae": iwae, "ciwae": ciwae, "bsvi": bsvi, "bihm": bihm}
 """Reductions over the sample axis, (K, ...) -> (...), by name. ``miwae`` is not one: it is
-``iwae`` averaged over M groups (``gapkit.snr`` and the MIWAE objective form the groups)."""
+``iwae`` averaged over M groups (``gapkit.analysis.snr`` and the MIWAE objective form the groups)."""
 
 
 def get(bound, **params) -> Callable:

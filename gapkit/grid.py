@@ -209,7 +209,7 @@ def run_grid(name: str, preset: str | None = None, seeds=(0,), grid: dict | None
     output folder. Only missing or failed cells run.
     """
     from .device import default_device
-    from .experiments import RunIdentityError, finished, get, identity
+    from .experiments import RunIdentityError, finished, get
     from .presets import get_preset
     get(name)
     p = get_preset(preset)

@@ -46,8 +46,9 @@ if importlib.util.find_spec("gapkit") is None:
 # %%
 import matplotlib.pyplot as plt
 import gapkit
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 
 preset, device = setup()  # theme, $GAPKIT_PRESET, device, expected times
 
@@ -92,7 +93,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 
 def curves_until(epoch):

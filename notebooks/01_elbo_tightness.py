@@ -62,8 +62,9 @@ import numpy as np
 
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 
 preset, device = setup("elbo-tightness")  # theme, $GAPKIT_PRESET, device, expected times
 
@@ -89,7 +90,7 @@ print(f"done ({res['provenance']['wall_time_s']:.0f} s when computed)")
 #   trained on the ELBO of only a few points for a short while (its family does contain the best
 #   diagonal $q$ of every $x$, so whatever it loses is amortization and generalization);
 # * the **best diagonal Gaussian** for every test point, found by per-data-point optimal inference
-#   ({func}`gapkit.optimal.per_point`: free $\mu_i, \log\sigma_i$ for every point, all optimized together)
+#   ({func}`gapkit.inference.optimal.per_point`: free $\mu_i, \log\sigma_i$ for every point, all optimized together)
 #   and compared with its closed form (mean $m$, variances $1/(S^{-1})_{jj}$);
 # * the **exact posterior** (full covariance), whose every importance weight equals $p(x)$.
 
@@ -183,9 +184,9 @@ plots.say(f"IWAE-K is non-decreasing in K within Monte Carlo error: {found['iwae
 # We now train a VAE (threshold binarization, as in {cite}`zhang2022generalization`) and, at
 # checkpoints along training, evaluate the test bound four ways: the ELBO and IWAE-10 with the
 # amortized encoder, and the ELBO and IWAE-10 with **optimal inference**. The solid optimal-inference
-# curves use **the paper's form** ({func}`gapkit.optimal.encoder`: the trained encoder is copied and
+# curves use **the paper's form** ({func}`gapkit.inference.optimal.encoder`: the trained encoder is copied and
 # trained on the test set with the decoder fixed); the dotted ones use the **per-data-point form**
-# ({func}`gapkit.optimal.per_point`: free mean and log-std for every test image, all optimized together
+# ({func}`gapkit.inference.optimal.per_point`: free mean and log-std for every test image, all optimized together
 # from the encoder's output). Both bounds of one $q$ use the same 10 samples.
 
 # %% tags=["hide-input"]
@@ -307,7 +308,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 interact(draw_widget,
          K=widgets.SelectionSlider(options=w_K, value=10 if 10 in w_K else w_K[0], description="K"),

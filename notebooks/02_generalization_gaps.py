@@ -60,11 +60,11 @@
 #
 # is the amortized inference generalization gap (Eq. 12 of the paper), and the optimal-inference
 # curve shows the generative model's own overfitting. Here $q^*$ is found per test image by
-# gradient ascent on its ELBO ({func}`gapkit.optimal.per_point`, as in [chapter 1](01_elbo_tightness.ipynb): free means and standard deviations for
+# gradient ascent on its ELBO ({func}`gapkit.inference.optimal.per_point`, as in [chapter 1](01_elbo_tightness.ipynb): free means and standard deviations for
 # every image, all optimized at once, starting from the encoder's output); the paper instead
-# retrains a copy of the encoder on the test set ({func}`gapkit.optimal.encoder`), and the sweep
+# retrains a copy of the encoder on the test set ({func}`gapkit.inference.optimal.encoder`), and the sweep
 # accepts both (`inference="optimal"` or `"optimal-encoder"`). On a linear-Gaussian model, where
-# the posterior is known, the tests check that this gap ({func}`gapkit.sweep.inference_gap`) equals the exact
+# the posterior is known, the tests check that this gap ({func}`gapkit.analysis.sweep.inference_gap`) equals the exact
 # $\mathrm{KL}(q_\phi \,\|\, p(z \mid x))$ averaged over the data.
 #
 # We report bounds in bits per dimension, $\mathrm{BPD} = -\mathrm{ELBO} / (D \ln 2)$: lower is better.
@@ -82,8 +82,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 from gapkit.experiments.generalization_gaps import SETTINGS
 
 preset, device = setup("generalization-gaps")  # theme, $GAPKIT_PRESET, device, expected times
@@ -102,7 +103,7 @@ for key in ("binary", "grey"):
 # `python -m gapkit run generalization-gaps` does the same from the command line. The experiment
 # trains one VAE on binary pixels (Bernoulli decoder) and one on grey pixels (the discretized
 # logistic decoder of {cite}`salimans2017pixelcnn`, 256 values per pixel), saves a checkpoint every
-# few epochs, and then sweeps the checkpoints ({func}`gapkit.sweep.sweep`): the training and test ELBO
+# few epochs, and then sweeps the checkpoints ({func}`gapkit.analysis.sweep.sweep`): the training and test ELBO
 # with the encoder, and the test (and training) ELBO with optimal inference. Every
 # per-checkpoint result is cached, so nothing is computed twice. The `book` preset trains on a
 # small subset of MNIST so that overfitting shows within CPU minutes; the `paper` preset is the
@@ -270,7 +271,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets  # noqa: E402
-from gapkit.widgets import interact  # noqa: E402
+from gapkit.book.widgets import interact  # noqa: E402
 
 
 def _show(dataset, checkpoint):

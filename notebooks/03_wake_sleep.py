@@ -83,8 +83,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 from gapkit.experiments.reverse_half_asleep import BASE, EXTRA_SEEDS, RHS, WAKE, over_seeds, post_hoc
 from gapkit.grid import cell_results, run_grid
 
@@ -257,7 +258,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets  # noqa: E402
-from gapkit.widgets import interact  # noqa: E402
+from gapkit.book.widgets import interact  # noqa: E402
 
 
 def _show(alpha):
@@ -275,7 +276,7 @@ interact(_show, alpha=widgets.SelectionSlider(options=list(s["alphas"]), value=0
 # layers of 200 ReLU units, dropout 0.1) is trained on $z \sim q_\phi(z \mid x)$ of the labelled
 # training images, and predicts test labels with
 # $p(y \mid x) \approx \frac1K \sum_k p_\eta(y \mid z_k)$, $z_k \sim q_\phi(z \mid x)$
-# ({func}`gapkit.classify.downstream_accuracy`).
+# ({func}`gapkit.analysis.classify.downstream_accuracy`).
 
 # %% tags=["hide-input"]
 acc = {r["encoder"]: r["accuracy"] for r in rh.at("classifier.rows")}

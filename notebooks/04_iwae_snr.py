@@ -49,8 +49,9 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 from gapkit.experiments.iwae_snr import EXTRA_SEEDS, SETTINGS, row, table_over_seeds
 from gapkit.models import load_model
 from gapkit.grid import cell_results, run_grid
@@ -62,7 +63,7 @@ preset, device = setup("iwae-snr")  # theme, $GAPKIT_PRESET, device, expected ti
 #
 # `python -m gapkit run iwae-snr` trains six models with 64 samples per image each, evaluates
 # them on the test set, and measures the SNR of the IWAE gradient on the IWAE-64-trained model
-# ({func}`gapkit.snr.snr` computes all repetitions in one batched backward pass). The models are
+# ({func}`gapkit.analysis.snr.snr` computes all repetitions in one batched backward pass). The models are
 # trained by {func}`gapkit.train.train` with {class}`gapkit.objectives.bounds_based.IWAE` and the objectives below.
 
 # %%
@@ -254,7 +255,7 @@ plots.say(f"β: {lb['beta0']} → {lb['beta_final']:.3f}; log p̂ with learned �
 # %%
 from gapkit.bounds import ciwae
 from gapkit.estimators import log_weights
-from gapkit.snr import snr
+from gapkit.analysis.snr import snr
 
 small_res = res if preset.name == "quick" else experiments.run("iwae-snr", preset="quick")
 small = load_model(row(small_res["table"], "IWAE-64")["checkpoint"])
@@ -292,7 +293,7 @@ draw()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 interact(draw,
          K=widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000], value=64, description="K"),
@@ -303,7 +304,7 @@ interact(draw,
 # %% [markdown]
 # ## Speed: many gradient estimates in one pass
 #
-# {mod}`gapkit.snr` computes every repetition's gradient with one ordinary backward pass in which
+# {mod}`gapkit.analysis.snr` computes every repetition's gradient with one ordinary backward pass in which
 # the repetitions are a batch dimension (the per-repetition weight gradients of each linear layer
 # come from one batched matrix product; with a single row per repetition the per-parameter sums
 # of squares come straight from the layers' inputs and output gradients, without forming the

@@ -51,11 +51,11 @@
 # $$
 #
 # with $\lambda = (\mu, \log\sigma)$, $S$ reparameterized samples per step, momentum, and the
-# gradient norm clipped *per data point*. {func}`gapkit.refine.refine` does this for a whole batch at
+# gradient norm clipped *per data point*. {func}`gapkit.inference.refine.refine` does this for a whole batch at
 # once: the objective is the **sum** over points of their own ELBOs, so each point's gradient is
 # exactly its own (the original GDIR code averaged over the minibatch, which silently divided every
 # step size by the batch size). It returns the whole trajectory $\lambda_0, \dots, \lambda_k$ with its
-# samples and log-weights ({class}`gapkit.refine.Trajectory`), which [chapter 6](06_bsvi.ipynb) reuses.
+# samples and log-weights ({class}`gapkit.inference.refine.Trajectory`), which [chapter 6](06_bsvi.ipynb) reuses.
 #
 # How good a proposal is for importance sampling is measured by the normalized **effective sample
 # size** of $K$ weights $w_k = p(x, z_k) / q(z_k)$, $z_k \sim q$:
@@ -81,10 +81,11 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 from gapkit.models import load_model
-from gapkit.refine import refine
+from gapkit.inference.refine import refine
 
 preset, device = setup("refinement")  # theme, $GAPKIT_PRESET, device, expected times
 
@@ -109,7 +110,7 @@ plots.say(f"{res['dataset']['name']}: {res['dataset']['n_train']} training image
 # ## 1. The amortization gap and the inference generalization gap
 #
 # For the plain VAE: the encoder's ELBO and the ELBO of per-point optimal inference (the best
-# diagonal Gaussian for every point, {func}`gapkit.optimal.per_point`, as in
+# diagonal Gaussian for every point, {func}`gapkit.inference.optimal.per_point`, as in
 # [chapter 1](01_elbo_tightness.ipynb)), on training images (the
 # amortization gap) and on test images (the inference generalization gap), and how much of each gap
 # 50 steps of refinement recover.
@@ -312,7 +313,7 @@ draw()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 interact(draw, steps=widgets.IntSlider(20, 0, MAX_STEPS, 1, description="steps"),
          lr=widgets.SelectionSlider(options=[0.01, 0.03, 0.1, 0.3, 1.0], value=0.1, description="step size"),

@@ -49,8 +49,8 @@
 # rest. SVI-$k$ ($\pi = (0, \dots, 0, 1)$) and IWAE (independent identical proposals, uniform $\pi$)
 # are special cases. We call SVI-0 the encoder's ELBO, SVI-$k$ the ELBO $\mathbb{E} \log w_k$ of the
 # last proposal, and BSVI-$k$ the bound above (uniform $\pi_i = 1/(k+1)$ unless we say otherwise;
-# {func}`gapkit.bounds.bsvi`). The trajectory is {func}`gapkit.refine.refine`'s, run by
-# {func}`gapkit.bsvi.buffer_trajectory`.
+# {func}`gapkit.bounds.bsvi`). The trajectory is {func}`gapkit.inference.refine.refine`'s, run by
+# {func}`gapkit.inference.bsvi.buffer_trajectory`.
 
 # %% tags=["remove-cell"]
 # On Colab, install gapkit first; elsewhere gapkit must already be installed (`make book` does it).
@@ -65,8 +65,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 
 preset, device = setup("bsvi")  # theme, $GAPKIT_PRESET, device, expected times
 
@@ -101,7 +102,7 @@ plots.say(f"{S['dataset']}: {S['n_train']} training images, {S['n_test_eval']} t
 # "Optimized" uses the one global $\pi$ that maximizes the bound on a *separate* set of
 # trajectories (maximizing $\frac1N\sum_n \log\sum_i \pi_i w_{i,n}$ over the simplex is concave;
 # we solve it with the EM fixed point $\pi_i \leftarrow \frac1N \sum_n \pi_i w_{i,n} / \sum_j \pi_j w_{j,n}$,
-# {func}`gapkit.bsvi.optimize_pi`).
+# {func}`gapkit.inference.bsvi.optimize_pi`).
 
 # %% tags=["hide-input"]
 lg = res["linear_gaussian"]
@@ -132,7 +133,7 @@ plots.say(f"Largest (bound − log p(x)) / standard error over {len(lg['log_px']
 # %% [markdown]
 # ## 2. BSVI on a trained VAE
 #
-# The VAE trained with the plain ELBO, evaluated on test images ({func}`gapkit.bsvi.refined_bounds`):
+# The VAE trained with the plain ELBO, evaluated on test images ({func}`gapkit.inference.bsvi.refined_bounds`):
 # for every $k$ the encoder's ELBO
 # (SVI-0), the ELBO of the $k$-th SVI proposal (SVI-$k$), and BSVI-$k$ with uniform and optimized
 # buffer weights (π fitted on training images). Section 6.5 of {cite}`shu2019buffered` uses the
@@ -203,14 +204,14 @@ plots.say(f"{names[0]} is at least as tight as {names[-1]} for {len(wins)} of {l
 # The encoder $\phi$ is trained on its own ELBO, $\log w(z_0; \lambda_0)$. The decoder $\theta$ is
 # trained on the refined proposals:
 #
-# * **SVI-$k'$** ({class}`gapkit.bsvi.SVI`): $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
-# * **BSVI-$k$** ({class}`gapkit.bsvi.BSVI`): $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
+# * **SVI-$k'$** ({class}`gapkit.inference.bsvi.SVI`): $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
+# * **BSVI-$k$** ({class}`gapkit.inference.bsvi.BSVI`): $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
 #   $\mathbb{E}_{r(i)} \nabla_\theta \log p_\theta(x, z_i)$ with $r(i) = \pi_i w_i / \sum_j \pi_j w_j$
 #   (Lemma 1);
-# * **BSVI-$k$-SIR** ({class}`gapkit.bsvi.BSVISIR`): one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
+# * **BSVI-$k$-SIR** ({class}`gapkit.inference.bsvi.BSVISIR`): one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
 #   the same gradient in expectation, at the cost of SVI;
 # * **-π**: a global $\pi = \mathrm{softmax}(a)$ trained by gradient ascent on the BSVI bound
-#   ({class}`gapkit.bsvi.BufferWeights`).
+#   ({class}`gapkit.inference.bsvi.BufferWeights`).
 #
 # The table gives the test log-likelihood (BSVI-$K$, uniform π), ELBO\* (the ELBO of the $K$-th
 # SVI proposal), and its two terms KL\* $= \mathrm{KL}(q_K \,\|\, p(z))$ and
@@ -349,7 +350,7 @@ draw(default_model, None, "uniform")
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 kmax = len(curves[default_model]["svik"]) - 1
 interact(draw,

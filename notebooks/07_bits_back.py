@@ -38,8 +38,9 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 from gapkit.coding import BitsBackCodec
 from gapkit.models import VAE
 
@@ -247,7 +248,7 @@ plots.say("The baseline needs K = " + (f"{match} steps" if match is not None els
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 sweep_Ks = sorted(r["K"] for r in byK["baseline"].values())
 
@@ -482,7 +483,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 
 def show(bits=6):

@@ -35,13 +35,13 @@
 #
 # and the approximate posterior a factorized Bernoulli $q(h \mid x) = \prod_j \mu_j^{h_j}
 # (1 - \mu_j)^{1 - h_j}$ whose means $\mu_0$ come from a recognition network of the same depth
-# ({class}`gapkit.sbn.SBN`). GDIR moved $\mu$ along $\nabla_\mu \mathcal{L}$ estimated with
+# ({class}`gapkit.models.sbn.SBN`). GDIR moved $\mu$ along $\nabla_\mu \mathcal{L}$ estimated with
 # reparameterized samples $z = \mu + \sigma \epsilon$. A binary $h$ is not a differentiable function
 # of $\mu$ and noise, so there is no reparameterized gradient: what is left is the score-function
 # estimator $\frac1K \sum_k \log w_k \nabla_\lambda \log q(h_k)$ in the logits $\lambda$ of $q$, whose
 # variance grows with the number of units; the supplement says that GDIR with discrete units
 # "suffers the same shortcomings as when passing the gradients directly" {cite}`hjelm2016iterative`.
-# Section 2 measures it ({func}`gapkit.air.score_function_refine`, with a leave-one-out baseline).
+# Section 2 measures it ({func}`gapkit.inference.air.score_function_refine`, with a leave-one-out baseline).
 #
 # **Adaptive iterative refinement** (AIR) needs no gradient. The posterior's marginals
 # $\mathbb{E}_{p(h \mid x)}[h]$ are the best factorized Bernoulli in the inclusive sense, and importance
@@ -55,7 +55,7 @@
 # \end{aligned}
 # $$
 #
-# with damping $\gamma = 0.9$ in the supplement ({func}`gapkit.air.refine`, all images at once, the
+# with damping $\gamma = 0.9$ in the supplement ({func}`gapkit.inference.air.refine`, all images at once, the
 # sample dimension first). How good $q_t$ is as a proposal is measured, as in chapter 5, by the
 # normalized effective sample size $\mathrm{ESS} = (\sum_k w_k)^2 / (K \sum_k w_k^2)$.
 #
@@ -87,8 +87,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from gapkit import experiments, plots
-from gapkit.notebook import setup
+from gapkit import experiments
+from gapkit.book import plots
+from gapkit.book.notebook import setup
 
 preset, device = setup("discrete-latents")  # theme, $GAPKIT_PRESET, device, expected times
 
@@ -322,7 +323,7 @@ draw()
 
 # %% tags=["hide-input"]
 import ipywidgets as widgets
-from gapkit.widgets import interact
+from gapkit.book.widgets import interact
 
 interact(draw, T=widgets.IntSlider(20, 0, len(f1["steps"]) - 1, 1, description="AIR steps"), grid={"T": 11});
 

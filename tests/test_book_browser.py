@@ -10,7 +10,7 @@ serves it on 127.0.0.1, opens every page in Debian's ``chromium`` with every hos
 * widgets are drawn from their saved state (every one on each page), and at least one shows its
   figure under its sliders; no progress bar is left on a page;
 * the Colab links (the launch button and the badge) open the chapter's own ``.ipynb``;
-* every control of every precomputed slider widget (``gapkit.widgets.interact``) on a chapter page is
+* every control of every precomputed slider widget (``gapkit.book.widgets.interact``) on a chapter page is
   moved as a reader would (keyboard focus on the slider's handle and ArrowRight, or a drop-down's
   option and its change event) to the next precomputed value; the figure shown must change and be
   the frame the saved widget state holds for that value (drawn at that value); every chapter has
@@ -273,7 +273,7 @@ PROBE = r"""
 """
 
 
-# The precomputed sliders (gapkit.widgets.interact): every widget's controls, where they stand, and
+# The precomputed sliders (gapkit.book.widgets.interact): every widget's controls, where they stand, and
 # the frame the page shows, read from the page itself; the frame the saved widget state says belongs
 # to those positions is found by following its stacks (the state is embedded in the page).
 SLIDERS = r"""
@@ -595,7 +595,7 @@ def test_book_in_browser(tmp_path):
     for page in chapters:
         sr = slider_reports.get(page, {})
         if not sr.get("widgets"):
-            problems.append(f"{page}: no precomputed slider (gapkit.widgets.interact) on the chapter page")
+            problems.append(f"{page}: no precomputed slider (gapkit.book.widgets.interact) on the chapter page")
         elif len(sr["moves"]) < sr["controls"]:
             problems.append(f"{page}: {sr['controls'] - len(sr['moves'])} of {sr['controls']} controls were not "
                             "moved to a new precomputed figure")

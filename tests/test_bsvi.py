@@ -6,7 +6,7 @@ import torch
 from scipy.stats import chisquare
 
 from gapkit.bounds import bsvi, iwae
-from gapkit.bsvi import (BufferWeights, buffer_trajectory, bsvi_prefix, mean_position, optimize_pi, sir_indices,
+from gapkit.inference.bsvi import (BufferWeights, buffer_trajectory, bsvi_prefix, mean_position, optimize_pi, sir_indices,
                          trajectory_log_weights)
 from gapkit.estimators import log_weights
 from gapkit.experiments.bsvi import linear_gaussian_check

@@ -73,7 +73,7 @@ def test_cache_key_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
 
 
 def test_notebook_setup(capsys):
-    from gapkit.notebook import setup
+    from gapkit.book.notebook import setup
     preset, device = setup("vae-basics")
     out = capsys.readouterr().out
     assert preset.name == "quick" and "vae-basics: about" in out and device.type in ("cpu", "cuda")

@@ -10,9 +10,14 @@ import pytest
 import torch
 
 from gapkit import bounds
-from gapkit.air import evaluate, fit, log_likelihood, normalized_weights, refine
+from gapkit.inference.air import evaluate
+from gapkit.inference.air import fit
+from gapkit.inference.air import log_likelihood
+from gapkit.inference.air import normalized_weights
+from gapkit.inference.air import refine
 from gapkit.objectives import AIR, RWS, BiHM
-from gapkit.sbn import SBN, bernoulli_kl
+from gapkit.models.sbn import SBN
+from gapkit.models.sbn import bernoulli_kl
 
 
 def tiny(seed=0, n=6, layers=(3, 2), scale=2.0):
@@ -252,7 +257,8 @@ def test_experiment_runs_at_the_quick_preset(tmp_path):
 
 
 def test_score_function_gradient_is_the_elbo_gradient_by_enumeration():
-    from gapkit.air import score_function_gradient, score_function_refine
+    from gapkit.inference.air import score_function_gradient
+    from gapkit.inference.air import score_function_refine
     m, x, g = tiny(7, n=3)
     logits = m.encode_logits(x).detach().requires_grad_(True)
     states = m.all_states(torch.float64)[:, None, :].expand(-1, 3, -1)

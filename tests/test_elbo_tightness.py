@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from gapkit import experiments, optimal
+from gapkit import experiments
+from gapkit.inference import optimal
 from gapkit.estimators import evaluate
 from gapkit.likelihoods import gaussian_kl
 from gapkit.experiments.elbo_tightness import (best_diagonal, exact_posterior_elbo, iwae_spread,

@@ -8,7 +8,9 @@ from gapkit import experiments
 from gapkit.io import save_checkpoint
 from gapkit.likelihoods import gaussian_kl
 from gapkit.models import VAE, LinearGaussian
-from gapkit.sweep import evaluate_with, inference_gap, sweep
+from gapkit.analysis.sweep import evaluate_with
+from gapkit.analysis.sweep import inference_gap
+from gapkit.analysis.sweep import sweep
 
 
 def _lg_model(seed=0, x_dim=6, z_dim=2):

@@ -1,8 +1,8 @@
-"""Optimal inference (gapkit.optimal): per-data-point and the paper's amortized form."""
+"""Optimal inference (gapkit.inference.optimal): per-data-point and the paper's amortized form."""
 import pytest
 import torch
 
-from gapkit import optimal
+from gapkit.inference import optimal
 from gapkit.estimators import evaluate
 from gapkit.models import VAE, LinearGaussian
 

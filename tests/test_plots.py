@@ -1,4 +1,4 @@
-"""gapkit.plots: results tables as real HTML, results sentences as Markdown, the shared plot pieces."""
+"""gapkit.book.plots: results tables as real HTML, results sentences as Markdown, the shared plot pieces."""
 import re
 
 import matplotlib
@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from gapkit import plots  # noqa: E402
+from gapkit.book import plots  # noqa: E402
 
 
 def cells(html):

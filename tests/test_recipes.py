@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from gapkit import optimal
+from gapkit.inference import optimal
 from gapkit.bounds import iwae, log_mean_exp
 from gapkit.estimators import evaluate, log_weights
 from gapkit.models import VAE
 from gapkit.objectives import OBJECTIVES, Losses, Objective, make_objective, register
-from gapkit.refine import refine
-from gapkit.snr import snr
+from gapkit.inference.refine import refine
+from gapkit.analysis.snr import snr
 from gapkit.train import train
 
 

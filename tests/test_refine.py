@@ -7,7 +7,7 @@ import torch
 from gapkit.bounds import ess
 from gapkit.models import VAE, LinearGaussian
 from gapkit.objectives import GDIR
-from gapkit.refine import refine
+from gapkit.inference.refine import refine
 
 
 def diagonal_model(seed=0, n=8):

@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from gapkit.bounds import elbo
-from gapkit.classify import Classifier, accuracy, predictive, train_classifier
+from gapkit.analysis.classify import Classifier
+from gapkit.analysis.classify import accuracy
+from gapkit.analysis.classify import predictive
+from gapkit.analysis.classify import train_classifier
 from gapkit.estimators import log_weights
 from gapkit.models import VAE, LinearGaussian
 from gapkit.objectives import (Denoising, EncoderScheme, ReverseHalfAsleep, ReverseSleep, Sleep, Wake,

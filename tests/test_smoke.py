@@ -17,7 +17,7 @@ from gapkit.data import load
 from gapkit.estimators import evaluate
 from gapkit.models import VAE
 from gapkit.objectives import ELBO
-from gapkit.refine import refine
+from gapkit.inference.refine import refine
 from gapkit.train import checkpoints, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gapkit import snr as S
+from gapkit.analysis import snr as S
 from gapkit.bounds import ciwae, iwae, miwae
 from gapkit.models import VAE, LinearGaussian
 

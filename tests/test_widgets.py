@@ -1,4 +1,4 @@
-"""gapkit.widgets.interact: precomputed frames in the saved state (one per grid value, linked to the
+"""gapkit.book.widgets.interact: precomputed frames in the saved state (one per grid value, linked to the
 controls on the client side), a live redraw on change (off the grid too), clear errors."""
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -7,7 +7,11 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import base64
 
-from gapkit.widgets import frame_key, interact, nearest, render, render_png
+from gapkit.book.widgets import frame_key
+from gapkit.book.widgets import interact
+from gapkit.book.widgets import nearest
+from gapkit.book.widgets import render
+from gapkit.book.widgets import render_png
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def draw(panels: list, path: Path, preset_note: str = "", findings: bool = False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-    from gapkit import plots
+    from gapkit.book import plots
     plots.use_theme()
     n = max(len(panels), 1)
     nrow = math.ceil(n / 4)
@@ -189,7 +189,7 @@ def draw_panel(panel: Panel, path: Path) -> tuple:
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
     from matplotlib.ticker import MaxNLocator
-    from gapkit import plots
+    from gapkit.book import plots
     plots.use_theme()
     fs = PANEL_FONT_PT
     labels = list(panel.values)

@@ -1,6 +1,6 @@
 """Benchmark AIR: refinement of 10,000 test images, batched against a per-image loop.
 
-The batched path refines all images in one call of :func:`gapkit.air.refine` (every step is one
+The batched path refines all images in one call of :func:`gapkit.inference.air.refine` (every step is one
 pass of the generative network over samples x images, in memory chunks); the per-image loop calls
 it on one image at a time with the same steps and samples, timed on a subset and scaled to all
 images; both at 5 and at 20 samples per step (the loop's cost is mostly per-call overhead, the
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..air import refine
-from ..sbn import SBN
+from ..inference.air import refine
+from ..models.sbn import SBN
 from . import batched_vs_loop, benchmark, matmul_rate, mlp_flops, table
 from .refine import _images
 

@@ -13,7 +13,6 @@ else a freshly initialised one of the same architecture (the speed does not depe
 """
 from __future__ import annotations
 
-import math
 import os
 
 import torch

@@ -1,6 +1,6 @@
 """Benchmark ``optimal-inference``: per-data-point optimal inference for a whole test set at once.
 
-:func:`gapkit.optimal.per_point` optimizes free (mu_i, log sigma_i) for every image together: each
+:func:`gapkit.inference.optimal.per_point` optimizes free (mu_i, log sigma_i) for every image together: each
 Adam step is one decoder forward and backward pass over all N images (N x K rows), so the work is
 a few large matrix products. The alternative is a Python loop over images, one small optimization
 per image with the same number of steps. Both are timed here in one run (the loop on a subset of
@@ -20,7 +20,7 @@ import time
 import torch
 
 from ..models import VAE
-from ..optimal import per_point
+from ..inference.optimal import per_point
 from . import _sync, benchmark, matmul_rate, mlp_flops, table, timed
 
 

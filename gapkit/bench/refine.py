@@ -1,6 +1,6 @@
 """Benchmark ``refine``: 50 refinement steps for 10,000 test images, batched against a per-image loop.
 
-The batched path refines all images in one call of :func:`gapkit.refine.refine` (one decoder
+The batched path refines all images in one call of :func:`gapkit.inference.refine.refine` (one decoder
 forward/backward per step for the whole batch); the per-image loop calls it on one image at a
 time, timed on a subset and scaled to all images. The batched path's floating-point rate counts the
 decoder's forward pass and its backward pass to the latent input (about as many FLOPs again; no
@@ -14,7 +14,7 @@ import os
 import torch
 
 from ..models import VAE
-from ..refine import refine
+from ..inference.refine import refine
 from . import batched_vs_loop, benchmark, matmul_rate, mlp_flops, table
 
 N_IMAGES, STEPS, LOOP_SUBSET = 10_000, 50, 40

@@ -2,8 +2,8 @@
 
 ``python -m gapkit bench snr``: 1,000 IWAE gradient estimates (and their per-parameter and
 directional SNR) for the ``book`` model of chapter 4 (``notebooks/04_iwae_snr``), by
-:func:`gapkit.snr.snr` (repetitions as a batch dimension) and by a Python loop of backward passes
-(:func:`gapkit.snr.gradient_estimates_loop`), side by side; plus the batched path's FLOP rate as a
+:func:`gapkit.analysis.snr.snr` (repetitions as a batch dimension) and by a Python loop of backward passes
+(:func:`gapkit.analysis.snr.gradient_estimates_loop`), side by side; plus the batched path's FLOP rate as a
 fraction of this machine's matrix-multiply rate measured in the same run.
 """
 from __future__ import annotations
@@ -28,7 +28,10 @@ def book_model(device="cpu", seed: int = 0):
 def compare(model, reps: int = 1000, cases=CASES, device="cpu", repeat: int = 1) -> list[dict]:
     """Rows: time of ``reps`` estimates by the batched estimator and by the loop, their ratio, and
     the batched FLOP rate as a fraction of the matmul rate."""
-    from ..snr import draw_noise, gradient_estimates_loop, snr, snr_from_estimates
+    from ..analysis.snr import draw_noise
+    from ..analysis.snr import gradient_estimates_loop
+    from ..analysis.snr import snr
+    from ..analysis.snr import snr_from_estimates
     rate = matmul_rate(device=device)
     enc = [model.x_dim, *model.hidden, 2 * model.z_dim]
     dec = [model.z_dim, *model.hidden[::-1], model.x_dim]

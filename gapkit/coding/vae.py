@@ -18,7 +18,7 @@ import copy
 import numpy as np
 import torch
 
-from ..optimal import per_point
+from ..inference.optimal import per_point
 from .codecs import Codec, bernoulli, categorical, concat, uniform
 from .tables import bernoulli_probs, latent_bins, logistic_tables, posterior_table
 

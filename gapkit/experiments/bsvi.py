@@ -22,7 +22,10 @@ import time
 import torch
 
 from ..bounds import bsvi as bsvi_bound
-from ..bsvi import bsvi_prefix, mean_position, optimize_pi, refined_bounds
+from ..inference.bsvi import bsvi_prefix
+from ..inference.bsvi import mean_position
+from ..inference.bsvi import optimize_pi
+from ..inference.bsvi import refined_bounds
 from ..estimators import evaluate
 from ..models import LinearGaussian
 from ..objectives import make_objective
@@ -98,7 +101,7 @@ def linear_gaussian_check(steps: int = 20, repeats: int = 4000, n_points: int = 
     _, x = model.sample(n_points, g)                                           # (P, D)
     log_px = model.exact_log_px(x).detach()                                    # (P,)
     xr = x.repeat(repeats, 1)                                                  # (R*P, D), row r*P + p
-    from ..bsvi import buffer_trajectory
+    from ..inference.bsvi import buffer_trajectory
     fit = buffer_trajectory(model, xr, steps, lr=lr, momentum=momentum, generator=g).log_w[:, 0]
     lw = buffer_trajectory(model, xr, steps, lr=lr, momentum=momentum, generator=g).log_w[:, 0]
     lw = lw.reshape(steps + 1, repeats, n_points)                             # (k+1, R, P)
@@ -127,7 +130,6 @@ def linear_gaussian_check(steps: int = 20, repeats: int = 4000, n_points: int = 
             cost={"quick": "20 s CPU", "book": "4-5 min CPU"}, settings=SETTINGS)
 def bsvi_experiment(ctx: Context) -> dict:
     s = _settings(ctx)
-    p = ctx.preset
     k, K = s["k"], s["eval_steps"]
     curve_k = min(s["curve_steps"], K)
     svi = dict(optimizer="momentum", lr=s["svi_lr"], momentum=s["svi_momentum"], clip=s["svi_clip"])

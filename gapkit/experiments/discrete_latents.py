@@ -27,9 +27,13 @@ import time
 import numpy as np
 import torch
 
-from ..air import evaluate, fit, log_likelihood, refine, score_function_refine
+from ..inference.air import evaluate
+from ..inference.air import fit
+from ..inference.air import log_likelihood
+from ..inference.air import refine
+from ..inference.air import score_function_refine
 from ..objectives import AIR, RWS, BiHM
-from ..sbn import SBN
+from ..models.sbn import SBN
 from . import Context, experiment
 
 # The paper's numbers (Hjelm et al. 2016, supplement Section 4): test NLL in nats of a 3-layer SBN

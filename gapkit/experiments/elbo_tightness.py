@@ -5,13 +5,13 @@
 * ``linear_gaussian`` - a linear-Gaussian model whose log p(x) and posterior p(z|x) are exact.
   The identity ``ELBO(q) = log p(x) - KL(q || p(z|x))`` is checked numerically for three q's: an
   amortized linear encoder trained briefly on a few points, the best diagonal Gaussian
-  (:func:`gapkit.optimal.per_point`, compared with its closed form) and the exact posterior;
+  (:func:`gapkit.inference.optimal.per_point`, compared with its closed form) and the exact posterior;
   IWAE-K with the amortized encoder for K = 1 .. 5000, each repeated to measure its Monte Carlo
   spread, gives the bias ``E[L_K] - log p(x)`` and variance of the estimate as K grows.
 * ``mnist`` - a VAE trained on the preset's binarized images (threshold binarization; at the
   ``quick`` preset the 8x8 digits, see ``mnist.dataset``) with checkpoints; at every checkpoint
   the test bound in BPD four ways: ELBO and IWAE-10 with the amortized encoder and with optimal
-  inference (the paper's form, :func:`gapkit.optimal.encoder`: the encoder copied and trained on
+  inference (the paper's form, :func:`gapkit.inference.optimal.encoder`: the encoder copied and trained on
   the test set with the decoder fixed; the per-data-point form is also reported), as in Zhang et
   al. 2022, Figure 9a. For the widget, repeated IWAE-K estimates of a few test images over a grid
   of K, against each image's best estimate of log p(x).
@@ -25,7 +25,7 @@ import math
 import torch
 from ..progress import tqdm
 
-from .. import optimal
+from ..inference import optimal
 from ..bounds import bpd
 from ..estimators import evaluate
 from ..likelihoods import gaussian_kl

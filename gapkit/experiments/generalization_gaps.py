@@ -1,12 +1,12 @@
 """Experiment ``generalization-gaps``: the two generalization gaps of a VAE over training.
 
 For each data set (binary and grey pixels) a VAE is trained with the ELBO long enough to overfit,
-with a checkpoint every few epochs. At every checkpoint (:func:`gapkit.sweep.sweep`, cached):
+with a checkpoint every few epochs. At every checkpoint (:func:`gapkit.analysis.sweep.sweep`, cached):
 
 * ``bpd.train.amortized``: the negative ELBO (BPD) of training images with the amortized encoder;
 * ``bpd.test.amortized``: the same on test images;
 * ``bpd.test.optimal``: the test ELBO with per-point optimal inference q*(z|x) for the fixed
-  decoder (:func:`gapkit.optimal.per_point`) - the generative model's own test performance;
+  decoder (:func:`gapkit.inference.optimal.per_point`) - the generative model's own test performance;
 * ``gap.inference.bpd = bpd.test.amortized - bpd.test.optimal``: the amortized-inference
   generalization gap (Zhang et al. 2022, Eq. 12; ``gap.inference.nats`` in nats per image);
 * ``bpd.train.optimal`` (optimal inference on as many training images as test images) and
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from ..objectives import ELBO
-from ..sweep import sweep
+from ..analysis.sweep import sweep
 from ..train import checkpoints, train
 from . import Context, experiment
 

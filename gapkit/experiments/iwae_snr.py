@@ -24,7 +24,7 @@ import torch
 from ..estimators import evaluate
 from ..models import VAE, load_model
 from ..objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE, LearnableCIWAE
-from ..snr import snr
+from ..analysis.snr import snr
 from ..train import train
 from . import Context, experiment
 

@@ -3,11 +3,11 @@
 On one VAE trained with the ELBO (training and test data):
 
 * ``gaps.train.gap`` (the amortization gap): the encoder's ELBO against per-point optimal inference
-  (:func:`gapkit.optimal.per_point`, the best diagonal Gaussian for every point) on *training*
+  (:func:`gapkit.inference.optimal.per_point`, the best diagonal Gaussian for every point) on *training*
   images, in nats; ``gaps.test.gap`` (the inference generalization gap): the same on *test* images
   (`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_'s
   gap). ``gaps`` also holds the ELBOs behind them and what test-time refinement recovers.
-* Refinement curves (Hjelm et al. 2016, supplement Figure 1): :func:`gapkit.refine.refine` from the
+* Refinement curves (Hjelm et al. 2016, supplement Figure 1): :func:`gapkit.inference.refine.refine` from the
   encoder's q (and from the prior N(0, I)) for 0..``curve_steps`` steps; at each step in ``steps``
   the mean ELBO (``curves.elbo.SPLIT.START``, nats; SPLIT ``train``/``test``, START ``encoder``/``prior``)
   and the mean normalized effective sample size (``curves.ess.SPLIT.START``) of ``eval_samples``
@@ -31,12 +31,12 @@ from ..progress import tqdm
 from ..bounds import ess
 from ..estimators import evaluate, log_weights
 from ..objectives import ELBO, GDIR
-from ..optimal import per_point
-from ..refine import refine
+from ..inference.optimal import per_point
+from ..inference.refine import refine
 from ..train import train
 from . import Context, experiment
 
-# Test-time refinement (curves and table): momentum SGD with per-point sums (see gapkit.refine).
+# Test-time refinement (curves and table): momentum SGD with per-point sums (see gapkit.inference.refine).
 REFINE = dict(optimizer="momentum", lr=0.1, momentum=0.5, samples=20, clip=1.0)
 SETTINGS = {
     "quick": dict(changes=dict(epochs=30, checkpoint_every=30), n_curve=100, eval_samples=100, n_gap=200,

@@ -9,7 +9,7 @@ are trained further, post hoc, by :func:`gapkit.train.train` with
 * the denoising regularizer for sigma in {0.1, 0.2, 0.4, 0.8, 1.0} (Table 1).
 
 Test BPD is recorded per epoch; Table 1 takes every row's final encoder (seed 0) and evaluates its
-test ELBO with ``final_K`` samples. A classifier on z ~ q(z|x) (Appendix B, :mod:`gapkit.classify`)
+test ELBO with ``final_K`` samples. A classifier on z ~ q(z|x) (Appendix B, :mod:`gapkit.analysis.classify`)
 is trained on the labelled training images through the base encoder and through the post-hoc
 encoders of alpha = 0 and alpha = 0.5. In the ``book`` and ``paper`` presets (or with ``extras=True``) also: the
 latent sizes of Appendix C and reverse half-asleep from the start of training (Appendix D).
@@ -24,7 +24,7 @@ import torch
 from ..progress import tqdm
 
 from ..bounds import bpd
-from ..classify import downstream_accuracy
+from ..analysis.classify import downstream_accuracy
 from ..estimators import evaluate
 from ..objectives import ELBO
 from ..objectives import Denoising, ReverseHalfAsleep, Sleep

@@ -15,7 +15,7 @@ file                   objectives                                               
 ``encoder_schemes.py`` ``wake``, ``sleep``, ``reverse_sleep``, ``reverse_half_asleep``,      3
                        ``denoising`` (``EncoderScheme``)
 ``refined.py``         ``gdir``, ``svi``, ``bsvi``, ``bsvi-ds``, ``bsvi-sir``                5, 6
-``discrete.py``        ``air``, ``rws``, ``bihm`` (binary latents, ``gapkit.air.fit``)       8
+``discrete.py``        ``air``, ``rws``, ``bihm`` (binary latents, ``gapkit.inference.air.fit``)       8
 =====================  ==================================================================  =======
 
 A new objective: one small class in one of these files (or a new file imported below), with a

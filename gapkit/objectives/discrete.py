@@ -1,4 +1,4 @@
-"""Training objectives for binary latents (sigmoid belief networks, :class:`gapkit.sbn.SBN`).
+"""Training objectives for binary latents (sigmoid belief networks, :class:`gapkit.models.sbn.SBN`).
 
 =============================  ======================================================================
 objective                      generative model p (theta)            recognition net q_psi
@@ -11,17 +11,22 @@ objective                      generative model p (theta)            recognition
 ``BiHM()``                     as RWS with w = sqrt(p / q), no sleep  -sum_k w~_k log q_psi(h_k | x)
 =============================  ======================================================================
 
-q_T is q_psi refined by T AIR steps (:func:`gapkit.air.refine`), w~ the normalized importance
-weights. Trained by :func:`gapkit.air.fit`. Chapter 8 (``notebooks/08_discrete_latents``) explains them.
+q_T is q_psi refined by T AIR steps (:func:`gapkit.inference.air.refine`), w~ the normalized importance
+weights. Trained by :func:`gapkit.inference.air.fit`. Chapter 8 (``notebooks/08_discrete_latents``) explains them.
 """
 from __future__ import annotations
 
 import torch
 
-from ..air import ENCODER_LOSSES, check_gamma, check_weights, normalized_weights, refine
+from ..inference.air import ENCODER_LOSSES
+from ..inference.air import check_gamma
+from ..inference.air import check_weights
+from ..inference.air import normalized_weights
+from ..inference.air import refine
 from ..bounds import ess
 from ..checks import boolean, nonneg_int, one_of, positive_int
-from ..sbn import SBN, bernoulli_kl
+from ..models.sbn import SBN
+from ..models.sbn import bernoulli_kl
 from .base import Losses, Objective, register
 
 __all__ = ["AIR", "RWS", "BiHM", "Reweighted"]

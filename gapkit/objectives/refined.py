@@ -1,6 +1,6 @@
 """Objectives that train with refined posteriors: GDIR / SVI training and buffered SVI.
 
-For a minibatch x the encoder gives q_0 = q_phi(z|x); k refinement steps (:func:`gapkit.refine.refine`,
+For a minibatch x the encoder gives q_0 = q_phi(z|x); k refinement steps (:func:`gapkit.inference.refine.refine`,
 model fixed, stop-gradient) give q_1..q_k. The encoder learns its own ELBO; the decoder learns from
 the refined posterior:
 
@@ -23,10 +23,14 @@ import torch
 import torch.nn as nn
 
 from ..bounds import bsvi, elbo
-from ..bsvi import BufferWeights, buffer_trajectory, sir_indices, trajectory_log_weights
+from ..inference.bsvi import BufferWeights
+from ..inference.bsvi import buffer_trajectory
+from ..inference.bsvi import sir_indices
+from ..inference.bsvi import trajectory_log_weights
 from ..checks import boolean, nonneg_int, positive_int
 from ..estimators import log_weights, log_weights_from_noise
-from ..refine import check_svi_settings, refine
+from ..inference.refine import check_svi_settings
+from ..inference.refine import refine
 from .base import Losses, Objective, register
 
 __all__ = ["GDIR", "RefinedObjective", "SVI", "BSVI", "BSVIDS", "BSVISIR"]
@@ -37,7 +41,7 @@ class GDIR(Objective):
     """Training with refinement (GDIR / SVI training; Hjelm et al. 2016, Shu et al. 2019 Section 2).
 
     For a minibatch x: the encoder gives lambda_0 = (mu_phi(x), sigma_phi(x)); ``steps`` refinement
-    steps (:func:`gapkit.refine.refine`, model fixed, no gradient through them) give lambda_k. Then
+    steps (:func:`gapkit.inference.refine.refine`, model fixed, no gradient through them) give lambda_k. Then
 
     * encoder loss  = -ELBO(x; q_phi(z|x))                         (phi learns its own ELBO)
     * decoder loss  = -E_{q(z; sg(lambda_k))}[log p_theta(x, z) - log q(z; lambda_k)]

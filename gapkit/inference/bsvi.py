@@ -1,6 +1,6 @@
 """Buffered stochastic variational inference (BSVI; Shu, Bui, Whang & Ermon, AISTATS 2019).
 
-SVI refines the encoder's q_0 = q_phi(z|x) by k gradient steps (:func:`gapkit.refine.refine`) and
+SVI refines the encoder's q_0 = q_phi(z|x) by k gradient steps (:func:`gapkit.inference.refine.refine`) and
 keeps only the last proposal q_k. BSVI keeps the whole *buffer* of importance weights
 ``w_i = p(x, z_i) / q_i(z_i)``, ``z_i ~ q_i``, i = 0..k, and uses
 
@@ -38,10 +38,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import smoke
-from .bounds import bsvi
-from .checks import nonneg_int, one_of, positive_int
-from .likelihoods import gaussian_kl
+from .. import smoke
+from ..bounds import bsvi
+from ..checks import nonneg_int, one_of, positive_int
+from ..likelihoods import gaussian_kl
 from .refine import refine
 
 __all__ = ["BufferWeights", "buffer_trajectory", "trajectory_log_weights", "sir_indices", "optimize_pi",
@@ -97,8 +97,8 @@ def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: 
                       generator: torch.Generator | None = None, seed: int = 0):
     """The SVI trajectory of the BSVI paper (momentum SGD, lr 1.0, momentum 0.5, clip 1.0).
 
-    Runs :func:`gapkit.refine.refine` from ``init`` (default: the encoder's detached q_0) with one
-    sample per step: returns the :class:`gapkit.refine.Trajectory` (all tensors detached), with
+    Runs :func:`gapkit.inference.refine.refine` from ``init`` (default: the encoder's detached q_0) with one
+    sample per step: returns the :class:`gapkit.inference.refine.Trajectory` (all tensors detached), with
     ``log_w`` of shape (k+1, 1, B).
 
     Chapter 6 (``notebooks/06_bsvi``) explains it.
@@ -204,7 +204,7 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
     positive_int("recon_samples", recon_samples)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(seed)
-    from .progress import tqdm
+    from ..progress import tqdm
     parts = {"log_w": [], "kl_star": [], "reconstruction_star": []}
     for s in tqdm(range(0, len(x), batch_size), desc=f"BSVI-{steps}", disable=not progress, leave=False):
         xb = x[s:s + batch_size]

@@ -12,9 +12,9 @@ Inference methods (which q(z|x) the bound is evaluated with):
 
 * ``"amortized"``: the checkpoint's own encoder q_phi(z|x);
 * ``"optimal"``: per-data-point optimal Gaussians q*(z|x_i) for the fixed decoder
-  (:func:`gapkit.optimal.per_point`, all points optimized at once, from the encoder's output);
+  (:func:`gapkit.inference.optimal.per_point`, all points optimized at once, from the encoder's output);
 * ``"optimal-encoder"``: the paper's optimal inference (Zhang et al. 2022, Eq. 13): a copy of the
-  encoder trained on ``x`` itself with the decoder fixed (:func:`gapkit.optimal.encoder`).
+  encoder trained on ``x`` itself with the decoder fixed (:func:`gapkit.inference.optimal.encoder`).
 
 The difference of two sweeps on test data is the amortized-inference generalization gap
 (`chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_), Eq. 12 of the paper:
@@ -34,13 +34,13 @@ from pathlib import Path
 
 import torch
 
-from .checks import one_of, positive_int
-from .bounds import BOUNDS, bpd
-from .bounds import get as get_bound
-from .estimators import evaluate
-from .io import file_digest, read_json, write_json
-from .models import load_model
-from .progress import tqdm
+from ..checks import one_of, positive_int
+from ..bounds import BOUNDS, bpd
+from ..bounds import get as get_bound
+from ..estimators import evaluate
+from ..io import file_digest, read_json, write_json
+from ..models import load_model
+from ..progress import tqdm
 
 __all__ = ["INFERENCE", "sweep", "evaluate_with", "inference_gap", "file_digest",
            "tensor_digest"]
@@ -79,10 +79,10 @@ def evaluate_with(model, x: torch.Tensor, bound="elbo", K: int = 1, inference: s
     kw = _check_method(inference, inference_kw)
     q, m = None, model
     if inference == "optimal":
-        from .optimal import per_point
+        from ..inference.optimal import per_point
         q = per_point(model, x, kw["steps"], kw["lr"], kw["K"], seed=seed + 1, progress=progress)
     elif inference == "optimal-encoder":
-        from .optimal import encoder
+        from ..inference.optimal import encoder
         m = encoder(model, x, kw["epochs"], kw["lr"], kw["batch_size"], kw["K"], seed=seed + 1,
                       progress=progress)
     m.eval()
@@ -138,8 +138,8 @@ def sweep(checkpoints, x: torch.Tensor, bound: str = "elbo", K: int = 1, inferen
     :param x: (N, D) data (a fixed binarization for dynamic data).
     :param bound: a name in :data:`gapkit.bounds.BOUNDS` (``"elbo"``, ``"iwae"``, ...).
     :param K: the bound's samples per image.
-    :param inference: q: ``"amortized"``, ``"optimal"`` (:func:`gapkit.optimal.per_point`) or
-        ``"optimal-encoder"`` (:func:`gapkit.optimal.encoder`).
+    :param inference: q: ``"amortized"``, ``"optimal"`` (:func:`gapkit.inference.optimal.per_point`) or
+        ``"optimal-encoder"`` (:func:`gapkit.inference.optimal.encoder`).
     :param inference_kw: the inference method's settings.
     :param cache_dir: where per-checkpoint results live (default: ``sweep/`` next to the checkpoints).
     :returns: one dict per checkpoint, in the given order: ``epoch``, ``checkpoint``, ``nats`` (mean

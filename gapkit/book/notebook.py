@@ -6,10 +6,11 @@ chapter's experiments takes at this preset when its result is not cached yet.
 """
 from __future__ import annotations
 
-from . import experiments, plots
-from .cost import expected
-from .device import default_device
-from .presets import get_preset
+from .. import experiments
+from . import plots
+from ..cost import expected
+from ..device import default_device
+from ..presets import get_preset
 
 __all__ = ["setup"]
 

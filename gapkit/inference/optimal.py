@@ -6,7 +6,7 @@
   output. With the model fixed this is the best diagonal Gaussian for every point.
 * :func:`encoder` - the paper's (Zhang et al. 2022, Section 2.1, Eq. 13): copy the trained encoder,
   fix the decoder, and train the copy on the evaluation set itself by maximizing its ELBO (the
-  ``"optimal-encoder"`` inference of :mod:`gapkit.sweep`; "amortized" always means the plain,
+  ``"optimal-encoder"`` inference of :mod:`gapkit.analysis.sweep`; "amortized" always means the plain,
   untouched encoder).
 
 The gap between the amortized encoder's bound and the optimal bound on test data is the
@@ -22,12 +22,12 @@ import copy
 
 import torch
 
-from . import smoke
-from .checks import nonneg_int, number, positive_int
-from . import bounds as _bounds
-from .bounds import elbo
-from .estimators import log_weights
-from .progress import tqdm
+from .. import smoke
+from ..checks import nonneg_int, number, positive_int
+from .. import bounds as _bounds
+from ..bounds import elbo
+from ..estimators import log_weights
+from ..progress import tqdm
 
 __all__ = ["per_point", "encoder"]
 

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, grad, vmap
 
-from . import smoke
-from . import bounds as _bounds
-from .checks import integer, positive_int
-from .estimators import log_weights_from_noise
-from .progress import tqdm
+from .. import smoke
+from .. import bounds as _bounds
+from ..checks import integer, positive_int
+from ..estimators import log_weights_from_noise
+from ..progress import tqdm
 
 __all__ = ["SNRResult", "draw_noise", "gradient_estimates", "gradient_estimates_loop", "snr",
            "snr_from_estimates", "bound_from_noise", "group_bound"]

@@ -11,7 +11,7 @@ h_l in {0, 1}^{H_l} over binary pixels x in {0, 1}^D (Hjelm et al. 2016; Bornsch
 The approximate posterior is one factorized Bernoulli over all units of all layers,
 ``q(h | x) = prod_l prod_j Bernoulli(h_{l,j}; mu_{l,j})``, whose means come from a recognition
 network of the same depth, ``mu_1 = sigmoid(V_1 x + c_1)``, ``mu_l = sigmoid(V_l mu_{l-1} + c_l)``
-(deterministic, so that AIR can refine every mean, :mod:`gapkit.air`).
+(deterministic, so that AIR can refine every mean, :mod:`gapkit.inference.air`).
 
 Shapes: the layers are concatenated along the last dimension, layer 1 first, ``H = sum_l H_l``;
 ``h`` is (..., B, H) with any leading sample dimensions (K first), ``mu`` (B, H), and
@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import int_sizes, positive_int
-from .likelihoods import bernoulli_log_prob, check_data
+from ..checks import int_sizes, positive_int
+from ..likelihoods import bernoulli_log_prob, check_data
 
 __all__ = ["SBN", "bernoulli_mean_log_prob", "bernoulli_kl", "MAX_LAYERS"]
 

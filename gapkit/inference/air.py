@@ -1,8 +1,8 @@
 """Adaptive iterative refinement (AIR), reweighted wake-sleep and BiHM for binary latents.
 
-Gradient refinement (:mod:`gapkit.refine`) needs reparameterized samples, which binary latents do
+Gradient refinement (:mod:`gapkit.inference.refine`) needs reparameterized samples, which binary latents do
 not have. AIR (Hjelm et al. 2016, arXiv 1511.06382) refines the Bernoulli means of a factorized
-q(h | x) (:class:`gapkit.sbn.SBN`) by importance sampling instead::
+q(h | x) (:class:`gapkit.models.sbn.SBN`) by importance sampling instead::
 
     mu_0 = the recognition network's means q_psi(h = 1 | x)
     h^(k) ~ q_t = Bernoulli(mu_t),  k = 1..K                                (K, B, H)
@@ -46,11 +46,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import smoke
-from .bounds import bihm, ess, iwae
-from .checks import integer, nonneg_int, number, one_of, positive_int
-from .progress import tqdm
-from .sbn import SBN
+from .. import smoke
+from ..bounds import bihm, ess, iwae
+from ..checks import integer, nonneg_int, number, one_of, positive_int
+from ..progress import tqdm
+from ..models.sbn import SBN
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "fit", "evaluate",
            "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma", "check_weights"]

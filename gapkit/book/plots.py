@@ -238,7 +238,7 @@ def records_table(records, columns: dict, formats=None, caption: str = "", best=
     maps each header to what the row shows, a dotted path into the record (read with
     :meth:`gapkit.results.Results.at`, so a missing key names the valid ones) or a callable of the
     record. One formatter for every chapter's results tables."""
-    from .results import Results
+    from ..results import Results
 
     def value(rec, how):
         if callable(how):

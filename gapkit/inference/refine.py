@@ -36,11 +36,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import smoke
-from .bounds import get as get_bound
-from .checks import nonneg_int, number, one_of, positive_int
-from .estimators import log_weights_from_noise
-from .progress import tqdm
+from .. import smoke
+from ..bounds import get as get_bound
+from ..checks import nonneg_int, number, one_of, positive_int
+from ..estimators import log_weights_from_noise
+from ..progress import tqdm
 
 __all__ = ["refine", "Trajectory", "OPTIMIZERS", "check_svi_settings"]
 

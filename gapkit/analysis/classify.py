@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import smoke
-from .checks import number, positive_int
-from .estimators import sample_q
-from .progress import tqdm
+from .. import smoke
+from ..checks import number, positive_int
+from ..estimators import sample_q
+from ..progress import tqdm
 
 __all__ = ["Classifier", "train_classifier", "predictive", "accuracy", "downstream_accuracy"]
 
