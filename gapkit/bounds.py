@@ -8,7 +8,8 @@ The sample dimension comes first: ``log_w`` has shape (K, B) with
   ``L_K <= L_{K+1} <= log p(x)`` in expectation, and ``L_K -> log p(x)`` as K grows.
 
 Bits per dimension of a bound ``L`` in nats on D-pixel images: ``BPD = -L / (D ln 2)``.
-Chapter 1 (``notebooks/01_elbo_tightness``) explains them; later chapters add their bounds here.
+`Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
+explains them; later chapters add their bounds here.
 
 **A bound is a reduction over the sample axis**: a function ``log_w (K, ...) -> (...)`` (the sample
 dimension first, any batch dimensions after it). Every consumer takes one by name (:data:`BOUNDS`,
@@ -80,7 +81,7 @@ def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
     """ELBO estimate ``(1/K) sum_k log w_k``: (K, B) -> (B,).
 
-    Chapter 0 (``notebooks/00_vae_basics``) explains it.
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_ explains it.
     """
     return check_log_w(log_w).mean(0)
 
@@ -91,7 +92,7 @@ elbo.stream = Stream(lambda lw: lw.sum(0), torch.add, lambda acc, K: acc / K)
 def iwae(log_w: torch.Tensor) -> torch.Tensor:
     """IWAE bound ``log (1/K) sum_k w_k``: (K, B) -> (B,). With K = 1 it is the ELBO.
 
-    Chapter 1 (``notebooks/01_elbo_tightness``) explains it.
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_ explains it.
     """
     return log_mean_exp(check_log_w(log_w), dim=0)
 
@@ -102,7 +103,8 @@ iwae.stream = Stream(lambda lw: torch.logsumexp(lw, 0), torch.logaddexp, lambda 
 def bpd(bound, dim: int):
     """Bits per dimension of a lower bound ``bound`` (nats per image, <= 0): ``-bound / (D ln 2)``.
 
-    ``dim`` (D, the pixels per image) must be a positive integer. Chapter 0
+    ``dim`` (D, the pixels per image) must be a positive integer.
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_
     (``notebooks/00_vae_basics``) explains the unit.
     """
     return -bound / (positive_int("dim (pixels per image)", dim) * math.log(2))
@@ -113,7 +115,8 @@ def ess(log_w: torch.Tensor) -> torch.Tensor:
 
     ``ESS = (sum_k w_k)^2 / (K sum_k w_k^2)`` in [1/K, 1], computed in log space as
     ``exp(2 logsumexp(log w) - logsumexp(2 log w) - log K)``, so it is exact for any scale of the
-    weights. 1 means equal weights (q = p(z|x)); 1/K means one weight dominates. Chapter 5
+    weights. 1 means equal weights (q = p(z|x)); 1/K means one weight dominates.
+    `Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_
     (``notebooks/05_iterative_refinement``) follows it as refinement proceeds (Hjelm et al. 2016).
     """
     log_w = check_log_w(log_w, min_dim=1)
@@ -132,7 +135,7 @@ def miwae(log_w: torch.Tensor) -> torch.Tensor:
     The average of M independent IWAE-K estimates (the sample dimensions come first: M, then K).
     Special cases: M = 1 is IWAE-K; K = 1 is the ELBO averaged over M samples. Its expectation
     is the IWAE-K bound for every M; M only lowers the variance of the estimate and of its
-    gradient. Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    gradient. `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
     check_log_w(log_w, min_dim=3)
     return log_mean_exp(log_w, dim=1).mean(0)
@@ -144,7 +147,8 @@ def ciwae(log_w: torch.Tensor, beta) -> torch.Tensor:
     A convex combination of the ELBO and IWAE-K on the *same* K samples, ``beta`` in [0, 1]
     (a float or a tensor, e.g. a learnable ``sigmoid`` of a free parameter). Special cases:
     beta = 1 is the ELBO (K-sample average), beta = 0 is IWAE-K; on any one draw
-    ``ELBO <= CIWAE <= IWAE`` (Jensen). Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    ``ELBO <= CIWAE <= IWAE`` (Jensen).
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
     check_log_w(log_w)
     b = torch.as_tensor(beta, dtype=log_w.dtype, device=log_w.device)
@@ -172,7 +176,8 @@ def bsvi(log_w: torch.Tensor, pi=None, log_pi=None) -> torch.Tensor:
     ``pi_i = 1/(k+1)`` it is ``log_mean_exp``, i.e. the IWAE bound when the proposals are
     independent and identical; ``pi = (0, ..., 0, 1)`` gives the SVI-k bound ``log w_k``.
     ``pi`` (probabilities) or ``log_pi`` (log-probabilities, e.g. a log-softmax, differentiable)
-    has shape (k+1,) or broadcasts against ``log_w``. Chapter 6 (``notebooks/06_bsvi``) explains it.
+    has shape (k+1,) or broadcasts against ``log_w``.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     check_log_w(log_w, min_dim=1)
     if pi is not None and log_pi is not None:
@@ -213,7 +218,7 @@ def bihm(log_w: torch.Tensor) -> torch.Tensor:
     ``2 log p~*(x) <= log p(x)`` (equality iff q(h | x) = p(h | x)); the K-sample estimate is below
     ``2 log p~*(x)`` in expectation (Jensen) and rises to it as K grows. ``2 log p~*(x)`` is also a
     lower bound on the BiHM model's own ``log p*(x) = 2 log p~*(x) - log Z``, since ``Z <= 1``.
-    Chapter 8 (``notebooks/08_discrete_latents``) explains it.
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ explains it.
     """
     return 2 * log_mean_exp(0.5 * check_log_w(log_w), dim=0)
 

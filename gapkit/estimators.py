@@ -34,7 +34,8 @@ def log_weights_from_noise(model, x: torch.Tensor, eps: torch.Tensor, q=None, re
 
     ``q`` is ``(mu, std)``, broadcastable against ``eps`` (e.g. (B, Z), or (R, 1, 1, B, Z) for
     repetitions); by default the model's amortized encoder ``model.encode(x)``. Gradients flow to
-    whatever ``q`` and the model's parameters carry. Chapter 1 (``notebooks/01_elbo_tightness``).
+    whatever ``q`` and the model's parameters carry.
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_.
     """
     mu, std = model.encode(x) if q is None else q
     z = mu + std * eps                                                # (..., B, Z)

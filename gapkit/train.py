@@ -247,7 +247,8 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
     Returns the history: ``epoch``, ``train_bound``/``test_bound`` (nats), ``train_bpd``/``test_bpd``
     per evaluation, and ``loss``, ``epoch_time`` per epoch.
 
-    Chapter 0 (``notebooks/00_vae_basics``) trains its VAE with it; chapter 3 (``notebooks/03_wake_sleep``) explains why
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_ trains its VAE with it;
+    `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_ explains why
     every call starts fresh optimizers.
     """
     if cfg is not None and not isinstance(cfg, TrainConfig):

@@ -26,7 +26,7 @@ one batched matrix product. Other models use ``torch.func.vmap(torch.func.grad(f
 noise. Repetitions are taken in chunks that bound memory; sums are accumulated in float64.
 :func:`gradient_estimates_loop` is the plain loop, kept as the reference for tests and the benchmark.
 
-Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+`Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
 """
 from __future__ import annotations
 
@@ -314,7 +314,8 @@ def snr(model, x, K: int = 1, M: int = 1, bound="iwae", reps: int = 1000, seed: 
     :param max_keep_floats: keep all estimates when they fit (one pass), else recompute them from
         the same seeds for the projections (two passes).
 
-    Chapter 4 (``notebooks/04_iwae_snr``) explains the SNR and plots it against K and M.
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_
+    explains the SNR and plots it against K and M.
     """
     fn = _bounds.get(bound, **bound_params)
     positive_int("M", M)

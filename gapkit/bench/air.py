@@ -7,7 +7,8 @@ images; both at 5 and at 20 samples per step (the loop's cost is mostly per-call
 batched path's mostly the matrix products and the softplus over every sample's 784 pixel logits, so
 the speed-up falls as the samples grow). The batched path's floating-point rate counts the recognition network once and the
 generative network's forward pass for every sample of every step, and is given as a fraction of
-the machine's matrix-multiply rate measured in the same run. Chapter 8
+the machine's matrix-multiply rate measured in the same run.
+`Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_
 (``notebooks/08_discrete_latents``) uses ``refine``.
 """
 from __future__ import annotations

@@ -5,7 +5,8 @@ K samples in chunks of at most ``max_rows`` (sample, image) rows per forward pas
 log-sum-exp) for K = 1000 and 5000, and reports images per second, the process's peak memory
 and the achieved floating-point rate as a fraction of the machine's own matrix-multiply rate,
 measured in the same run. The same work done by a per-image loop (all K samples of one image in
-one pass, one image after another) is timed on a subset, and the ratio is given. Chapter 1
+one pass, one image after another) is timed on a subset, and the ratio is given.
+`Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_
 (``notebooks/01_elbo_tightness``) shows the table.
 
 The model is the trained ``book`` model of ``elbo-tightness`` or ``vae-basics`` when one is cached,

@@ -5,7 +5,8 @@ Adam step is one decoder forward and backward pass over all N images (N x K rows
 a few large matrix products. The alternative is a Python loop over images, one small optimization
 per image with the same number of steps. Both are timed here in one run (the loop on a subset of
 images, scaled to N), with the batched path's FLOP rate as a fraction of this machine's measured
-matrix-multiply rate. Chapter 2 (``notebooks/02_generalization_gaps``) uses the batched path at
+matrix-multiply rate. `Chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_
+uses the batched path at
 every checkpoint.
 
 FLOPs per step of the batched path: the decoder's forward pass over N*K rows plus its backward

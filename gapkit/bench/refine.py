@@ -5,7 +5,8 @@ forward/backward per step for the whole batch); the per-image loop calls it on o
 time, timed on a subset and scaled to all images. The batched path's floating-point rate counts the
 decoder's forward pass and its backward pass to the latent input (about as many FLOPs again; no
 weight gradients are needed), and is given as a fraction of the machine's matrix-multiply rate
-measured in the same run. Chapter 5 (``notebooks/05_iterative_refinement``) uses ``refine``.
+measured in the same run.
+`Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ uses ``refine``.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Benchmark ``snr``: many gradient estimates in one batched pass against a loop of backward passes.
 
 ``python -m gapkit bench snr``: 1,000 IWAE gradient estimates (and their per-parameter and
-directional SNR) for the ``book`` model of chapter 4 (``notebooks/04_iwae_snr``), by
+directional SNR) for the ``book`` model of
+`chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_, by
 :func:`gapkit.analysis.snr.snr` (repetitions as a batch dimension) and by a Python loop of backward passes
 (:func:`gapkit.analysis.snr.gradient_estimates_loop`), side by side; plus the batched path's FLOP rate as a
 fraction of this machine's matrix-multiply rate measured in the same run.
@@ -16,7 +17,8 @@ CASES = ((1, 1), (10, 4), (64, 1))   # (K, B): samples per estimate, images in t
 
 
 def book_model(device="cpu", seed: int = 0):
-    """An (untrained) model of the ``book`` preset's architecture of chapter 4; timings do not
+    """An (untrained) model of the ``book`` preset's architecture of
+    `chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_; timings do not
     depend on the weights."""
     from ..experiments.iwae_snr import SETTINGS
     from ..models import VAE

@@ -1,4 +1,5 @@
-"""Lossless compression with a VAE: bits-back coding with ANS (chapter 7, ``notebooks/07_bits_back``).
+"""Lossless compression with a VAE: bits-back coding with ANS
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 One idea a file:
 

@@ -1,4 +1,5 @@
-"""Standard lossless compressors on the same images, in bits per dimension (chapter 7).
+"""Standard lossless compressors on the same images, in bits per dimension
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 ``baseline_bpd(images, binary)`` compresses the whole set in one stream with gzip (level 9), bz2
 (level 9) and lzma (preset 9) - each on the bytes of the pixels (one byte a pixel) and, for binary
@@ -37,7 +38,8 @@ def _png_bytes(img: np.ndarray, binary: bool) -> int:
 def baseline_bpd(images, binary: bool, image_shape=(28, 28), png: bool = True) -> dict:
     """BPD of gzip, bz2, lzma (whole set) and PNG (per image and mosaic) on ``images`` (N, D) uint8.
 
-    Chapter 7 (``notebooks/07_bits_back``) compares the bits-back coder with them.
+    `Chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_
+    compares the bits-back coder with them.
     """
     x = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
     n, d = x.shape

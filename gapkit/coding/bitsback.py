@@ -1,4 +1,5 @@
-"""Bits-back coding as a composition of push/pop pairs (Townsend et al. 2019; chapter 7).
+"""Bits-back coding as a composition of push/pop pairs (Townsend et al. 2019;
+`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 For a group of images x, from the prior, likelihood and posterior codecs (:mod:`gapkit.coding.vae`):
 
@@ -59,7 +60,8 @@ def no_bits_back(prior: Codec, likelihood, mode) -> Codec:
 
 
 def trace(prior: Codec, likelihood, posterior, x, seed: int) -> dict:
-    """Bits-back step by step for one image x (1, D) on a fresh stack of initial words (chapter 7).
+    """Bits-back step by step for one image x (1, D) on a fresh stack of initial words
+    (`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
     -> the stack size in bits after each step (``start``, ``pop z``, ``push x``, ``push z``), the popped
     bins, and the terms -log2 Q(z|x), -log2 P(x|z), -log2 P(z) from the codecs that coded them.

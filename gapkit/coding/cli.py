@@ -1,4 +1,5 @@
-"""``python -m gapkit compress`` / ``decompress``: bits-back coding of ``.npy`` image arrays (chapter 7).
+"""``python -m gapkit compress`` / ``decompress``: bits-back coding of ``.npy`` image arrays
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
     python -m gapkit compress images.npy message.gkbb --checkpoint model.pt [--steps K] [--samples K] ...
     python -m gapkit decompress message.gkbb images.npy --checkpoint model.pt

@@ -1,4 +1,5 @@
-"""Bits-back coding with ANS over a trained VAE: a real lossless compressor (chapter 7).
+"""Bits-back coding with ANS over a trained VAE: a real lossless compressor
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 :class:`BitsBackCodec` codes images in groups of ``group_size`` with the group codecs of
 :mod:`gapkit.coding.bitsback` (one sample, code length -ELBO) or :mod:`gapkit.coding.mcbits`
@@ -49,7 +50,7 @@ class BitsBackCodec:
       one does not, initial words are added as usual);
     * ``seed``: seeds the initial random words and the optimal-inference noise.
 
-    Chapter 7 (``notebooks/07_bits_back``).
+    `Chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_.
     """
 
     pieces = VAECodecs  # the model's prior, likelihood and posterior codecs
@@ -233,12 +234,14 @@ class BitsBackCodec:
 
 
 def encode(model, images, **settings) -> bytes:
-    """``BitsBackCodec(model, **settings).encode(images)``: images -> message bytes (chapter 7)."""
+    """``BitsBackCodec(model, **settings).encode(images)``: images -> message bytes
+    (`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_)."""
     return BitsBackCodec(model, **settings).encode(images)
 
 
 def decode(model, data, **kw):
-    """Message bytes -> images, with the settings stored in the message (chapter 7)."""
+    """Message bytes -> images, with the settings stored in the message
+    (`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_)."""
     header, _ = unpack(data)
     settings = {k: header["coder"][k] for k in (*SETTINGS, "cheap_start")}
     try:

@@ -1,4 +1,5 @@
-"""Codecs as push/pop pairs over an ANS stack, in the style of craystack (chapter 7).
+"""Codecs as push/pop pairs over an ANS stack, in the style of craystack
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 A :class:`Codec` is a pair of functions over ``constriction``'s stack ANS coder ``ans`` (mutable, so
 push returns nothing): ``push(ans, symbols)`` puts symbols on the stack, ``pop(ans) -> symbols`` takes

@@ -1,4 +1,5 @@
-"""The compact binary container of a bits-back message (chapter 7, ``notebooks/07_bits_back``).
+"""The compact binary container of a bits-back message
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 Layout (varints are unsigned LEB128, at most 10 bytes; fixed-size fields little-endian)::
 

@@ -1,4 +1,5 @@
-"""What a message must be decoded with: the model's identity and the coder's arithmetic (chapter 7).
+"""What a message must be decoded with: the model's identity and the coder's arithmetic
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 * :func:`model_hash` - SHA-256 of a model's config and every parameter and buffer;
 * :func:`probe` - SHA-256 of the coder's arithmetic on a fixed probe group of L random images: the

@@ -1,4 +1,5 @@
-"""The images a codec accepts (chapter 7): integer pixels of the model's likelihood, any allowed dtype."""
+"""The images a codec accepts (`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_):
+integer pixels of the model's likelihood, any allowed dtype."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Monte Carlo bits-back coding with importance sampling: a code length of -IWAE-K (chapter 7).
+"""Monte Carlo bits-back coding with importance sampling: a code length of -IWAE-K
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 Ruan et al. (ICML 2021), "Improving Lossless Compression Rates via Monte Carlo Bits-Back Coding",
 code an image in an extended latent space. From the same prior, likelihood and posterior codecs as

@@ -1,4 +1,5 @@
-"""The ANS stack's start, its reserve of bits, and the retry loop of the encoder (chapter 7).
+"""The ANS stack's start, its reserve of bits, and the retry loop of the encoder
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 Bits-back pops latents before it pushes anything, so a stack must hold bits before the first pop:
 ``n`` initial random 32-bit words (:func:`initial_words`, seeded; decoding hands exactly these back,

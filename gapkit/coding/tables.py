@@ -1,4 +1,5 @@
-"""The coder's quantized probability tables, and the information content of a coded symbol (chapter 7).
+"""The coder's quantized probability tables, and the information content of a coded symbol
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_).
 
 * Latent bins: each latent dimension is cut into n = 2^latent_bits bins of equal prior mass, with
   edges at the prior's quantiles Phi^-1(k/n); the decoder sees the bin centre Phi^-1((k + 1/2)/n).

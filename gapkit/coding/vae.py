@@ -1,4 +1,6 @@
-"""The VAE's three codecs on a group of L images (chapter 7): prior p(z), likelihood p(x | z), posterior q(z | x).
+"""The VAE's three codecs on a group of L images
+(`chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_):
+prior p(z), likelihood p(x | z), posterior q(z | x).
 
 * :meth:`VAECodecs.prior` - each of the L*Z latents uniform over its 2^latent_bits equal-prior-mass bins
   (exactly ``latent_bits`` bits a latent);

@@ -1,6 +1,7 @@
 """Experiment ``bits-back``: a real lossless compressor from a VAE, and better inference -> shorter codes.
 
-Chapter 7 (``notebooks/07_bits_back``). Trains the baseline VAE (the preset's architecture with a
+`Chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_.
+Trains the baseline VAE (the preset's architecture with a
 latent size of 10, as in Zhang et al. 2022's compression experiment; the quick preset keeps its
 own), then a reverse-half-asleep encoder for the same fixed decoder (post hoc, alpha = 0.5,
 :class:`gapkit.objectives.encoder_schemes.ReverseHalfAsleep`), and codes the test set with
@@ -156,7 +157,8 @@ def file_rates(model, x_all, sizes, seed=0) -> dict:
 
 
 def findings(res: dict) -> dict:
-    """The verdicts chapter 7 states, computed from the results (so that they stay true)."""
+    """The verdicts `chapter 7 <https://gapkit.github.io/gapkit/notebooks/07_bits_back.html>`_
+    states, computed from the results (so that they stay true)."""
     full, comp = res["full"], res["compressors"]
     b = full["baseline"]
     best = min(comp, key=comp.get)

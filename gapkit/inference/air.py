@@ -36,7 +36,8 @@ objective                      generative model p (theta)            recognition
 
 RWS is Bornschein & Bengio (2015); BiHM is Bornschein et al. (2016). Refinement is batched over
 all images at once (``max_rows`` bounds the samples x images per pass); the sample dimension
-comes first. Chapter 8 (``notebooks/08_discrete_latents``) explains all of it.
+comes first. `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_
+explains all of it.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def normalized_weights(log_w: torch.Tensor, weights: str = "iw") -> torch.Tensor
 
     ``"iw"``: ``w~_k = w_k / sum_j w_j`` with ``w = p(x, h) / q(h | x)`` (RWS, AIR);
     ``"bihm"``: the same with ``sqrt(w)`` (BiHM, Hjelm et al. 2016 supplement Eq. 3).
-    Chapter 8 (``notebooks/08_discrete_latents``).
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_.
     """
     check_weights(weights)
     return torch.softmax(log_w if weights == "iw" else 0.5 * log_w, dim=0)
@@ -148,7 +149,7 @@ def refine(model: SBN, x: torch.Tensor, steps: int = 20, K: int = 20, gamma: flo
     network's means. ``weights`` is ``"iw"`` (AIR) or ``"bihm"`` (refinement of the BiHM bound).
     Images go through in chunks of ``max_rows // K`` (memory only: each chunk is one batched
     tensor computation for all its images and samples). Returns an :class:`AIRTrajectory`.
-    Chapter 8 (``notebooks/08_discrete_latents``).
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_.
     """
     nonneg_int("steps", steps)
     positive_int("K", K)
@@ -188,7 +189,7 @@ def score_function_gradient(model: SBN, x: torch.Tensor, logits: torch.Tensor, K
         g = (1/K) sum_k (log w_k - b_k) (h_k - mu)
 
     Also returns the samples' log-weights (K, B). The gradient refinement that binary latents allow;
-    chapter 8 (``notebooks/08_discrete_latents``) compares it with AIR.
+    `chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ compares it with AIR.
     """
     integer("K", K, lo=2)
     mu = torch.sigmoid(logits)
@@ -207,7 +208,8 @@ def score_function_refine(model: SBN, x: torch.Tensor, steps: int = 50, K: int =
     g_t the score-function estimate of :func:`score_function_gradient` (K samples per step, logits kept
     in [-15, 15]). Starts from the recognition network (or ``init``, means (B, H)); all images at once,
     in chunks of ``max_rows // K``. Returns an :class:`AIRTrajectory` (``log_w`` of the samples drawn
-    at every step). Chapter 8 (``notebooks/08_discrete_latents``) shows why AIR is used instead.
+    at every step). `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_
+    shows why AIR is used instead.
     """
     nonneg_int("steps", steps)
     integer("K", K, lo=2)

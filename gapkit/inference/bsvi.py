@@ -28,7 +28,8 @@ The four objectives live in :mod:`gapkit.objectives.refined`; they return
 ``Losses.own`` (the BSVI bound with the trajectory fixed). Each keeps, per minibatch, the
 three bounds SVI-0, SVI-k and BSVI-k (and E_pi[i]/k) in ``objective.trace``.
 
-Chapter 6 (``notebooks/06_bsvi``) explains all of it; chapter 5 explains the refinement.
+`Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains all of it;
+`chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ explains the refinement.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class BufferWeights(nn.Module):
     ``init="uniform"`` (a = 0, pi_i = 1/(k+1)) or ``"last"`` (nearly all mass on q_k, i.e. SVI-k).
     The BSVI bound is concave in pi (Section 4.1), and optimizing it guarantees BSVI-k >= SVI-k.
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
 
     def __init__(self, steps: int, init: str = "uniform"):
@@ -83,7 +84,7 @@ class BufferWeights(nn.Module):
 def mean_position(pi: torch.Tensor) -> float:
     """E_pi[i] / k for buffer weights pi of shape (k+1,) (0.5 for uniform weights).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     pi = torch.as_tensor(pi)
     k = pi.shape[0] - 1
@@ -101,7 +102,7 @@ def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: 
     sample per step: returns the :class:`gapkit.inference.refine.Trajectory` (all tensors detached), with
     ``log_w`` of shape (k+1, 1, B).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     nonneg_int("steps", steps)
     if init is None:
@@ -156,7 +157,7 @@ def optimize_pi(log_w: torch.Tensor, iters: int = 500, tol: float = 1e-10) -> to
     ``pi_i <- (1/N) sum_n pi_i w_{i,n} / sum_j pi_j w_{j,n}`` (each step increases the objective;
     it is mixture-weight maximum likelihood with fixed components). Returns pi, (k+1,).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     lw = log_w.detach().reshape(log_w.shape[0], -1).double()
     k1 = lw.shape[0]
@@ -176,7 +177,7 @@ def bsvi_prefix(log_w: torch.Tensor) -> torch.Tensor:
 
     ``out[j] = log (1/(j+1)) sum_{i<=j} w_i`` (``out[0]`` = SVI-0, ``out[k]`` = BSVI-k).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     j = torch.arange(1, log_w.shape[0] + 1, dtype=log_w.dtype, device=log_w.device)
     return torch.logcumsumexp(log_w, dim=0) - torch.log(j).reshape(-1, *([1] * (log_w.dim() - 1)))
@@ -197,7 +198,7 @@ def refined_bounds(model, x: torch.Tensor, steps: int, batch_size: int = 500, re
 
     ``svi`` are :func:`buffer_trajectory`'s settings (optimizer, lr, momentum, clip).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
     nonneg_int("steps", steps)
     model.check_x(x)

@@ -27,8 +27,9 @@ Optimizers (per point; ``eta`` may be a (B,) tensor of per-point step sizes):
   setting is eta = 1.0, m = 0.5, clipping at 1.0)
 * ``adam``:      Adam's moment estimates with bias correction, betas (0.9, 0.999), eps 1e-8.
 
-Chapter 5 (``notebooks/05_iterative_refinement``) explains refinement and the amortization gap;
-chapter 6 (BSVI) reuses the whole trajectory.
+`Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_
+explains refinement and the amortization gap;
+`chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ (BSVI) reuses the whole trajectory.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class Trajectory:
     * ``elbo``: (k+1, B), the mean over S of ``log_w`` (a noisy ELBO estimate at every step);
     * ``grad_norm``: (k, B), each point's gradient norm before clipping, at steps 0..k-1.
 
-    Chapter 5 (``notebooks/05_iterative_refinement``) explains it.
+    `Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ explains it.
     """
 
     mu: torch.Tensor
@@ -128,7 +129,8 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
     Returns:
         :class:`Trajectory` with ``mu``, ``std``, ``z``, ``log_w``, ``elbo``, ``grad_norm``.
 
-    Chapter 5 (``notebooks/05_iterative_refinement``) explains it; chapter 6 (``notebooks/06_bsvi``) builds
+    `Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_ explains it;
+    `chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ builds
     buffered SVI on its trajectory.
     """
     one_of("optimizer", optimizer, OPTIMIZERS)

@@ -9,7 +9,7 @@ for an objective's own parameters (e.g. CIWAE's learnable beta, BSVI's buffer we
 
 Every objective class is registered by its ``name`` with :func:`register`; :func:`make_objective`
 builds one by name and :func:`names` lists them (optionally those of one family, e.g. the encoder
-schemes of chapter 3).
+schemes of `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_).
 """
 from __future__ import annotations
 
@@ -71,5 +71,6 @@ def make_objective(name: str, **cfg) -> Objective:
 
 def names(family: type = Objective) -> list:
     """Names of the registered objectives that are subclasses of ``family``, in registration order
-    (``names(EncoderScheme)``: the encoder schemes of chapter 3)."""
+    (``names(EncoderScheme)``: the encoder schemes of
+    `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_)."""
     return [n for n, c in OBJECTIVES.items() if issubclass(c, family)]

@@ -43,7 +43,7 @@ class BoundObjective(Objective):
 class ELBO(BoundObjective):
     """The VAE objective: maximize the ELBO E_q[log p(x,z) - log q(z|x)] (K-sample average) for phi and theta.
 
-    Chapter 0 (``notebooks/00_vae_basics``) explains it.
+    `Chapter 0 <https://gapkit.github.io/gapkit/notebooks/00_vae_basics.html>`_ explains it.
     """
 
     name = "elbo"
@@ -59,7 +59,8 @@ class ELBO(BoundObjective):
 class IWAE(BoundObjective):
     """Burda et al.: maximize log (1/K) sum_k w_k for phi and theta (K = 1 is the ELBO).
 
-    Chapter 1 (``notebooks/01_elbo_tightness``) explains the bound; chapter 4 (``notebooks/04_iwae_snr``)
+    `Chapter 1 <https://gapkit.github.io/gapkit/notebooks/01_elbo_tightness.html>`_ explains the bound;
+    `chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_
     trains with it.
     """
 

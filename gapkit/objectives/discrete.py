@@ -12,7 +12,8 @@ objective                      generative model p (theta)            recognition
 =============================  ======================================================================
 
 q_T is q_psi refined by T AIR steps (:func:`gapkit.inference.air.refine`), w~ the normalized importance
-weights. Trained by :func:`gapkit.inference.air.fit`. Chapter 8 (``notebooks/08_discrete_latents``) explains them.
+weights. Trained by :func:`gapkit.inference.air.fit`.
+`Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_ explains them.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class AIR(Objective):
     ``-(1/K) sum_k log p(x, h_k)`` (``reweighted=False``, "vanilla AIR"), h_k ~ q_T, w~ normalized
     p/q_T (or sqrt(p/q_T) with ``weights="bihm"``). Recognition network: ``KL(q_T || q_psi)`` in
     closed form (``encoder="kl"``) or the inclusive ``-sum_k w~_k log q_psi(h_k | x)``
-    (``encoder="inclusive"``). See the module docstring. Chapter 8 (``notebooks/08_discrete_latents``).
+    (``encoder="inclusive"``). See the module docstring.
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_.
     """
 
     name = "air"
@@ -107,7 +109,8 @@ class Reweighted(Objective):
 class RWS(Reweighted):
     """Reweighted wake-sleep (Bornschein & Bengio 2015): wake updates of p and q with normalized
     weights ``p(x, h_k) / q_psi(h_k | x)``, plus the sleep update of q on model samples (the q loss
-    is the mean of wake and sleep). Chapter 8 (``notebooks/08_discrete_latents``)."""
+    is the mean of wake and sleep).
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_."""
 
     name, weights, sleep = "rws", "iw", True
 
@@ -116,6 +119,7 @@ class RWS(Reweighted):
 class BiHM(Reweighted):
     """Bidirectional Helmholtz machine training (Bornschein et al. 2016): both networks follow the
     gradient of ``2 log p~*(x)`` estimated with normalized weights ``sqrt(p(x, h_k) / q(h_k | x))``,
-    ``h_k ~ q_psi`` (the supplement's Eq. 3). Chapter 8 (``notebooks/08_discrete_latents``)."""
+    ``h_k ~ q_psi`` (the supplement's Eq. 3).
+    `Chapter 8 <https://gapkit.github.io/gapkit/notebooks/08_discrete_latents.html>`_."""
 
     name, weights, sleep = "bihm", "bihm", False

@@ -1,6 +1,7 @@
 """Encoder objectives that train q(z|x) on the training data, on model samples, or on both.
 
-Chapter 3 (``notebooks/03_wake_sleep``) explains them. Each is an :class:`EncoderScheme` (an
+`Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+explains them. Each is an :class:`EncoderScheme` (an
 :class:`gapkit.objectives.base.Objective`, registered, so ``names(EncoderScheme)`` lists them in this order)
 for the one training loop :func:`gapkit.train.train`; called as ``objective(model, x, generator)``
 on a training minibatch x of B rows, it returns ``Losses(encoder=..., decoder=...)`` (losses to
@@ -58,7 +59,7 @@ def model_samples(model, x: torch.Tensor, latent: str = "prior", generator=None)
     ``latent="prior"``: z' ~ p(z); ``"posterior"``: z' ~ q(z|x_b) for each training row x_b. Then
     x' ~ p(x|z'). Drawn on ``x``'s device with ``generator``; no gradient reaches the model.
 
-    Chapter 3 (``notebooks/03_wake_sleep``) explains it.
+    `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_ explains it.
     """
     _latent(latent)
     if latent == "prior":
@@ -77,7 +78,8 @@ class EncoderScheme(Objective):
     """An encoder training scheme: K, ``train_decoder`` and the wake ELBO for the decoder.
 
     Subclasses compute the encoder loss and return :meth:`losses`. ``setting`` names the scheme's
-    own knob that chapter 3 sweeps (``"alpha"``, ``"sigma"``), None for the plain schemes.
+    own knob that `chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_
+    sweeps (``"alpha"``, ``"sigma"``), None for the plain schemes.
     """
 
     setting: str | None = None
@@ -104,7 +106,7 @@ class Wake(EncoderScheme):
     """Wake-phase amortized inference: minimize -(1/B) sum_b ELBO(x_b) over the training minibatch.
 
     With ``train_decoder=True`` this is the usual VAE (the same loss for phi and theta).
-    Chapter 3 (``notebooks/03_wake_sleep``).
+    `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
     name = "wake"
@@ -120,7 +122,7 @@ class Sleep(EncoderScheme):
 
     min_phi E_{p(x)} KL(p(z|x) || q(z|x)) up to a constant in phi (Hinton et al. 1995; Zhang et al.
     2022, eq. 17). The training minibatch is used only for its size (and by the decoder's wake
-    ELBO when ``train_decoder``). Chapter 3 (``notebooks/03_wake_sleep``).
+    ELBO when ``train_decoder``). `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
     name = "sleep"
@@ -169,7 +171,7 @@ class ReverseSleep(_ReverseKL):
     """Reverse sleep: minimize -(1/B) sum_b ELBO(x'_b) over fresh model samples x' ~ p(x), phi only.
 
     min_phi E_{p(x)} KL(q(z|x) || p(z|x)) (Zhang et al. 2022, eq. 19); ReverseHalfAsleep(alpha=1).
-    Chapter 3 (``notebooks/03_wake_sleep``).
+    `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
     name = "reverse_sleep"
@@ -187,7 +189,7 @@ class ReverseHalfAsleep(_ReverseKL):
     an unbiased estimate of -E_m[ELBO]. The term whose weight is 0 is not computed, so alpha = 0 is
     exactly :class:`Wake` on the same batch (and draws no model samples) and alpha = 1 is reverse
     sleep (it reads no training data when ``latent="prior"`` and the decoder is fixed).
-    Zhang et al. 2022, eq. 21. Chapter 3 (``notebooks/03_wake_sleep``).
+    Zhang et al. 2022, eq. 21. `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
     name = "reverse_half_asleep"
@@ -200,7 +202,8 @@ class Denoising(EncoderScheme):
 
     ELBO_eps(x) = E_{z ~ q(z|x+eps)}[log p(x, z) - log q(z|x+eps)], eps ~ N(0, sigma^2 I): the encoder
     sees a noisy input, the decoder scores the clean x. sigma = 0 gives the wake ELBO (two estimates
-    averaged). Zhang et al. 2022, eq. 23 and Table 1. Chapter 3 (``notebooks/03_wake_sleep``).
+    averaged). Zhang et al. 2022, eq. 23 and Table 1.
+    `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
     name = "denoising"

@@ -14,7 +14,8 @@ number of such bounds averaged. With ``log w = log p(x,z) - log q(z|x)``:
 * ``PIWAE(M, K)``: encoder on MIWAE(M, K), decoder on IWAE with ``decoder_K`` samples, by default
   M K, the same samples (the paper's PIWAE(8, 8): MIWAE(8, 8) for phi, IWAE-64 for theta).
 
-Chapter 4 (``notebooks/04_iwae_snr``) explains why: the signal-to-noise ratio of the IWAE
+`Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_
+explains why: the signal-to-noise ratio of the IWAE
 encoder gradient falls like 1/sqrt(K) while the decoder's grows like sqrt(K).
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _beta(name, beta) -> float:
 class MIWAE(Objective):
     """Maximize MIWAE(M, K) = (1/M) sum_m log (1/K) sum_k w_{m,k} for phi and theta (M K samples per image).
 
-    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
 
     name = "miwae"
@@ -61,7 +62,7 @@ class MIWAE(Objective):
 class CIWAE(Objective):
     """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta.
 
-    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
 
     name = "ciwae"
@@ -85,7 +86,7 @@ class LearnableCIWAE(nn.Module, Objective):
     (the same negative bound), for which ``d/d beta = ELBO - IWAE <= 0`` on every draw.
     ``self.trace`` records beta at every training step.
 
-    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
 
     name = "ciwae-learned"
@@ -117,7 +118,7 @@ class LearnableCIWAE(nn.Module, Objective):
 class PIWAE(Objective):
     """Encoder on MIWAE(M, K), decoder on IWAE-``decoder_K`` (by default M K: the same samples).
 
-    Chapter 4 (``notebooks/04_iwae_snr``) explains it.
+    `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
 
     name = "piwae"

@@ -7,9 +7,12 @@ the refined posterior:
 =================  ===========================================================================
 objective          decoder loss (minimized over theta)
 =================  ===========================================================================
-``GDIR``           -E_{q(z; sg(lambda_k))}[log p(x, z) - log q(z; lambda_k)], K samples (chapter 5)
-``SVI``            -log p(x, z_k) at the trajectory's last sample (chapter 6)
-``BSVI``           -log sum_i pi_i p(x, z_i) / q_i(z_i) over the whole buffer (chapter 6)
+``GDIR``           -E_{q(z; sg(lambda_k))}[log p(x, z) - log q(z; lambda_k)], K samples
+(`chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_)
+``SVI``            -log p(x, z_k) at the trajectory's last sample
+(`chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_)
+``BSVI``           -log sum_i pi_i p(x, z_i) / q_i(z_i) over the whole buffer
+(`chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_)
 ``BSVIDS``         BSVI with a second, independent sample per step for the weights
 ``BSVISIR``        -log p(x, z_j), j ~ pi_j w_j / sum_i pi_i w_i (one resampled buffer entry)
 =================  ===========================================================================
@@ -48,7 +51,7 @@ class GDIR(Objective):
       (theta learns from the refined posterior; sg = stop-gradient)
 
     both K-sample averages, returned as different losses for :func:`gapkit.train.train`.
-    Chapter 5 (``notebooks/05_iterative_refinement``).
+    `Chapter 5 <https://gapkit.github.io/gapkit/notebooks/05_iterative_refinement.html>`_.
     """
 
     name = "gdir"
@@ -128,7 +131,7 @@ class SVI(RefinedObjective):
     """SVI training (Krishnan et al. 2018; Algorithm 1, line 14): the decoder maximizes
     ``log p_theta(x, z_k)`` at the last proposal's sample (``steps`` = k' SVI steps).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
 
     name = "svi"
@@ -152,7 +155,7 @@ class BSVI(RefinedObjective):
     the whole buffer, ``w_i = p_theta(x, z_i) / q_i(z_i)`` at the fixed trajectory. With
     ``learn_pi`` a global pi = softmax(a) is trained on the same bound (``Losses.own``).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
 
     name = "bsvi"
@@ -176,7 +179,7 @@ class BSVIDS(BSVI):
     """BSVI with double sampling (Section 4.2): at every step a second sample z'_i ~ q_i, drawn
     independently of the trajectory's update sample, gives the weight w_i = p(x, z'_i)/q_i(z'_i).
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
 
     name = "bsvi-ds"
@@ -192,7 +195,7 @@ class BSVISIR(RefinedObjective):
     decoder maximizes ``log p_theta(x, z_j)``: an unbiased estimate of the BSVI gradient (Lemma 1)
     at the cost of SVI. With ``learn_pi`` pi is trained on the BSVI bound of the detached weights.
 
-    Chapter 6 (``notebooks/06_bsvi``) explains it.
+    `Chapter 6 <https://gapkit.github.io/gapkit/notebooks/06_bsvi.html>`_ explains it.
     """
 
     name = "bsvi-sir"
