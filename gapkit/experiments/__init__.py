@@ -264,6 +264,35 @@ class Context:
         # at the pixel marginals and training collapses the posterior.
         return VAE(data.dim, p.latent, p.hidden, p.activation, data.likelihood).to(self.device)
 
+    def stage(self, name: str, func):
+        """One named stage of the experiment (a checkpoint sweep, an evaluation, coding...): the
+        JSON-able result of ``func()``, computed once and kept in ``out/stages/NAME.json``
+        (checksummed, written atomically) so that a run interrupted later continues from its last
+        finished stage. Training is not a stage of this kind: :func:`gapkit.train.train` with an
+        ``out_dir`` resumes from its own last checkpoint.
+
+        The result always comes back through JSON (also the first time), so an uninterrupted run and
+        one that read some stages back compute the same numbers; ``func`` must draw its random numbers
+        from its own seeded generators, not from what an earlier stage left in the global one.
+        ``out/stages/NAME.started`` marks a stage that has begun.
+        """
+        import re
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+        if not slug:
+            raise ValueError(f"a stage needs a name with letters or digits, got {name!r}")
+        folder = self.out / "stages"
+        path = folder / f"{slug}.json"
+        if path.exists():
+            try:
+                return Results(read_json(path, require_checksum=True))["result"]
+            except IntegrityError:  # a damaged file is computed again, never trusted
+                pass
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{slug}.started").touch()
+        t0 = time.perf_counter()
+        write_json(path, {"stage": name, "result": func(), "seconds": time.perf_counter() - t0}, checksum=True)
+        return Results(read_json(path, require_checksum=True))["result"]
+
     def train_config(self, **changes):
         from ..train import TrainConfig
         p = self.preset

@@ -91,11 +91,14 @@ def generalization_gaps(ctx: Context) -> dict:
         x_train = data.fixed("train", seed=ctx.seed)[:n]
         x_test = data.fixed("test", seed=ctx.seed)[:n]
         common = dict(bound="elbo", K=s["K"], seed=ctx.seed, progress=ctx.progress)
-        tr = sweep(cks, x_train, inference="amortized", label=f"{key} train", **common)
-        te = sweep(cks, x_test, inference="amortized", label=f"{key} test", **common)
-        te_opt = sweep(cks, x_test, inference="optimal", inference_kw=kw_opt, label=f"{key} test optimal", **common)
-        tr_opt = sweep(cks, x_train, inference="optimal", inference_kw=kw_opt, label=f"{key} train optimal",
-                       **common)
+        sw = ctx.stage(f"sweep {key}", lambda: {   # a stage: a run stopped later resumes after it
+            "train": sweep(cks, x_train, inference="amortized", label=f"{key} train", **common),
+            "test": sweep(cks, x_test, inference="amortized", label=f"{key} test", **common),
+            "test_optimal": sweep(cks, x_test, inference="optimal", inference_kw=kw_opt,
+                                  label=f"{key} test optimal", **common),
+            "train_optimal": sweep(cks, x_train, inference="optimal", inference_kw=kw_opt,
+                                   label=f"{key} train optimal", **common)})
+        tr, te, te_opt, tr_opt = sw["train"], sw["test"], sw["test_optimal"], sw["train_optimal"]
         res = {
             "training": {"epochs": ctx.preset.epochs, "checkpoint_every": every, "lr": ctx.preset.lr,
                          "hidden": list(ctx.preset.hidden), "latent": ctx.preset.latent},

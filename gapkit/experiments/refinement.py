@@ -102,6 +102,41 @@ def train_widget_model(ctx: Context):
             "dataset": "digits", "image_shape": list(data.image_shape)}
 
 
+def _gaps(vae, x_train, x_test, s, ctx) -> dict:
+    """Part 1: the ELBO with the encoder's, per-point optimal and refined q, on training and test images."""
+    gaps = {}
+    for split, x in (("train", x_train[:s["n_gap"]]), ("test", x_test[:s["n_gap"]])):
+        q_opt = per_point(vae, x, s["optimal_steps"], s["optimal_lr"], K=1, seed=ctx.seed, progress=ctx.progress)
+        q_ref = refined_q(vae, x, s["test_steps"], s["refine"], ctx.seed)
+        with torch.no_grad():
+            enc = evaluate(vae, x, "elbo", 100, seed=ctx.seed).mean().item()
+            opt = evaluate(vae, x, "elbo", 100, q=q_opt, seed=ctx.seed).mean().item()
+            ref = evaluate(vae, x, "elbo", 100, q=q_ref, seed=ctx.seed).mean().item()
+        gaps[split] = {"elbo_encoder": enc, "elbo_optimal": opt, "elbo_refined": ref, "gap": opt - enc,
+                       "refined_share": (ref - enc) / (opt - enc) if opt != enc else float("nan"),
+                       "n": len(x)}
+    return gaps
+
+
+def _curves(vae, x_train, x_test, s, ctx) -> dict:
+    """Part 2: refinement curves (ELBO, ESS) from the encoder's q and from the prior."""
+    g = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+    steps = CURVE_STEPS
+    k = max(steps)
+    curves = {"steps": steps, "elbo": {}, "ess": {}, "elbo_every_step": {}}
+    for split, x in (("train", x_train[:s["n_curve"]]), ("test", x_test[:s["n_curve"]])):
+        prior = (torch.zeros(len(x), vae.z_dim, device=ctx.device), torch.ones(len(x), vae.z_dim, device=ctx.device))
+        for q in ("elbo", "ess", "elbo_every_step"):
+            curves[q][split] = {}
+        for start, init in (("encoder", None), ("prior", prior)):
+            traj = refine(vae, x, k, init=init, generator=g, keep_samples=False, progress=ctx.progress,
+                          **s["refine"])
+            e, n = curve(vae, x, traj, steps, s["eval_samples"], g)
+            curves["elbo"][split][start], curves["ess"][split][start] = e, n
+            curves["elbo_every_step"][split][start] = traj.elbo.mean(1).tolist()  # S-sample estimate
+    return curves
+
+
 @experiment("refinement",
             "Amortization gap, refinement curves (ELBO, ESS vs steps), GDIR training vs a plain VAE",
             chapter="05_iterative_refinement",
@@ -117,40 +152,18 @@ def refinement(ctx: Context) -> dict:
     vae = ctx.model(data)
     hist_vae = train(vae, data, ELBO(), ctx.train_config(), out_dir=ctx.out / "vae")
     timings["train_vae_s"] = time.perf_counter() - t0
-    g = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
     x_train = data.fixed("train", seed=ctx.seed)
     x_test = data.fixed("test", seed=ctx.seed)
 
+    # Each numbered part is a stage (ctx.stage): a run stopped later resumes after it.
     # -- 1. amortization gap (train) vs inference generalization gap (test)
     t0 = time.perf_counter()
-    gaps = {}
-    for split, x in (("train", x_train[:s["n_gap"]]), ("test", x_test[:s["n_gap"]])):
-        q_opt = per_point(vae, x, s["optimal_steps"], s["optimal_lr"], K=1, seed=ctx.seed, progress=ctx.progress)
-        q_ref = refined_q(vae, x, s["test_steps"], s["refine"], ctx.seed)
-        with torch.no_grad():
-            enc = evaluate(vae, x, "elbo", 100, seed=ctx.seed).mean().item()
-            opt = evaluate(vae, x, "elbo", 100, q=q_opt, seed=ctx.seed).mean().item()
-            ref = evaluate(vae, x, "elbo", 100, q=q_ref, seed=ctx.seed).mean().item()
-        gaps[split] = {"elbo_encoder": enc, "elbo_optimal": opt, "elbo_refined": ref, "gap": opt - enc,
-                       "refined_share": (ref - enc) / (opt - enc) if opt != enc else float("nan"),
-                       "n": len(x)}
+    gaps = ctx.stage("gaps", lambda: _gaps(vae, x_train, x_test, s, ctx))
     timings["gaps_s"] = time.perf_counter() - t0
 
     # -- 2. refinement curves from the encoder and from the prior
     t0 = time.perf_counter()
-    steps = CURVE_STEPS
-    k = max(steps)
-    curves = {"steps": steps, "elbo": {}, "ess": {}, "elbo_every_step": {}}
-    for split, x in (("train", x_train[:s["n_curve"]]), ("test", x_test[:s["n_curve"]])):
-        prior = (torch.zeros(len(x), vae.z_dim, device=ctx.device), torch.ones(len(x), vae.z_dim, device=ctx.device))
-        for q in ("elbo", "ess", "elbo_every_step"):
-            curves[q][split] = {}
-        for start, init in (("encoder", None), ("prior", prior)):
-            traj = refine(vae, x, k, init=init, generator=g, keep_samples=False, progress=ctx.progress,
-                          **s["refine"])
-            e, n = curve(vae, x, traj, steps, s["eval_samples"], g)
-            curves["elbo"][split][start], curves["ess"][split][start] = e, n
-            curves["elbo_every_step"][split][start] = traj.elbo.mean(1).tolist()  # S-sample estimate
+    curves = ctx.stage("curves", lambda: _curves(vae, x_train, x_test, s, ctx))
     timings["curves_s"] = time.perf_counter() - t0
 
     # -- 3. training with refinement against the plain VAE
@@ -161,8 +174,8 @@ def refinement(ctx: Context) -> dict:
     timings["train_gdir_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     x_tab = x_test[:s["n_table"]]
-    table = {name: table_row(m, x_tab, s, ctx.seed, ctx.progress)
-             for name, m in tqdm((("vae", vae), ("gdir", gdir)), desc="table", disable=not ctx.progress)}
+    table = ctx.stage("table", lambda: {name: table_row(m, x_tab, s, ctx.seed, ctx.progress) for name, m in
+                                        tqdm((("vae", vae), ("gdir", gdir)), desc="table", disable=not ctx.progress)})
     timings["table_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,0 +1,85 @@
+"""Staged, resumable experiments: a quick run killed inside each stage (training included) and started
+again ends with the results of an uninterrupted run (Context.stage; training resumes by itself)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gapkit.experiments import Context
+from gapkit.io import IntegrityError, read_json
+
+# (experiment, the files whose appearance means "inside that stage", in order)
+KILLS = {
+    "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
+                            "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],
+    "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],
+}
+VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time")
+
+
+def _run(name, out, marker=None, timeout=600):
+    """Run ``name`` at quick into ``out``; with ``marker``, SIGKILL it as soon as that file appears."""
+    env = {**os.environ, "GAPKIT_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "gapkit", "run", name, "--preset", "quick", "--out", str(out),
+                          "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    t0 = time.monotonic()
+    while marker is not None and p.poll() is None and time.monotonic() - t0 < timeout:
+        if (out / marker).exists():
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            return "killed"
+        time.sleep(0.002)
+    _, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err.decode()[-2000:]
+    return "finished"
+
+
+def _clean(obj, out):
+    """Results without what differs between two runs by construction: timings and the run folder."""
+    if isinstance(obj, dict):
+        return {k: _clean(v, out) for k, v in obj.items() if not any(t in k for t in VOLATILE)}
+    if isinstance(obj, list):
+        return [_clean(v, out) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(str(out), "OUT")
+    return obj
+
+
+@pytest.mark.parametrize("name", list(KILLS))
+def test_killed_inside_every_stage_resumes_to_the_same_results(name, tmp_path):
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    assert _run(name, ref) == "finished"
+    for marker in KILLS[name]:
+        assert _run(name, out, marker) == "killed", f"the run ended before {marker} appeared"
+        if marker.endswith(".started"):  # killed inside the stage: its result was not written
+            assert not (out / marker.replace(".started", ".json")).exists()
+        assert not (out / "results.json").exists()
+    assert _run(name, out) == "finished"
+    a = _clean(json.loads((ref / "results.json").read_text()), ref)
+    b = _clean(json.loads((out / "results.json").read_text()), out)
+    a.pop("checksum", None), b.pop("checksum", None)
+    assert a == b
+
+
+def test_a_stage_runs_once_and_comes_back_through_json(tmp_path):
+    ctx = Context(preset=None, seed=0, out=tmp_path, device=None)
+    calls = []
+
+    def work():
+        calls.append(1)
+        return {"t": (1, 2), "x": 0.1}
+    first = ctx.stage("sweep binary", work)
+    assert first == {"t": [1, 2], "x": 0.1}               # as JSON gives it back, the first time too
+    assert ctx.stage("sweep binary", work) == first and len(calls) == 1
+    saved = read_json(tmp_path / "stages" / "sweep_binary.json", require_checksum=True)
+    assert saved["stage"] == "sweep binary" and saved["result"] == first
+    (tmp_path / "stages" / "sweep_binary.json").write_text('{"stage": "sweep binary", "result": 5}')
+    with pytest.raises(IntegrityError):
+        read_json(tmp_path / "stages" / "sweep_binary.json", require_checksum=True)
+    assert ctx.stage("sweep binary", work) == first and len(calls) == 2   # a damaged result is computed again
+    with pytest.raises(ValueError, match="stage needs a name"):
+        ctx.stage("//", work)
