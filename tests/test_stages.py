@@ -1,5 +1,7 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
-again ends with the results of an uninterrupted run (Context.stage; training resumes by itself)."""
+again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
+Three experiments: generalization-gaps (training and checkpoint sweeps of two data sets), refinement
+(gaps, curves, table) and bits-back (coding, inference steps, samples, file rates, grey)."""
 import json
 import os
 import signal
@@ -17,8 +19,10 @@ KILLS = {
     "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
                             "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],
     "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],
+    "bits-back": ["stages/code_test_set.started", "stages/inference_steps.started", "stages/samples.started",
+                  "stages/file_rates.started", "stages/grey.started"],
 }
-VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time")
+VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time", "_s_per_image")
 
 
 def _run(name, out, marker=None, timeout=600):

@@ -210,33 +210,44 @@ def bits_back(ctx: Context) -> dict:
     x_test = data.test.cpu().numpy().astype(np.uint8)
     shape = tuple(data.image_shape)
 
-    full = {}
-    for name, m in encoders.items():
-        st, codec = _code(m, x_test)
-        st["neg_elbo_bpd"] = _neg_elbo_bpd(m, codec, x_test, seed=ctx.seed)
-        st["ratio_to_neg_elbo"] = st["bpd"] / st["neg_elbo_bpd"]
-        full[name] = st
-    xt = torch.from_numpy(x_test).float()
-    iwae_bpd = float(bpd(evaluate(base, xt, "iwae", K=s["iwae_K"], seed=ctx.seed).mean(), xt.shape[1]))
-    full["iwae_K"] = s["iwae_K"]
-    full["neg_log_px_iwae_bpd"] = iwae_bpd
-    compressors = baseline_bpd(x_test, binary=True, image_shape=shape)
+    # Each step after training is a stage (ctx.stage): a run stopped later continues after it.
+    def code_test_set():
+        full = {}
+        for name, m in encoders.items():
+            st, codec = _code(m, x_test)
+            st["neg_elbo_bpd"] = _neg_elbo_bpd(m, codec, x_test, seed=ctx.seed)
+            st["ratio_to_neg_elbo"] = st["bpd"] / st["neg_elbo_bpd"]
+            full[name] = st
+        xt = torch.from_numpy(x_test).float()
+        full["iwae_K"] = s["iwae_K"]
+        full["neg_log_px_iwae_bpd"] = float(bpd(evaluate(base, xt, "iwae", K=s["iwae_K"], seed=ctx.seed).mean(),
+                                                xt.shape[1]))
+        return full
+    full = ctx.stage("code test set", code_test_set)
+    iwae_bpd = full["neg_log_px_iwae_bpd"]
+    compressors = ctx.stage("compressors", lambda: baseline_bpd(x_test, binary=True, image_shape=shape))
 
     n_sweep = min(s["sweep_images"] or len(x_test), len(x_test))
     xs = x_test[:n_sweep]
-    by_K = {name: {} for name in encoders}
-    jobs = [(name, K) for name in encoders for K in s["Ks"]]
-    for name, K in tqdm(jobs, desc="bits-back K sweep", disable=not ctx.progress):
-        m = encoders[name]
-        st, codec = _code(m, xs, steps=K, lr=LR_STEPS)
-        by_K[name][str(K)] = {"K": K, "bpd": st["bpd"], "neg_elbo_bpd": _neg_elbo_bpd(m, codec, xs, seed=ctx.seed),
-                              "encode_s_per_image": st["encode_s_per_image"],
-                              "decode_s_per_image": st["decode_s_per_image"], "exact": st["exact"],
-                              "initial_bits": st["initial_bits"]}
-    sweep_compressors = baseline_bpd(xs, binary=True, image_shape=shape)
-    by_samples = _by_samples(encoders, xs, s["samples"], max(s["Ks"]), ctx.seed, ctx.progress)
-    by_precision = _by_precision(base, xs, s["precisions"])
-    file_rate = file_rates(base, x_test, s["start_sizes"], seed=ctx.seed)
+
+    def inference_steps():
+        by_K = {name: {} for name in encoders}
+        jobs = [(name, K) for name in encoders for K in s["Ks"]]
+        for name, K in tqdm(jobs, desc="bits-back K sweep", disable=not ctx.progress):
+            m = encoders[name]
+            st, codec = _code(m, xs, steps=K, lr=LR_STEPS)
+            by_K[name][str(K)] = {"K": K, "bpd": st["bpd"],
+                                  "neg_elbo_bpd": _neg_elbo_bpd(m, codec, xs, seed=ctx.seed),
+                                  "encode_s_per_image": st["encode_s_per_image"],
+                                  "decode_s_per_image": st["decode_s_per_image"], "exact": st["exact"],
+                                  "initial_bits": st["initial_bits"]}
+        return {"by_K": by_K, "sweep_compressors": baseline_bpd(xs, binary=True, image_shape=shape)}
+    steps = ctx.stage("inference steps", inference_steps)
+    by_K, sweep_compressors = steps["by_K"], steps["sweep_compressors"]
+    by_samples = ctx.stage("samples", lambda: _by_samples(encoders, xs, s["samples"], max(s["Ks"]), ctx.seed,
+                                                          ctx.progress))
+    by_precision = ctx.stage("precision", lambda: _by_precision(base, xs, s["precisions"]))
+    file_rate = ctx.stage("file rates", lambda: file_rates(base, x_test, s["start_sizes"], seed=ctx.seed))
 
     # Grey MNIST with the discretized logistic.
     gdata = ctx.data(binarization="grey", test_subset=None)
@@ -245,21 +256,24 @@ def bits_back(ctx: Context) -> dict:
     gmodel = gmodel.cpu().eval()
     ng = min(s["grey_images"] or len(gdata.test), len(gdata.test))
     xg = gdata.test[:ng].cpu().numpy().astype(np.uint8)
-    gst, gcodec = _code(gmodel, xg)
-    gst["neg_elbo_bpd"] = _neg_elbo_bpd(gmodel, gcodec, xg, seed=ctx.seed)
-    gst["ratio_to_neg_elbo"] = gst["bpd"] / gst["neg_elbo_bpd"]
-    grey = {"n_images": ng, **gst, "compressors": baseline_bpd(xg, binary=False, image_shape=shape)}
+
+    def code_grey():
+        gst, gcodec = _code(gmodel, xg)
+        gst["neg_elbo_bpd"] = _neg_elbo_bpd(gmodel, gcodec, xg, seed=ctx.seed)
+        gst["ratio_to_neg_elbo"] = gst["bpd"] / gst["neg_elbo_bpd"]
+        return {"n_images": ng, **gst, "compressors": baseline_bpd(xg, binary=False, image_shape=shape)}
+    grey = ctx.stage("grey", code_grey)
 
     trace = BitsBackCodec(base).trace(x_test[0])
-    all_exact = (all(v["exact"] for v in full.values() if isinstance(v, dict)) and gst["exact"]
+    all_exact = (all(v["exact"] for v in full.values() if isinstance(v, dict)) and grey["exact"]
                  and all(r["exact"] for d in by_K.values() for r in d.values())
                  and all(r["exact"] for d in by_samples.values() for r in d.values())
                  and all(r["exact"] for r in by_precision.values())
                  and all(all(file_rate[k]["exact"]) for k in ("plain", "cheap")))
     metrics = {"all_exact": all_exact, "iwae_bpd": iwae_bpd,
                "bpd": {"baseline": full["baseline"]["bpd"], "reverse_half_asleep": full["reverse_half_asleep"]["bpd"],
-                       "neg_elbo_baseline": full["baseline"]["neg_elbo_bpd"], "grey": gst["bpd"],
-                       "grey_neg_elbo": gst["neg_elbo_bpd"], "compressors": compressors}}
+                       "neg_elbo_baseline": full["baseline"]["neg_elbo_bpd"], "grey": grey["bpd"],
+                       "grey_neg_elbo": grey["neg_elbo_bpd"], "compressors": compressors}}
     res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(shape),
                     "n_test": len(x_test), "n_train": len(data.train), "sweep_images": n_sweep},
