@@ -30,7 +30,7 @@
 # We report bounds in nats per image and in bits per dimension,
 # $\mathrm{BPD} = -\mathcal{L} / (D \ln 2)$ with $D$ pixels ({func}`gapkit.bounds.bpd`).
 #
-# In gapkit the model is a {class}`gapkit.models.VAE`; {func}`gapkit.estimators.log_weights` draws
+# In gapkit the model is a {class}`gapkit.models.vae.VAE`; {func}`gapkit.estimators.log_weights` draws
 # $z \sim q_\phi(z \mid x)$ and returns the log-weights $\log p_\theta(x, z) - \log q_\phi(z \mid x)$,
 # {func}`gapkit.bounds.elbo` averages them, and {func}`gapkit.train.train` maximizes the ELBO
 # ({class}`gapkit.objectives.bounds_based.ELBO`) with Adam.

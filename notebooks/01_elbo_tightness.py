@@ -81,7 +81,7 @@ print(f"done ({res['provenance']['wall_time_s']:.0f} s when computed)")
 # ## 1. On ground truth: the linear-Gaussian model
 #
 # With $p(z) = \mathcal{N}(0, I)$ and $p(x \mid z) = \mathcal{N}(Wz + b, s^2 I)$
-# ({class}`gapkit.models.LinearGaussian`) both
+# ({class}`gapkit.models.linear_gaussian.LinearGaussian`) both
 # $\log p(x) = \log \mathcal{N}(x; b, WW^\top + s^2 I)$ and the posterior
 # $p(z \mid x) = \mathcal{N}(m(x), S)$ are known in closed form. We choose $W$ with correlated columns
 # so that the posterior is correlated and **no diagonal Gaussian can equal it**. Three $q$'s:

@@ -95,7 +95,7 @@ plots.say(f"{S['dataset']}: {S['n_train']} training images, {S['n_test_eval']} t
 # %% [markdown]
 # ## 1. The generalized IWAE bound, checked exactly
 #
-# On the linear-Gaussian model ({class}`gapkit.models.LinearGaussian`, as in
+# On the linear-Gaussian model ({class}`gapkit.models.linear_gaussian.LinearGaussian`, as in
 # [chapter 1](01_elbo_tightness.ipynb)) $\log p(x)$ is known in closed form. We start SVI at the prior
 # ($q_0 = \mathcal{N}(0, I)$, a deliberately bad encoder), run many independent trajectories for a
 # few data points, and compare the Monte Carlo means of SVI-$k$ and BSVI-$k$ with $\log p(x)$.
@@ -204,11 +204,11 @@ plots.say(f"{names[0]} is at least as tight as {names[-1]} for {len(wins)} of {l
 # The encoder $\phi$ is trained on its own ELBO, $\log w(z_0; \lambda_0)$. The decoder $\theta$ is
 # trained on the refined proposals:
 #
-# * **SVI-$k'$** ({class}`gapkit.inference.bsvi.SVI`): $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
-# * **BSVI-$k$** ({class}`gapkit.inference.bsvi.BSVI`): $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
+# * **SVI-$k'$** ({class}`gapkit.objectives.refined.SVI`): $\nabla_\theta \log p_\theta(x, z_{k'})$, at the last proposal only;
+# * **BSVI-$k$** ({class}`gapkit.objectives.refined.BSVI`): $\nabla_\theta \log \sum_i \pi_i w_i$ over the buffer. Its gradient is
 #   $\mathbb{E}_{r(i)} \nabla_\theta \log p_\theta(x, z_i)$ with $r(i) = \pi_i w_i / \sum_j \pi_j w_j$
 #   (Lemma 1);
-# * **BSVI-$k$-SIR** ({class}`gapkit.inference.bsvi.BSVISIR`): one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
+# * **BSVI-$k$-SIR** ({class}`gapkit.objectives.refined.BSVISIR`): one index $i \sim r(i)$ and $\nabla_\theta \log p_\theta(x, z_i)$. This is
 #   the same gradient in expectation, at the cost of SVI;
 # * **-π**: a global $\pi = \mathrm{softmax}(a)$ trained by gradient ascent on the BSVI bound
 #   ({class}`gapkit.inference.bsvi.BufferWeights`).

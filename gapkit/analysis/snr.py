@@ -19,7 +19,7 @@ The bound is any reduction over the sample axis of :mod:`gapkit.bounds` (a name 
 ``"ciwae"`` with ``beta`` gives CIWAE averaged over M groups.
 
 The R estimates are *not* a Python loop of backward passes. For an MLP (every parameter in an
-``nn.Linear``, as in :class:`gapkit.models.VAE`) the repetitions are a batch dimension of one
+``nn.Linear``, as in :class:`gapkit.models.vae.VAE`) the repetitions are a batch dimension of one
 ordinary forward and backward pass over noise (R_c, M, K, B, Z); each layer's per-repetition
 weight gradient is ``d_r^T a_r`` (its output gradients and inputs for that repetition's rows),
 one batched matrix product. Other models use ``torch.func.vmap(torch.func.grad(f))`` over the

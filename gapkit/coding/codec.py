@@ -31,7 +31,7 @@ __all__ = ["BitsBackCodec", "encode", "decode", "read_header"]
 
 
 class BitsBackCodec:
-    """A lossless compressor of images built from a trained :class:`gapkit.models.VAE`.
+    """A lossless compressor of images built from a trained :class:`gapkit.models.vae.VAE`.
 
     ``encode(images) -> bytes`` and ``decode(data) -> images`` (same shape and dtype as given).
     Settings (stored in every message, so a decode needs only the model):

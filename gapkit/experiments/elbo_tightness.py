@@ -63,7 +63,7 @@ LG = dict(x_dim=8, z_dim=2, noise_std=1.0, column_corr=0.9, n_train=20, enc_epoc
 
 def make_linear_gaussian(seed: int = 0, x_dim: int = LG["x_dim"], z_dim: int = LG["z_dim"],
                          noise_std: float = LG["noise_std"], column_corr: float = LG["column_corr"]):
-    """A :class:`~gapkit.models.LinearGaussian` whose W columns have correlation ``column_corr``
+    """A :class:`~gapkit.models.linear_gaussian.LinearGaussian` whose W columns have correlation ``column_corr``
     (``W[:, j] = c W[:, 0] + sqrt(1 - c^2) G[:, j]`` for j >= 1), so p(z|x) is correlated."""
     if not -1 < column_corr < 1:
         raise ValueError(f"column_corr must be in (-1, 1), got {column_corr!r}")
