@@ -1,7 +1,9 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
-Three experiments: generalization-gaps (training and checkpoint sweeps of two data sets), refinement
-(gaps, curves, table) and bits-back (coding, inference steps, samples, file rates, grey)."""
+Four experiments: generalization-gaps (training and checkpoint sweeps of two data sets), refinement
+(gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
+beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
+file rates, grey)."""
 import json
 import os
 import signal
@@ -19,6 +21,8 @@ KILLS = {
     "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
                             "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],
     "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],
+    "iwae-snr": ["stages/evaluate_MIWAE_8_8.started", "stages/evaluate_CIWAE_learned.started",
+                 "stages/snr_sweep.started", "stages/snr_per_method.started"],
     "bits-back": ["stages/code_test_set.started", "stages/inference_steps.started", "stages/samples.started",
                   "stages/file_rates.started", "stages/grey.started"],
 }

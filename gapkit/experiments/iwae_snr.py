@@ -149,17 +149,24 @@ def iwae_snr(ctx: Context) -> dict:
         cfg = ctx.train_config(**s["train"], eval_every=0, checkpoint_every=s["train"]["epochs"])
         hist = train(model, data, obj, cfg, out_dir=runs / name)
         seconds = time.perf_counter() - t0
-        g.manual_seed(ctx.seed + 1)
-        iw64 = evaluate(model, x_test, "iwae", 64, generator=g).mean().item()
-        lp = evaluate(model, x_test, "iwae", s["log_p_K"], generator=g, progress=ctx.progress).mean().item()
+
+        def evaluate_method(obj=obj, model=model):    # a stage: a run stopped later resumes after it
+            g.manual_seed(ctx.seed + 1)
+            out = {"iwae": evaluate(model, x_test, "iwae", 64, generator=g).mean().item(),
+                   "log_p_hat": evaluate(model, x_test, "iwae", s["log_p_K"], generator=g,
+                                         progress=ctx.progress).mean().item()}
+            if isinstance(obj, LearnableCIWAE):
+                tr = obj.trace
+                stride = max(1, len(tr) // 200)
+                out["learned"] = {"beta0": obj.beta0, "beta_final": float(obj.beta.detach()),
+                                  "steps": list(range(0, len(tr), stride)), "beta": tr[::stride]}
+            return out
+        ev = ctx.stage(f"evaluate {name}", evaluate_method)
+        iw64, lp = ev["iwae"], ev["log_p_hat"]
         rows.append({"method": name, "iwae": iw64, "log_p_hat": lp, "neg_kl": iw64 - lp, "train_seconds": seconds,
                      "objective": obj.config(), "loss": hist.get("loss", []),
                      "checkpoint": str(runs / name / "checkpoints" / f"epoch_{cfg.epochs:04d}.pt")})
-        if isinstance(obj, LearnableCIWAE):
-            tr = obj.trace
-            stride = max(1, len(tr) // 200)
-            learned = {"beta0": obj.beta0, "beta_final": float(obj.beta.detach()), "steps": list(range(0, len(tr), stride)),
-                       "beta": tr[::stride]}
+        learned = ev.get("learned", learned)
     common = {
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
         "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
@@ -175,7 +182,8 @@ def iwae_snr(ctx: Context) -> dict:
     # SNR on the IWAE-64-trained model, a fixed minibatch of test images.
     model = load_model(row(common["table"], "IWAE-64")["checkpoint"], ctx.device)
     xb = x_test[:s["snr_batch"]]
-    sweep = snr_sweep(model, xb, s["K_grid"], s["M_grid"], s["snr_reps"], seed=ctx.seed, progress=ctx.progress)
+    sweep = ctx.stage("snr sweep", lambda: snr_sweep(model, xb, s["K_grid"], s["M_grid"], s["snr_reps"], seed=ctx.seed,
+                                                     progress=ctx.progress))
     # The gradient each method uses, at the same parameters and budget of 64 samples.
     per_method = {
         "IWAE-64": dict(K=64, M=1),
@@ -183,7 +191,8 @@ def iwae_snr(ctx: Context) -> dict:
         "CIWAE(0.5)": dict(K=64, M=1, bound="ciwae", beta=0.5),
         "VAE": dict(K=1, M=64),
     }
-    snr_methods = {k: snr(model, xb, reps=s["snr_reps"], seed=ctx.seed, **v).summary() for k, v in per_method.items()}
+    snr_methods = ctx.stage("snr per method", lambda: {k: snr(model, xb, reps=s["snr_reps"], seed=ctx.seed, **v).summary()
+                                                        for k, v in per_method.items()})
     snr_methods["PIWAE(8,8)"] = {"phi": snr_methods["MIWAE(8,8)"]["phi"], "theta": snr_methods["IWAE-64"]["theta"]}
     res = {
         **common,

@@ -82,7 +82,7 @@ class CIWAE(Objective):
 class LearnableCIWAE(nn.Module, Objective):
     """CIWAE with a learnable ``beta = sigmoid(a)`` kept inside (0, 1).
 
-    Phi and theta maximize the CIWAE bound; ``a`` gets the gradient of the ``objective`` loss
+    Phi and theta maximize the CIWAE bound; ``a`` gets the gradient of the ``own`` loss
     (the same negative bound), for which ``d/d beta = ELBO - IWAE <= 0`` on every draw.
     ``self.trace`` records beta at every training step.
 
@@ -104,6 +104,13 @@ class LearnableCIWAE(nn.Module, Objective):
 
     def config(self):
         return {"name": self.name, "beta0": self.beta0, "K": self.K}
+
+    def get_extra_state(self) -> dict:
+        """The trace travels with ``a`` in ``state_dict()``, so a resumed training run keeps it."""
+        return {"trace": list(self.trace)}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.trace = [float(b) for b in state["trace"]]
 
     def __call__(self, model, x, generator=None) -> Losses:
         lw = log_weights(model, x, self.K, generator=generator)               # (K, B)
