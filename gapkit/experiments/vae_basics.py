@@ -14,12 +14,9 @@ from ..train import train
 from . import Context, experiment
 
 
-@experiment("vae-basics", "Train a VAE on the preset's data; report train/test ELBO (nats, BPD)",
-            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "1 min CPU"})
-def vae_basics(ctx: Context) -> dict:
-    data = ctx.data()
-    model = ctx.model(data)
-    history = train(model, data, ELBO(), ctx.train_config(), out_dir=ctx.out)
+def _evaluate(ctx, data, model) -> dict:
+    """Train and test ELBO (K = 10) and IWAE-K (the preset's eval_K, 500 images), reconstructions of 16
+    test images and 16 samples, all from one generator seeded here."""
     g = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
     final = {}
     K = ctx.preset.eval_K
@@ -33,13 +30,24 @@ def vae_basics(ctx: Context) -> dict:
         x = data.fixed("test", seed=ctx.seed)[:16]
         recon = model.mean(model.encode(x)[0])
         samples = model.mean(torch.randn(16, model.z_dim, device=ctx.device, generator=g))
+    return {"metrics": final,
+            "images": {"test": x.cpu().tolist(), "reconstruction": recon.cpu().round(decimals=3).tolist(),
+                       "samples": samples.cpu().round(decimals=3).tolist()}}
+
+
+@experiment("vae-basics", "Train a VAE on the preset's data; report train/test ELBO (nats, BPD)",
+            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "1 min CPU"})
+def vae_basics(ctx: Context) -> dict:
+    data = ctx.data()
+    model = ctx.model(data)
+    history = train(model, data, ELBO(), ctx.train_config(), out_dir=ctx.out)
+    ev = ctx.stage("evaluate", lambda: _evaluate(ctx, data, model))   # a run stopped later resumes after it
     res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "image_shape": list(data.image_shape),
                     "n_train": len(data.train), "n_test": len(data.test)},
-        "metrics": final,
+        "metrics": ev["metrics"],
         "curves": history,
-        "images": {"test": x.cpu().tolist(), "reconstruction": recon.cpu().round(decimals=3).tolist(),
-                   "samples": samples.cpu().round(decimals=3).tolist()},
+        "images": ev["images"],
         "checkpoint": str(ctx.out / "checkpoints" / f"epoch_{ctx.preset.epochs:04d}.pt"),
     }
     res["book_summary"] = book_summary(res)
