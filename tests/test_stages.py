@@ -1,6 +1,7 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
-Five experiments: vae-basics (training, evaluation), generalization-gaps (training and checkpoint sweeps of two data sets), refinement
+Six experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
+generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
 file rates, grey)."""
@@ -19,6 +20,7 @@ from gapkit.io import IntegrityError, read_json
 # (experiment, the files whose appearance means "inside that stage", in order)
 KILLS = {
     "vae-basics": ["checkpoints/epoch_0040.pt", "stages/evaluate.started"],
+    "sleep-consistency": ["stages/train_sleep.started", "stages/train_reverse_sleep.started"],
     "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
                             "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],
     "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],

@@ -62,11 +62,12 @@ def sleep_consistency(ctx: Context) -> dict:
     data = Dataset("teacher-samples", "sampled", xtr, xte, xte, real.image_shape, "bernoulli")
     cfg = ctx.train_config(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], eval_every=s["eval_every"],
                            eval_K=s["eval_K"], checkpoint_every=0)
-    methods = {}
-    for name, cls in METHODS.items():
+    def fit(cls):
         model = student(teacher, ctx.seed + 1)   # the same fresh encoder for every method
         h = train(model, data, cls(), cfg)
-        methods[name] = {"epochs": h["epoch"], "test_bpd": h["test_bpd"], "train_bpd": h["train_bpd"]}
+        return {"epochs": h["epoch"], "test_bpd": h["test_bpd"], "train_bpd": h["train_bpd"]}
+    # Each method's training is a stage: a run stopped later resumes after the methods it finished.
+    methods = {name: ctx.stage(f"train {name}", lambda cls=cls: fit(cls)) for name, cls in METHODS.items()}
     final = {k: v["test_bpd"][-1] for k, v in methods.items()}
     holds = all(final[a] < final[b] for a, b in zip(ORDER[:-1], ORDER[1:]))
     res = {
