@@ -1,6 +1,7 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
-Six experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
+Seven experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
+reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier),
 generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
@@ -20,6 +21,9 @@ from gapkit.io import IntegrityError, read_json
 # (experiment, the files whose appearance means "inside that stage", in order)
 KILLS = {
     "vae-basics": ["checkpoints/epoch_0040.pt", "stages/evaluate.started"],
+    "reverse-half-asleep": ["base/checkpoints/epoch_0040.pt", "posthoc/alpha=0.25/seed*/checkpoints/epoch_*.pt",
+                            "posthoc/sleep/seed1/checkpoints/epoch_*.pt", "stages/table_1.started",
+                            "stages/classifier.started"],
     "sleep-consistency": ["stages/train_sleep.started", "stages/train_reverse_sleep.started"],
     "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
                             "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],
@@ -33,13 +37,14 @@ VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time", "_s
 
 
 def _run(name, out, marker=None, timeout=600):
-    """Run ``name`` at quick into ``out``; with ``marker``, SIGKILL it as soon as that file appears."""
+    """Run ``name`` at quick into ``out``; with ``marker`` (a glob), SIGKILL it as soon as such a file
+    appears: inside the stage it marks, or (a finished training's checkpoint) inside the next one."""
     env = {**os.environ, "GAPKIT_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen([sys.executable, "-m", "gapkit", "run", name, "--preset", "quick", "--out", str(out),
                           "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     t0 = time.monotonic()
     while marker is not None and p.poll() is None and time.monotonic() - t0 < timeout:
-        if (out / marker).exists():
+        if any(out.glob(marker)):
             p.send_signal(signal.SIGKILL)
             p.wait()
             return "killed"

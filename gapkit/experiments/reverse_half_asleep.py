@@ -54,12 +54,17 @@ def alpha_key(alpha: float) -> str:
     return f"alpha={alpha:g}"
 
 
-def posthoc(base, data, objective, cfg):
-    """Train a copy of ``base`` with ``objective`` (decoder fixed); history with epoch 0 = the base."""
+def posthoc(base, data, objective, cfg, out_dir=None):
+    """Train a copy of ``base`` with ``objective`` (decoder fixed); history with epoch 0 = the base.
+
+    With ``out_dir`` the training keeps a checkpoint of its last epoch there, so a run stopped later
+    reloads the trained encoder instead of training it again."""
     model = copy.deepcopy(base)
     h0: dict = {}
     _evaluate_into(h0, model, data, cfg, 0, model.device)  # the loop's own evaluation, at epoch 0
-    h = train(model, data, objective, cfg)
+    if out_dir is not None:
+        cfg = replace(cfg, checkpoint_every=cfg.epochs)
+    h = train(model, data, objective, cfg, out_dir=out_dir)
     curve = {k: h0[k] + h[k] for k in ("epoch", "test_bpd", "train_bpd")}
     return model, curve
 
@@ -99,7 +104,8 @@ def reverse_half_asleep(ctx: Context) -> dict:
     for name, make in runs:
         per_seed = []
         for sd in seeds:
-            model, curve = posthoc(base, data, make(), replace(cfg, seed=sd, progress=False))
+            model, curve = posthoc(base, data, make(), replace(cfg, seed=sd, progress=False),
+                                   out_dir=ctx.out / "posthoc" / name / f"seed{sd}")
             per_seed.append(curve)
             if sd == seeds[0]:
                 encoders[name] = model
@@ -112,7 +118,8 @@ def reverse_half_asleep(ctx: Context) -> dict:
             methods["reverse_half_asleep"].append({"alpha": alphas[name], **row})
     for sigma in s["sigmas"]:
         name = f"denoising sigma={sigma:g}"
-        model, curve = posthoc(base, data, Denoising(sigma), replace(cfg, progress=False))
+        model, curve = posthoc(base, data, Denoising(sigma), replace(cfg, progress=False),
+                               out_dir=ctx.out / "posthoc" / name.replace(" ", "_"))
         encoders[name] = model
         methods["denoising"].append({"sigma": sigma, "epochs": curve["epoch"], "seeds": [ctx.seed],
                                      "test_bpd": [curve["test_bpd"]], "train_bpd": [curve["train_bpd"]]})
@@ -125,13 +132,15 @@ def reverse_half_asleep(ctx: Context) -> dict:
     rows = [("VAE (base, as trained)", base), ("VAE + wake post hoc (alpha=0)", encoders[alpha_key(0.0)])]
     rows += [(f"denoising sigma={sg:g}", encoders[f"denoising sigma={sg:g}"]) for sg in s["sigmas"]]
     rows += [("reverse half-asleep (alpha=0.5)", encoders[rhs]), ("sleep", encoders["sleep"])]
-    table = [{"method": n, "test_bpd": final_bpd(m, data, K, ev)} for n, m in rows]
+    # Table 1 and Appendix B are stages: a run stopped later resumes after them.
+    table = ctx.stage("table 1", lambda: [{"method": n, "test_bpd": final_bpd(m, data, K, ev)} for n, m in rows])
 
     # Appendix B: downstream classification through each encoder.
     ce, cK = s["classifier_epochs"], s["classifier_K"]
-    classifier = [{"encoder": n, "accuracy": downstream_accuracy(m, data, epochs=ce, K=cK, seed=ctx.seed)}
-                  for n, m in (("VAE (base)", base), ("wake post hoc (alpha=0)", encoders[alpha_key(0.0)]),
-                               ("reverse half-asleep (alpha=0.5)", encoders[rhs]))]
+    classifier = ctx.stage("classifier", lambda: [
+        {"encoder": n, "accuracy": downstream_accuracy(m, data, epochs=ce, K=cK, seed=ctx.seed)}
+        for n, m in (("VAE (base)", base), ("wake post hoc (alpha=0)", encoders[alpha_key(0.0)]),
+                     ("reverse half-asleep (alpha=0.5)", encoders[rhs]))])
 
     out = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()},
            "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
@@ -231,7 +240,8 @@ def _extras(ctx, data, s, cfg, base_bpd):
             p.requires_grad_(False)
         row = {"latent": z, "vae": final_bpd(base, data, K, ev), "alpha": [0.0, 0.5], "post_hoc": []}
         for a in row["alpha"]:
-            m, _ = posthoc(base, data, ReverseHalfAsleep(a, latent=s["latent_source"]), cfg)
+            m, _ = posthoc(base, data, ReverseHalfAsleep(a, latent=s["latent_source"]), cfg,
+                           out_dir=ctx.out / "posthoc" / f"latent{z}" / alpha_key(a))
             row["post_hoc"].append(final_bpd(m, data, K, ev))
         latents.append(row)
     start, curve = _train_base(ctx, data, s, objective=ReverseHalfAsleep(0.5, latent=s["latent_source"],
