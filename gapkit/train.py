@@ -293,7 +293,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
         ck = load_checkpoint(resume_path, model, map_location=device)
         for k, o in opts.items():
             o.load_state_dict(ck["optimizers"][k])
-        if own and "objective_state" in ck:
+        if isinstance(objective, torch.nn.Module) and "objective_state" in ck:  # parameters, traces
             objective.load_state_dict(ck["objective_state"])
         gen.set_state(ck["generator"].cpu() if device.type == "cpu" else ck["generator"])
         history, start = ck["history"], int(ck["epoch"])
@@ -369,7 +369,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
             state = {"optimizers": {k: o.state_dict() for k, o in opts.items()},
                      "generator": gen.get_state(), "history": history, "epoch": e,
                      "train_config": asdict(cfg), "identity": ident}
-            if own:
+            if isinstance(objective, torch.nn.Module):  # its parameters and what it records (traces)
                 state["objective_state"] = objective.state_dict()
             save_checkpoint(resume_path, model, **state)
         if callback is not None:

@@ -5,7 +5,8 @@ reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier)
 generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
-file rates, grey)."""
+file rates, grey). bsvi is killed between its trainings: each resumes from its checkpoint with the
+bounds its objective recorded (its evaluations share one generator and are not stages yet)."""
 import json
 import os
 import signal
@@ -30,10 +31,11 @@ KILLS = {
     "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],
     "iwae-snr": ["stages/evaluate_MIWAE_8_8.started", "stages/evaluate_CIWAE_learned.started",
                  "stages/snr_sweep.started", "stages/snr_per_method.started"],
+    "bsvi": ["svi_4/checkpoints/epoch_*.pt", "bsvi_3_sir/checkpoints/epoch_*.pt"],
     "bits-back": ["stages/code_test_set.started", "stages/inference_steps.started", "stages/samples.started",
                   "stages/file_rates.started", "stages/grey.started"],
 }
-VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time", "_s_per_image")
+VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time", "_s_per_image", "time_s")
 
 
 def _run(name, out, marker=None, timeout=600):

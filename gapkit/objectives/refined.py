@@ -97,6 +97,13 @@ class RefinedObjective(Objective, nn.Module):
         self.record = record
         self.trace: dict = {}
 
+    def get_extra_state(self) -> dict:
+        """The trace travels in ``state_dict()``, so a resumed training run keeps it."""
+        return {"trace": {k: list(v) for k, v in self.trace.items()}}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.trace = {k: list(v) for k, v in state["trace"].items()}
+
     def config(self):
         return {"name": self.name, "steps": self.steps, "learn_pi": self.learn_pi, **self.svi}
 
