@@ -120,11 +120,34 @@ def _cmd_book(args):
     if args.path_output is not None:
         from .io import check_output
         check_output(args.path_output, "dir", what="--path-output folder")
+    _fresh_execution_cache(Path(args.path_output) if args.path_output else root)
     # jupyter_book has no __main__; -W: warnings are errors, -n: nitpicky cross-references
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
            "-W", "-n", "--keep-going"] + (["--all"] if args.all else []) \
         + (["--path-output", args.path_output] if args.path_output else []) + [str(root)]
     sys.exit(_run_forwarding_signals(cmd, env=env, cwd=root))
+
+
+def _fresh_execution_cache(build_root: Path) -> bool:
+    """Forget the executed chapters when gapkit's code changed since they ran.
+
+    jupyter-book reuses a chapter's executed outputs until the notebook's own code changes; a change
+    in the library alone would leave pages showing what the previous code computed. The code hash
+    (:func:`gapkit.experiments.code_hash`, which also keys every cached result) is kept beside the
+    execution cache; when it differs, the cache is removed and every chapter runs again (reading the
+    results cache, so unchanged experiments are not recomputed). Returns True when it was removed."""
+    import shutil
+    from .experiments import code_hash
+    build = build_root / "_build"
+    cache, stamp = build / ".jupyter_cache", build / ".gapkit-code-hash"
+    code = code_hash()
+    stale = cache.exists() and (not stamp.exists() or stamp.read_text().strip() != code)
+    if stale:
+        print("gapkit book: gapkit's code changed since the chapters were executed: executing them again")
+        shutil.rmtree(cache)
+    build.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(code + "\n")
+    return stale
 
 
 def _run_forwarding_signals(cmd, **kw) -> int:

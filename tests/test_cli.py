@@ -79,3 +79,16 @@ def test_notebook_setup(capsys):
     assert preset.name == "quick" and "vae-basics: about" in out and device.type in ("cpu", "cuda")
     with pytest.raises(ValueError, match="valid experiments"):
         setup("no-such-experiment")
+
+
+def test_book_forgets_executed_chapters_when_the_code_changed(tmp_path):
+    from gapkit.__main__ import _fresh_execution_cache
+    from gapkit.experiments import code_hash
+    cache = tmp_path / "_build" / ".jupyter_cache"
+    assert _fresh_execution_cache(tmp_path) is False                 # nothing executed yet
+    cache.mkdir(parents=True)
+    (cache / "global.db").write_text("x")
+    assert _fresh_execution_cache(tmp_path) is False and cache.exists()   # same code: kept
+    (tmp_path / "_build" / ".gapkit-code-hash").write_text("0123456789abcdef\n")   # other code ran them
+    assert _fresh_execution_cache(tmp_path) is True and not cache.exists()
+    assert (tmp_path / "_build" / ".gapkit-code-hash").read_text().strip() == code_hash()
