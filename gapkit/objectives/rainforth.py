@@ -29,6 +29,7 @@ from ..bounds import ciwae, iwae, miwae
 from ..checks import number, positive_int
 from ..estimators import log_weights
 from .base import Losses, Objective, register
+from .bounds_based import BoundObjective
 
 __all__ = ["MIWAE", "CIWAE", "LearnableCIWAE", "PIWAE"]
 
@@ -59,8 +60,9 @@ class MIWAE(Objective):
 
 
 @register
-class CIWAE(Objective):
-    """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta.
+class CIWAE(BoundObjective):
+    """Maximize CIWAE(beta) = beta ELBO + (1 - beta) IWAE-K on the same K samples, for phi and theta
+    (:func:`gapkit.bounds.ciwae` through :class:`~gapkit.objectives.bounds_based.BoundObjective`).
 
     `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
@@ -68,14 +70,11 @@ class CIWAE(Objective):
     name = "ciwae"
 
     def __init__(self, beta: float = 0.5, K: int = 64):
-        self.beta, self.K = _beta("beta", beta), positive_int("K", K)
+        self.beta = _beta("beta", beta)
+        super().__init__(ciwae, K, beta=self.beta)
 
     def config(self):
         return {"name": self.name, "beta": self.beta, "K": self.K}
-
-    def __call__(self, model, x, generator=None) -> Losses:
-        bound = ciwae(log_weights(model, x, self.K, generator=generator), self.beta).mean()
-        return Losses(*[-bound] * 2, {"bound": bound.detach()})  # one tensor for both sides: one backward pass
 
 
 @register
