@@ -76,8 +76,16 @@ preset, device = setup("bsvi")  # theme, $GAPKIT_PRESET, device, expected times
 #
 # `python -m gapkit run bsvi` does the same from the command line; the result is cached. The
 # experiment trains every model of the chapter (VAE, IWAE-$k'$, SVI-$k'$ and BSVI-$k$-SIR with
-# $k' = k + 1$, so that every method gets $k + 1$ importance weights per data point), then evaluates
-# each one with a long SVI trajectory on test images.
+# $k' = k + 1$), then evaluates each one with a long SVI trajectory on test images. What each method
+# draws per data point and training step differs:
+#
+# - the VAE: one sample $z \sim q_\phi(z|x)$;
+# - IWAE-$k'$: $k'$ samples from $q_\phi(z|x)$, all of them importance weights of its bound;
+# - BSVI-$k$(-SIR): $k$ SVI steps, one sample from each proposal $q_0, \dots, q_k$ ($k + 1 = k'$ samples;
+#   the first $k$ also drive the steps), all $k + 1$ of them importance weights of the buffer;
+# - SVI-$k'$: $k'$ SVI steps, one sample from each of $q_0, \dots, q_{k'}$ ($k' + 1 = k + 2$ samples); the
+#   decoder is trained on the last one only, $\log p_\theta(x, z_{k'})$ with $z_{k'} \sim q_{k'}$, and no
+#   importance weight enters its loss.
 
 # %%
 res = experiments.run("bsvi", preset=preset.name)
