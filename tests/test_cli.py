@@ -92,3 +92,17 @@ def test_book_forgets_executed_chapters_when_the_code_changed(tmp_path):
     (tmp_path / "_build" / ".gapkit-code-hash").write_text("0123456789abcdef\n")   # other code ran them
     assert _fresh_execution_cache(tmp_path) is True and not cache.exists()
     assert (tmp_path / "_build" / ".gapkit-code-hash").read_text().strip() == code_hash()
+
+
+def test_book_runs_the_experiments_first_side_by_side(tmp_path, capsys, monkeypatch):
+    """``gapkit book`` runs the chapters' experiments in parallel processes into the results cache the
+    chapters read; a failing one is named (and stops the build before any page)."""
+    import os
+    from gapkit import experiments
+    from gapkit.__main__ import _run_experiments_first
+    env = {**os.environ, "GAPKIT_PRESET": "quick", "GAPKIT_RESULTS_DIR": str(tmp_path)}
+    assert _run_experiments_first(env, 2, names=["sleep-consistency", "no-such-experiment"]) == ["no-such-experiment"]
+    out = capsys.readouterr().out
+    assert "2 at a time" in out and "sleep-consistency:" in out and "no-such-experiment: FAILED" in out
+    monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path))
+    assert experiments.finished("sleep-consistency", preset="quick")   # what the chapter then reads
