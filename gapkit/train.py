@@ -40,7 +40,7 @@ import torch
 
 from .estimators import evaluate
 from .bounds import bpd
-from . import checks, smoke
+from . import bounds as _bounds, checks, smoke
 from .io import CheckpointError, load_checkpoint, save_checkpoint
 from .likelihoods import check_data
 from .progress import tqdm
@@ -83,7 +83,8 @@ class TrainConfig:
         checks.seed(self.seed)
         checks.optional_positive_int("eval_train_subset", self.eval_train_subset)
         checks.one_of("schedule", self.schedule, SCHEDULES)
-        checks.one_of("eval_bound", self.eval_bound, ("elbo", "iwae"))
+        checks.one_of("eval_bound", self.eval_bound, tuple(_bounds.BOUNDS))   # a name: it is recorded
+        _bounds.get(self.eval_bound)   # one that needs parameters (ciwae's beta) fails here
         for name in ("amp", "compile", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

@@ -314,7 +314,8 @@ def test_train_refuses_snapshots_of_another_run_without_resume_state(tmp_path):
     (dict(lr=float("nan")), "lr must be a finite number"),
     (dict(seed=-2), "seed must be an integer"),
     (dict(schedule="cosine"), "unknown schedule 'cosine'"),
-    (dict(eval_bound="bsvi"), "unknown eval_bound"),
+    (dict(eval_bound="renyi"), "unknown eval_bound 'renyi'; valid: 'elbo', 'iwae'"),
+    (dict(eval_bound="ciwae"), "give its parameters"),
     (dict(grad_clip=0.0), "grad_clip must be a finite number"),
     (dict(eval_every=1.5), "eval_every must be a non-negative integer"),
 ], ids=lambda v: str(v)[:30])

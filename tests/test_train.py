@@ -110,3 +110,17 @@ def test_burda_schedule():
     assert lr_factor("burda", 1) == lr_factor("burda", 3) == pytest.approx(10 ** (-1 / 7))
     assert lr_factor("burda", 4) == pytest.approx(10 ** (-2 / 7))
     assert lr_factor("burda", 3279) == pytest.approx(10 ** (-7 / 7))
+
+
+def test_training_evaluates_with_any_bound_by_name():
+    """``TrainConfig.eval_bound`` takes any bound of :data:`gapkit.bounds.BOUNDS` that needs no
+    parameter: BSVI with uniform pi over K samples is IWAE-K, so both curves agree."""
+    data = gdata.load("digits", subset=64, test_subset=32)
+    curves = {}
+    for bound in ("iwae", "bsvi"):
+        torch.manual_seed(0)
+        model = VAE(data.dim, 2, (16,))
+        h = train(model, data, ELBO(), TrainConfig(epochs=1, batch_size=32, eval_K=5, eval_bound=bound,
+                                                   progress=False))
+        curves[bound] = h["test_bound"]
+    assert curves["iwae"] == pytest.approx(curves["bsvi"], abs=1e-4)
