@@ -26,8 +26,11 @@ entry, a test.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,6 +52,23 @@ class Stream:
     finish: Callable
 
 
+_CHECK_VALUES = contextvars.ContextVar("gapkit_bounds_check_values", default=True)
+
+
+@contextlib.contextmanager
+def values_checked_by_caller():
+    """Inside this block the bounds check log-weights' type and shape but do not read their values
+    to the host for the finiteness check (one synchronisation per call). :func:`gapkit.train.train`
+    runs its steps inside it: it checks every step's losses and parameters for non-finite values on
+    the device and reads that record once per epoch, so a NaN still stops training with the step
+    where it appeared."""
+    token = _CHECK_VALUES.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_VALUES.reset(token)
+
+
 def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> torch.Tensor:
     if not torch.is_tensor(log_w) or not log_w.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got "
@@ -58,6 +78,8 @@ def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> t
                          f"first, e.g. (K, B); got shape {tuple(log_w.shape)}")
     if log_w.shape[0] < 1:
         raise ValueError(f"{name} needs K >= 1 samples, got shape {tuple(log_w.shape)}")
+    if not _CHECK_VALUES.get():
+        return log_w
     finite = torch.isfinite(log_w.detach())
     try:
         all_finite = bool(finite.all())
@@ -151,10 +173,14 @@ def ciwae(log_w: torch.Tensor, beta) -> torch.Tensor:
     `Chapter 4 <https://gapkit.github.io/gapkit/notebooks/04_iwae_snr.html>`_ explains it.
     """
     check_log_w(log_w)
-    b = torch.as_tensor(beta, dtype=log_w.dtype, device=log_w.device)
-    bd = b.detach()
-    if bd.numel() != 1 or not bool(torch.isfinite(bd)) or not (0.0 <= float(bd) <= 1.0):
+    if torch.is_tensor(beta):
+        # a tensor (a learnable sigmoid(a), in [0, 1] by construction) is not read to the host: that
+        # would cost a synchronisation per training step; its shape is checked, its value is not
+        if beta.numel() != 1:
+            raise ValueError(f"beta must be one number in [0, 1] (1: ELBO, 0: IWAE), got shape {tuple(beta.shape)}")
+    elif isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be one number in [0, 1] (1: ELBO, 0: IWAE), got {beta!r}")
+    b = torch.as_tensor(beta, dtype=log_w.dtype, device=log_w.device).reshape(())
     return b * log_w.mean(0) + (1 - b) * log_mean_exp(log_w, dim=0)
 
 

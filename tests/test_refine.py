@@ -122,8 +122,10 @@ def test_refine_rejects_bad_input():
         refine(m, x, optimizer="lbfgs")
     with pytest.raises(ValueError, match="shape"):
         refine(m, x, lr=torch.ones(3))
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0.0, inf\), got -1.0"):
         refine(m, x, lr=-1.0)
+    with pytest.raises(ValueError, match="> 0 and finite for every data point"):
+        refine(m, x, lr=torch.full((len(x),), -1.0))
     with pytest.raises(ValueError, match="steps"):
         refine(m, x, steps=-1)
     with pytest.raises(ValueError, match="samples"):

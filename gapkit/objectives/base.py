@@ -19,7 +19,7 @@ import torch
 
 from ..checks import one_of
 
-__all__ = ["Losses", "Objective", "OBJECTIVES", "register", "make_objective", "names"]
+__all__ = ["Losses", "Objective", "StepTrace", "OBJECTIVES", "register", "make_objective", "names"]
 
 
 @dataclass
@@ -28,6 +28,29 @@ class Losses:
     decoder: torch.Tensor | None
     metrics: dict = field(default_factory=dict)
     own: torch.Tensor | None = None  # a loss for the objective's own parameters (e.g. learnable beta)
+
+
+class StepTrace:
+    """Per-step scalars an objective records (CIWAE's beta, the buffered-SVI bounds), kept as device
+    tensors while training and read to the host in one transfer when asked for (:meth:`as_dict`,
+    e.g. at a checkpoint or after training), so that recording costs no host synchronisation per
+    step."""
+
+    def __init__(self, values: dict | None = None):
+        self._floats = {k: [float(v) for v in vs] for k, vs in (values or {}).items()}
+        self._pending: dict = {}
+
+    def add(self, **values) -> None:
+        for key, v in values.items():
+            self._pending.setdefault(key, []).append(v.detach().reshape(()) if torch.is_tensor(v)
+                                                     else torch.tensor(float(v)))
+
+    def as_dict(self) -> dict:
+        """Every recorded series as a list of floats (the pending device values read at once)."""
+        for key, vs in self._pending.items():
+            self._floats.setdefault(key, []).extend(torch.stack([v.to(vs[0].device) for v in vs]).tolist())
+        self._pending = {}
+        return {k: list(v) for k, v in self._floats.items()}
 
 
 class Objective:

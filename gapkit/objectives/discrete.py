@@ -74,7 +74,7 @@ class AIR(Objective):
             enc = bernoulli_kl(mu_T, logits).mean()
         else:
             enc = -(w * model.log_q_logits(h, logits)).sum(0).mean()
-        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
+        return Losses(enc, dec, {"bound": log_w.mean(), "ess": ess(log_w).mean()})
 
 
 class Reweighted(Objective):
@@ -102,7 +102,7 @@ class Reweighted(Objective):
         if self.sleep:                                                          # sleep phase for q
             hs, xs = model.sample(len(x), generator)
             enc = 0.5 * (enc - model.log_q_logits(hs, model.encode_logits(xs)).mean())
-        return Losses(enc, dec, {"bound": log_w.mean().item(), "ess": ess(log_w).mean().item()})
+        return Losses(enc, dec, {"bound": log_w.mean(), "ess": ess(log_w).mean()})
 
 
 @register

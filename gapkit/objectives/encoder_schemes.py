@@ -97,7 +97,7 @@ class EncoderScheme(Objective):
         if self.train_decoder:
             dec = wake if wake is not None else neg_elbo(model, x, self.K, generator)
         metrics = dict(metrics or {})
-        metrics["encoder_loss"] = float(enc_loss.detach())
+        metrics["encoder_loss"] = enc_loss.detach()
         return Losses(enc_loss, dec, metrics)
 
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 from ..bounds import ciwae, iwae, miwae
 from ..checks import number, positive_int
 from ..estimators import log_weights
-from .base import Losses, Objective, register
+from .base import Losses, Objective, StepTrace, register
 from .bounds_based import BoundObjective
 
 __all__ = ["MIWAE", "CIWAE", "LearnableCIWAE", "PIWAE"]
@@ -95,7 +95,7 @@ class LearnableCIWAE(nn.Module, Objective):
         beta0 = number("beta0 (the initial beta = sigmoid(a))", beta0, 0, 1, lo_open=True, hi_open=True)
         self.beta0, self.K = beta0, positive_int("K", K)
         self.a = nn.Parameter(torch.tensor(math.log(beta0 / (1 - beta0))))
-        self.trace: list[float] = []
+        self._trace = StepTrace()
 
     @property
     def beta(self) -> torch.Tensor:
@@ -104,19 +104,24 @@ class LearnableCIWAE(nn.Module, Objective):
     def config(self):
         return {"name": self.name, "beta0": self.beta0, "K": self.K}
 
+    @property
+    def trace(self) -> list:
+        """beta at every training step (floats)."""
+        return self._trace.as_dict().get("beta", [])
+
     def get_extra_state(self) -> dict:
         """The trace travels with ``a`` in ``state_dict()``, so a resumed training run keeps it."""
-        return {"trace": list(self.trace)}
+        return {"trace": self.trace}
 
     def set_extra_state(self, state: dict) -> None:
-        self.trace = [float(b) for b in state["trace"]]
+        self._trace = StepTrace({"beta": state["trace"]})
 
     def __call__(self, model, x, generator=None) -> Losses:
         lw = log_weights(model, x, self.K, generator=generator)               # (K, B)
         beta = self.beta.to(lw.device)
         bound = ciwae(lw, beta).mean()
-        b = float(beta.detach())
-        self.trace.append(b)
+        b = beta.detach()
+        self._trace.add(beta=b)
         return Losses(*[-bound] * 2, {"bound": bound.detach(), "beta": b}, own=-bound)
 
 

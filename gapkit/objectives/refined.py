@@ -34,7 +34,7 @@ from ..checks import boolean, nonneg_int, positive_int
 from ..estimators import log_weights, log_weights_from_noise
 from ..inference.refine import check_svi_settings
 from ..inference.refine import refine
-from .base import Losses, Objective, register
+from .base import Losses, Objective, StepTrace, register
 
 __all__ = ["GDIR", "RefinedObjective", "SVI", "BSVI", "BSVIDS", "BSVISIR"]
 
@@ -74,10 +74,10 @@ class GDIR(Objective):
         enc_bound = elbo(log_weights(model, x, self.K, q=(mu, std), generator=generator)).mean()
         traj = refine(model, x, self.steps, init=(mu.detach(), std.detach()), optimizer=self.optimizer,
                       lr=self.lr, momentum=self.momentum, samples=self.samples, clip=self.clip,
-                      generator=generator, keep_samples=False)
+                      generator=generator, keep_samples=False, check_values=False)
         mu_k, std_k = traj.final                                                    # detached
         dec_bound = elbo(log_weights(model, x, self.K, q=(mu_k, std_k), generator=generator)).mean()
-        return Losses(-enc_bound, -dec_bound, {"bound": enc_bound.item(), "refined_bound": dec_bound.item()})
+        return Losses(-enc_bound, -dec_bound, {"bound": enc_bound.detach(), "refined_bound": dec_bound.detach()})
 
 
 class RefinedObjective(Objective, nn.Module):
@@ -95,14 +95,19 @@ class RefinedObjective(Objective, nn.Module):
         self.learn_pi = bool(learn_pi)
         self.buffer = BufferWeights(steps) if self.learn_pi else None
         self.record = record
-        self.trace: dict = {}
+        self._trace = StepTrace()
+
+    @property
+    def trace(self) -> dict:
+        """What was recorded at every training step, by key (lists of floats)."""
+        return self._trace.as_dict()
 
     def get_extra_state(self) -> dict:
         """The trace travels in ``state_dict()``, so a resumed training run keeps it."""
-        return {"trace": {k: list(v) for k, v in self.trace.items()}}
+        return {"trace": self.trace}
 
     def set_extra_state(self, state: dict) -> None:
-        self.trace = {k: list(v) for k, v in state["trace"].items()}
+        self._trace = StepTrace(state["trace"])
 
     def config(self):
         return {"name": self.name, "steps": self.steps, "learn_pi": self.learn_pi, **self.svi}
@@ -113,24 +118,26 @@ class RefinedObjective(Objective, nn.Module):
     def _start(self, model, x, generator):
         """Trajectory, and the encoder's loss -ELBO(q_0) on the trajectory's own z_0."""
         mu0, std0 = model.encode(x)                                        # (B, Z), with grad wrt phi
-        traj = buffer_trajectory(model, x, self.steps, init=(mu0, std0), generator=generator, **self.svi)
+        traj = buffer_trajectory(model, x, self.steps, init=(mu0, std0), generator=generator, check_values=False,
+                                 **self.svi)
         eps0 = (traj.z[0] - traj.mu[0]) / traj.std[0]                       # (S, B, Z): z_0's noise
         enc_loss = -log_weights_from_noise(model, x, eps0, q=(mu0, std0)).mean()  # same z_0, reparameterized
         return traj, enc_loss
 
     def _metrics(self, traj_log_w):
-        lw = traj_log_w.detach()                                           # (k+1, S, B)
-        m = {"svi0": lw[0].mean().item(), "svik": lw[-1].mean().item(), "bsvik": bsvi(lw).mean().item()}
+        lw = traj_log_w.detach()                                           # (k+1, S, B), on the device
+        m = {"svi0": lw[0].mean(), "svik": lw[-1].mean(), "bsvik": bsvi(lw).mean()}
         if self.buffer is not None:
             with torch.no_grad():
-                m["bsvik_pi"] = bsvi(lw, log_pi=self.log_pi().to(lw.dtype)).mean().item()
-            m["pi_position"] = self.buffer.mean_position()
+                pi = self.buffer()
+                m["bsvik_pi"] = bsvi(lw, log_pi=self.log_pi().to(lw.dtype)).mean()
+                k = len(pi) - 1
+                m["pi_position"] = (pi * torch.arange(k + 1, dtype=pi.dtype, device=pi.device)).sum() / max(k, 1)
         return m
 
     def _log(self, metrics):
         if self.record:
-            for key, v in metrics.items():
-                self.trace.setdefault(key, []).append(v)
+            self._trace.add(**metrics)
 
 
 @register
@@ -178,7 +185,7 @@ class BSVI(RefinedObjective):
         m = self._metrics(traj.log_w)
         self._log(m)
         return Losses(encoder=enc, decoder=-bound, own=-bound if self.learn_pi else None,
-                      metrics={**m, "bound": bound.item()})
+                      metrics={**m, "bound": bound.detach()})
 
 
 @register
