@@ -26,8 +26,6 @@ entry, a test.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
 import numbers
@@ -36,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from .checks import positive_int
+from .checks import positive_int, reading_values, values_checked_by_caller  # noqa: F401 (re-exported)
 
 __all__ = ["log_mean_exp", "elbo", "iwae", "bpd", "check_log_w", "Stream", "BOUNDS", "get", "name_of"]
 
@@ -52,23 +50,6 @@ class Stream:
     finish: Callable
 
 
-_CHECK_VALUES = contextvars.ContextVar("gapkit_bounds_check_values", default=True)
-
-
-@contextlib.contextmanager
-def values_checked_by_caller():
-    """Inside this block the bounds check log-weights' type and shape but do not read their values
-    to the host for the finiteness check (one synchronisation per call). :func:`gapkit.train.train`
-    runs its steps inside it: it checks every step's losses and parameters for non-finite values on
-    the device and reads that record once per epoch, so a NaN still stops training with the step
-    where it appeared."""
-    token = _CHECK_VALUES.set(False)
-    try:
-        yield
-    finally:
-        _CHECK_VALUES.reset(token)
-
-
 def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> torch.Tensor:
     if not torch.is_tensor(log_w) or not log_w.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got "
@@ -78,7 +59,7 @@ def check_log_w(log_w: torch.Tensor, min_dim: int = 2, name: str = "log_w") -> t
                          f"first, e.g. (K, B); got shape {tuple(log_w.shape)}")
     if log_w.shape[0] < 1:
         raise ValueError(f"{name} needs K >= 1 samples, got shape {tuple(log_w.shape)}")
-    if not _CHECK_VALUES.get():
+    if not reading_values():   # inside gapkit.train: checked on the device (values_checked_by_caller)
         return log_w
     finite = torch.isfinite(log_w.detach())
     try:

@@ -8,13 +8,38 @@ sizes (``'64'`` is not ``(6, 4)``) and a float is never rounded into an integer.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 
-__all__ = ["integer", "positive_int", "nonneg_int", "optional_positive_int", "int_sizes", "number",
+__all__ = ["values_checked_by_caller", "reading_values", "integer", "positive_int", "nonneg_int", "optional_positive_int", "int_sizes", "number",
            "one_of", "known_keys", "seed", "boolean", "MAX_SEED"]
 
 MAX_SEED = 2 ** 63 - 1  # torch.manual_seed takes up to 2^64 - 1; numpy's SeedSequence any int; keep it signed
+
+
+_READ_VALUES = contextvars.ContextVar("gapkit_read_values", default=True)
+
+
+@contextlib.contextmanager
+def values_checked_by_caller():
+    """Inside this block the tensor checks (data inside a likelihood's support, finite log-weights,
+    a refiner's positive init std) check type and shape but do not read values to the host: each
+    such read is one synchronisation with the device. :func:`gapkit.train.train` runs its steps
+    inside it: it checks every step's losses and parameters for non-finite values on the device and
+    reads that record once per epoch, so a NaN still stops training at the step where it appeared,
+    and its data was checked when it was loaded."""
+    token = _READ_VALUES.set(False)
+    try:
+        yield
+    finally:
+        _READ_VALUES.reset(token)
+
+
+def reading_values() -> bool:
+    """False inside :func:`values_checked_by_caller`: tensor checks skip what needs a host read."""
+    return _READ_VALUES.get()
 
 
 def _is_int(v) -> bool:

@@ -333,7 +333,7 @@ def train(model, data, objective, cfg: TrainConfig | None = None, out_dir=None, 
         first_bad = torch.full((2,), -1, dtype=torch.long, device=device)
         step_ids = torch.arange(run_steps, device=device)
         try:
-            with smoke.quiet(), _bounds.values_checked_by_caller():   # checked on the device below
+            with smoke.quiet(), checks.values_checked_by_caller():   # checked on the device below
                 for i in range(run_steps):
                     if i == 1:
                         t1 = smoke.clock() if smoke.active() else 0.0

@@ -201,25 +201,28 @@ def test_experiment_runs_small(tmp_path):
 
 
 def test_recording_the_trace_reads_nothing_to_the_host_per_step(monkeypatch):
-    """The bound objectives, the refining ones (GDIR, SVI, BSVI) and learned-beta CIWAE read nothing to
-    the host in a training step (no Tensor.item / __float__ / __bool__): their per-step values are recorded as device
+    """The bound objectives, the refining ones (GDIR, SVI, BSVI, AIR), RWS, BiHM and learned-beta
+    CIWAE read nothing to the host in a training step (no Tensor.item / __float__ / __bool__): their per-step values are recorded as device
     tensors (gapkit.objectives.base.StepTrace) and ``trace`` afterwards gives every step's value."""
-    from gapkit.bounds import values_checked_by_caller
+    from gapkit.checks import values_checked_by_caller
+    from gapkit.models.sbn import SBN
     torch.manual_seed(0)
     model = VAE(20, 3, (8,))
     x = (torch.rand(6, 20) < 0.5).float()
     reads = []
     for name, cfg in (("bsvi", {"steps": 2, "learn_pi": True}), ("svi", {"steps": 2}),
                       ("bsvi-sir", {"steps": 2}), ("ciwae-learned", {"K": 3}), ("gdir", {"steps": 2}),
-                      ("elbo", {}), ("iwae", {"K": 4}), ("miwae", {"M": 2, "K": 2}), ("piwae", {"M": 2, "K": 2})):
+                      ("elbo", {}), ("iwae", {"K": 4}), ("miwae", {"M": 2, "K": 2}), ("piwae", {"M": 2, "K": 2}),
+                      ("air", {"steps": 2, "K": 3}), ("rws", {"K": 3}), ("bihm", {"K": 3})):
         obj = make_objective(name, **cfg)
+        net = SBN(20, (5,)) if name in ("air", "rws", "bihm") else model
         with monkeypatch.context() as m:
             m.setattr(torch.Tensor, "item", lambda self: reads.append(name) or 0.0)
             m.setattr(torch.Tensor, "__float__", lambda self: reads.append(name) or 0.0)
             m.setattr(torch.Tensor, "__bool__", lambda self: reads.append(name) or True)
             with values_checked_by_caller():   # as gapkit.train runs every step
                 for _ in range(3):
-                    obj(model, x, torch.Generator().manual_seed(1))
+                    obj(net, x, torch.Generator().manual_seed(1))
         assert reads == [], f"{name} read {len(reads)} value(s) to the host per step"
         if hasattr(obj, "trace"):
             tr = obj.trace

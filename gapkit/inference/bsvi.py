@@ -95,7 +95,7 @@ def mean_position(pi: torch.Tensor) -> float:
 
 def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: str = "momentum",
                       lr: float = 1.0, momentum: float = 0.5, clip: float | None = 1.0,
-                      generator: torch.Generator | None = None, seed: int = 0, check_values: bool = True):
+                      generator: torch.Generator | None = None, seed: int = 0):
     """The SVI trajectory of the BSVI paper (momentum SGD, lr 1.0, momentum 0.5, clip 1.0).
 
     Runs :func:`gapkit.inference.refine.refine` from ``init`` (default: the encoder's detached q_0) with one
@@ -110,8 +110,7 @@ def buffer_trajectory(model, x: torch.Tensor, steps: int, init=None, optimizer: 
             init = model.encode(x)
     init = (init[0].detach(), init[1].detach())
     return refine(model, x, steps=steps, init=init, optimizer=optimizer, lr=lr, momentum=momentum,
-                  samples=1, clip=clip, generator=generator, seed=seed, keep_samples=True,
-                  check_values=check_values)
+                  samples=1, clip=clip, generator=generator, seed=seed, keep_samples=True)
 
 
 def trajectory_log_weights(model, x: torch.Tensor, z: torch.Tensor, mu: torch.Tensor,

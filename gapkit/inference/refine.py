@@ -39,7 +39,7 @@ import torch
 
 from .. import smoke
 from ..bounds import get as get_bound
-from ..checks import nonneg_int, number, one_of, positive_int
+from ..checks import nonneg_int, number, one_of, positive_int, reading_values
 from ..estimators import log_weights_from_noise
 from ..progress import tqdm
 
@@ -111,8 +111,7 @@ def check_svi_settings(optimizer: str, lr: float, momentum: float, clip) -> None
 def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = "momentum", lr=1.0,
            momentum: float = 0.5, samples: int = 1, clip: float | None = 1.0,
            generator: torch.Generator | None = None, seed: int = 0, keep_samples: bool = True,
-           betas=(0.9, 0.999), eps: float = 1e-8, progress: bool = False, bound="elbo",
-           check_values: bool = True) -> Trajectory:
+           betas=(0.9, 0.999), eps: float = 1e-8, progress: bool = False, bound="elbo") -> Trajectory:
     """Refine every data point's Gaussian q by ``steps`` gradient steps on its own ELBO.
 
     Args:
@@ -129,10 +128,6 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
         keep_samples: keep ``z`` (k+1, S, B, Z) in the trajectory (else ``z`` is None).
         bound: what each point's step ascends, a bound of :mod:`gapkit.bounds` by name or function
             of its S log-weights (S, B) -> (B,); default the ELBO (their mean).
-        check_values: refuse data outside the model's support and a non-positive init std before
-            any step (each check reads the device once); the training objectives that refine every
-            minibatch switch it off (their data was checked when loaded, their init is the encoder's)
-            so that a training step costs no host synchronisation. Shapes are always checked.
 
     Returns:
         :class:`Trajectory` with ``mu``, ``std``, ``z``, ``log_w``, ``elbo``, ``grad_norm``.
@@ -148,14 +143,13 @@ def refine(model, x: torch.Tensor, steps: int = 20, init=None, optimizer: str = 
     if clip is not None:
         number("clip (None: no clipping)", clip, 0.0, lo_open=True)
     number("momentum", momentum, 0.0, 1.0, hi_open=True)
-    if check_values:
-        model.check_x(x)
+    model.check_x(x)   # values not read inside gapkit.train (gapkit.checks.values_checked_by_caller)
     with torch.no_grad():
         mu0, std0 = model.encode(x) if init is None else init
     if mu0.shape != std0.shape or mu0.dim() != 2 or mu0.shape[0] != x.shape[0]:
         raise ValueError(f"init must be (mu, std), each of shape ({x.shape[0]}, Z); got "
                          f"{tuple(mu0.shape)} and {tuple(std0.shape)}")
-    if check_values and not bool((std0 > 0).all()):
+    if reading_values() and not bool((std0 > 0).all()):
         raise ValueError("init std must be > 0")
     B, Z = mu0.shape
     dtype, device = mu0.dtype, mu0.device

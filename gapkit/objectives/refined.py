@@ -74,7 +74,7 @@ class GDIR(Objective):
         enc_bound = elbo(log_weights(model, x, self.K, q=(mu, std), generator=generator)).mean()
         traj = refine(model, x, self.steps, init=(mu.detach(), std.detach()), optimizer=self.optimizer,
                       lr=self.lr, momentum=self.momentum, samples=self.samples, clip=self.clip,
-                      generator=generator, keep_samples=False, check_values=False)
+                      generator=generator, keep_samples=False)
         mu_k, std_k = traj.final                                                    # detached
         dec_bound = elbo(log_weights(model, x, self.K, q=(mu_k, std_k), generator=generator)).mean()
         return Losses(-enc_bound, -dec_bound, {"bound": enc_bound.detach(), "refined_bound": dec_bound.detach()})
@@ -118,8 +118,7 @@ class RefinedObjective(Objective, nn.Module):
     def _start(self, model, x, generator):
         """Trajectory, and the encoder's loss -ELBO(q_0) on the trajectory's own z_0."""
         mu0, std0 = model.encode(x)                                        # (B, Z), with grad wrt phi
-        traj = buffer_trajectory(model, x, self.steps, init=(mu0, std0), generator=generator, check_values=False,
-                                 **self.svi)
+        traj = buffer_trajectory(model, x, self.steps, init=(mu0, std0), generator=generator, **self.svi)
         eps0 = (traj.z[0] - traj.mu[0]) / traj.std[0]                       # (S, B, Z): z_0's noise
         enc_loss = -log_weights_from_noise(model, x, eps0, q=(mu0, std0)).mean()  # same z_0, reparameterized
         return traj, enc_loss
