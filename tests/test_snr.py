@@ -110,3 +110,44 @@ def test_group_bound_of_iwae_is_miwae():
     torch.testing.assert_close(S.group_bound(iwae, lw), torch.stack([miwae(v) for v in lw]))
     c = S.group_bound(functools.partial(ciwae, beta=0.3), lw[0])                                  # (B,)
     torch.testing.assert_close(c, torch.stack([ciwae(v, 0.3) for v in lw[0]]).mean(0))
+
+
+def test_sums_are_float64_at_high_snr():
+    """A float32 gradient with SNR about 1000 (mean 1000, std 1): the SNR from the streaming sums
+    matches a float64 computation on the same numbers, in one chunk and merged over uneven chunks
+    (a float32 sum of squares loses the variance to cancellation: ~10% error)."""
+    g = torch.Generator().manual_seed(3)
+    R, P = 2000, 64
+    est = {"phi": 1000 + torch.randn(R, P, generator=g), "theta": -300 + 0.3 * torch.randn(R, P, generator=g)}
+    assert est["phi"].dtype == torch.float32
+    res = S.snr_from_estimates(est)
+    acc = S._Acc({"phi": "phi", "theta": "theta"})
+    parts = (slice(0, 7), slice(7, 1200), slice(1200, R))
+    for sl in parts:
+        acc.add({k: v[sl] for k, v in est.items()})
+    for sl in parts:
+        acc.project({k: v[sl] for k, v in est.items()})
+    chunked = acc.result()
+    for side in ("phi", "theta"):
+        v = est[side].double()
+        expect = v.mean(0).abs() / v.std(0)
+        assert 900 < float(expect.median()) < 1100
+        torch.testing.assert_close(getattr(res, side).double(), expect, rtol=1e-6, atol=0)
+        torch.testing.assert_close(getattr(chunked, side).double(), expect, rtol=1e-6, atol=0)
+    assert res.reps == chunked.reps == R
+
+
+def test_noise_floor_is_the_median_snr_of_a_zero_mean_gradient():
+    """Zero-mean gradients measured with R repetitions: the median SNR over parameters is
+    Phi^-1(3/4) / sqrt(R) (about 0.674 / sqrt(R))."""
+    R = 400
+    g = torch.randn(R, 20000, generator=torch.Generator().manual_seed(4))
+    res = S.snr_from_estimates({"phi": g, "theta": g[:, :10] + 5})
+    assert math.isclose(float(res.phi.median()), S.noise_floor(R), rel_tol=0.03)
+    assert math.isclose(S.noise_floor(R), 0.6745 / math.sqrt(R), rel_tol=1e-3)
+    assert math.isclose(res.summary()["floor"], S.noise_floor(R))
+    assert S.noise_floor(R, q=0.9) > S.noise_floor(R)
+    with pytest.raises(ValueError, match="reps"):
+        S.noise_floor(1)
+    with pytest.raises(ValueError, match="quantile"):
+        S.noise_floor(R, q=1.0)
