@@ -1,4 +1,5 @@
 """The batched SNR estimator (chapter 4) against a plain loop of backward passes, and its trends."""
+import copy
 import functools
 import math
 
@@ -151,3 +152,58 @@ def test_noise_floor_is_the_median_snr_of_a_zero_mean_gradient():
         S.noise_floor(1)
     with pytest.raises(ValueError, match="quantile"):
         S.noise_floor(R, q=1.0)
+
+
+def _summaries(grid, theta, phi, reps):
+    """Sweep summaries as SNRResult.summary() writes them, from given medians per grid point."""
+    fl = S.noise_floor(reps)
+    return [{"theta": {"median": t}, "phi": {"median": p}, "floor": fl, "reps": reps} for t, p in zip(theta, phi)]
+
+
+def test_slopes_fit_only_points_above_the_floor_and_the_verdict_follows():
+    """A phi SNR falling like K^-1/2 that measures sqrt(s^2 + 1/R) near the floor: the whole-grid slope
+    is flattened, the slope fitted above fit_floor_factor x floor and K >= K_min is the true one; the
+    reproduction rule reads it (reproduces / partly / does not)."""
+    from gapkit.experiments.iwae_snr import THEORY_SLOPES, fitted_slope, slope_findings
+    from gapkit.reproduction import FINDINGS
+    from gapkit.results import Results
+    R, grid = 200, [1, 3, 10, 30, 100, 300, 1000, 3000, 10000]
+    k = torch.tensor(grid, dtype=torch.float64)
+    theta = (0.5 * k ** 0.5).tolist()
+    phi = (((2.0 * k ** -0.5) ** 2 + 1 / R) ** 0.5).tolist()       # measured: true SNR plus the floor's share
+    summ = _summaries(grid, theta, phi, R)
+    f = fitted_slope(grid, summ, "phi", x_min=10, floor_factor=2.5)
+    assert f["used"] and min(f["used"]) >= 10
+    assert all(p >= 2.5 * S.noise_floor(R) for K, p in zip(grid, phi) if K in f["used"])
+    assert max(f["used"]) < grid[-1]                                 # the points at the floor are left out
+    assert abs(f["slope"] + 0.5) < 0.1 < abs(f["slope_all"] + 0.5)
+    assert fitted_slope(grid, summ, "phi", x_min=10, floor_factor=100.0)["slope"] != f["slope"]  # NaN: no point
+    sweeps = {"snr_vs_K": {"K": grid, "summary": summ}, "snr_vs_M": {"M": grid, "summary": _summaries(grid, theta, theta, R)}}
+    fit = {"floor_factor": 2.5, "used": {}, "slope_all": {}}
+    slopes = {}
+    for side in ("theta", "phi"):
+        for ax, xm in (("K", 10), ("M", 1)):
+            r = fitted_slope(grid, sweeps[f"snr_vs_{ax}"]["summary"], side, xm, 2.5)
+            slopes.setdefault(side, {})[ax] = r["slope"]
+            fit["used"].setdefault(side, {})[ax] = r["used"]
+    judge = {x.key: x.judge for x in FINDINGS}
+
+    def verdict(key, sl):
+        res = {**sweeps, "slopes": sl, "slope_fit": fit, "theory_slopes": THEORY_SLOPES,
+               "ess": {"slope": 0.4}}
+        res["findings"] = {"slopes": slope_findings(res)}
+        return judge[key](Results(res))
+
+    v, ours = verdict("snr_slopes_K", slopes)
+    assert v == "reproduces" and f"{slopes['phi']['K']:+.2f}" in ours and "K^0.40" in ours
+    assert verdict("snr_slopes_M", slopes)[0] == "reproduces"        # both rise like M^+1/2 here
+    flat = copy.deepcopy(slopes)
+    flat["theta"]["K"] = 0.2
+    assert verdict("snr_slopes_K", flat)[0] == "partly"
+    flat["phi"]["K"] = 0.1
+    assert verdict("snr_slopes_K", flat)[0] == "does not"
+    few = {**fit, "used": copy.deepcopy(fit["used"])}
+    few["used"]["phi"]["K"] = few["used"]["phi"]["K"][:2]
+    fit, saved = few, fit
+    assert verdict("snr_slopes_K", slopes)[0] == "does not"          # two points measure no slope
+    fit = saved
