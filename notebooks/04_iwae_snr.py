@@ -150,7 +150,7 @@ vk, vm = res["snr_vs_K"]["summary"], res["snr_vs_M"]["summary"]
 at_floor = fs["phi_at_noise_floor_K"]
 note = (f"The encoder's median SNR is below {fit['floor_factor']:g} times the noise floor for K in {at_floor}, "
         "so those points are left out." if at_floor else
-        f"The encoder's median SNR stays at least {fit['floor_factor']:g} times above the noise floor across the K "
+        f"The encoder's median SNR stays at least {fit['floor_factor']:g} times the noise floor across the K "
         f"grid (lowest {min(v['phi']['median'] / v['floor'] for v in vk):.1f} times, at K = "
         f"{res['snr_vs_K']['K'][int(np.argmin([v['phi']['median'] / v['floor'] for v in vk]))]}).")
 plots.say(f"Log-log slopes of the median SNR, fitted on K ≥ {fit['K_min']} (every M) and on points at least "
@@ -198,7 +198,10 @@ plots.say(f"Between K = {int(kgrid[-2])} and {int(kgrid[-1])} the decoder's slop
           f"{ev[i_last]:.1f} ({100 * ev[i_last] / ek[i_last]:.2f}% of K), and at K = {int(ek[-1])} {ev[-1]:.1f}. "
           + ("The grid is still in the pre-asymptotic regime, where a few large weights dominate each estimate, so "
              "the theory's rates cannot be expected there." if ess["slope"] < 0.8 else
-             "The weights are close to the asymptotic regime over the grid."))
+             "The weights are close to the asymptotic regime over the grid."),
+          f"If the decoder's gradient averages over about ESS effective samples, its SNR grows like "
+          f"sqrt(ESS) ∝ K^{ess['slope'] / 2:.2f}, against the fitted decoder slope {sl['theta']['K']:+.2f} "
+          f"(a difference of {sl['theta']['K'] - ess['slope'] / 2:+.2f}); the theory's sqrt(K) assumes ESS ∝ K.")
 
 # %% [markdown]
 # ### The directional SNR
