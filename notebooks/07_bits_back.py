@@ -192,7 +192,7 @@ plots.say(f"Achieved {b['bpd']:.4f} BPD net = {b['ratio_to_neg_elbo']:.4f} x the
 plots.say(f"The best standard compressor is {best_std} at {comp[best_std]:.4f} BPD: the net rate "
       f"{'beats' if fd['full']['beats_best_compressor'] else 'does NOT beat'} it and the whole bits-back file "
       f"{'beats' if fd['full']['file_beats_best_compressor'] else 'does NOT beat'} it "
-      f"({comp[best_std] / b['file_bpd']:.3f}x the file's length); "
+      f"({best_std}'s file is {comp[best_std] / b['file_bpd']:.3f}x as long as the bits-back file); "
       + ("the whole file beats every standard compressor." if not lost
          else f"the whole file loses to {', '.join(lost)}."))
 
