@@ -244,10 +244,10 @@ def test_mnist_test_set_round_trip():
 
 
 # ---------------------------------------------------------------- the chapter's verdicts and references
-def _results(rha0=0.18, file_bpd=0.203):
+def _results(rha0=0.18, file_bpd=0.203, full_file=0.191):
     row = lambda K, b: {"K": K, "bpd": b, "neg_elbo_bpd": b + 0.001}  # noqa: E731
     return {
-        "full": {"baseline": {"bpd": 0.19, "ratio_to_neg_elbo": 1.004}},
+        "full": {"baseline": {"bpd": 0.19, "file_bpd": full_file, "ratio_to_neg_elbo": 1.004, "n_images": 100}},
         "compressors": {"gzip": 0.3, "bz2": 0.28},
         "by_K": {"baseline": {"0": row(0, 0.19), "5": row(5, 0.185), "10": row(10, 0.178)},
                  "reverse_half_asleep": {"0": row(0, rha0), "5": row(5, 0.176), "10": row(10, 0.175)}},
@@ -262,7 +262,8 @@ def _results(rha0=0.18, file_bpd=0.203):
 def test_findings_are_computed_from_the_results():
     from gapkit.experiments.bits_back import findings
     f = findings(_results())
-    assert f["full"] == {"ratio_within_1pct": True, "best_compressor": "bz2", "beats_best_compressor": True}
+    assert f["full"] == {"ratio_within_1pct": True, "best_compressor": "bz2", "beats_best_compressor": True,
+                         "file_beats_best_compressor": True, "file_beats": {"gzip": True, "bz2": True}}
     assert f["by_K"]["reverse_half_asleep_shorter"] and f["by_K"]["falls"] == {"baseline": True,
                                                                               "reverse_half_asleep": True}
     assert f["by_K"]["baseline_steps_to_match_reverse_half_asleep"] == 10 and f["by_K"]["K"] == [0, 10]
@@ -272,6 +273,21 @@ def test_findings_are_computed_from_the_results():
     g = findings(_results(rha0=0.195, file_bpd=0.21))
     assert not g["by_K"]["reverse_half_asleep_shorter"] and g["by_K"]["baseline_steps_to_match_reverse_half_asleep"] == 0
     assert not g["file_rate"]["within_tolerance"]
+    # the whole file (initial bits and container) can lose where the net rate wins
+    h = findings(_results(full_file=0.29))
+    assert h["full"]["beats_best_compressor"] and not h["full"]["file_beats_best_compressor"]
+    assert h["full"]["file_beats"] == {"gzip": True, "bz2": False}
+
+
+@pytest.mark.parametrize("full_file, verdict", [(0.191, "reproduces"), (0.29, "partly"), (0.31, "does not")])
+def test_the_compressor_finding_judges_the_whole_file(full_file, verdict):
+    """bbans_vs_compressors reads the file rate (initial bits included), not the net rate (0.19 beats both)."""
+    from gapkit.reproduction import FINDINGS
+    from gapkit.results import Results
+    f = next(x for x in FINDINGS if x.key == "bbans_vs_compressors")
+    got, ours = f.judge(Results(_results(full_file=full_file)))
+    assert got == verdict
+    assert f"file {full_file:.4f} (net 0.1900)" in ours and "bz2 0.2800" in ours
 
 
 def test_reference_numbers_are_labelled():
