@@ -107,3 +107,22 @@ def test_sweep_passes_lr_decay_to_per_point():
     b = evaluate_with(model, x, "elbo", 3, "optimal", {**kw, "lr_decay": False}, seed=0)
     mu, std = optimal.per_point(model, x, lr_decay=True, seed=1, **kw)
     assert torch.equal(a, evaluate(model, x, "elbo", 3, q=(mu, std), seed=0)) and not torch.equal(a, b)
+
+
+def test_a_long_run_passes_through_every_shorter_budget():
+    """Constant learning rate: the iterate after t steps (epochs) of a long run is a run of length t."""
+    model, g = _orthogonal_lg()
+    _, x = model.sample(12, g)
+    seen = {}
+    optimal.per_point(model, x, steps=12, lr=5e-2, K=2, seed=4, on_step=lambda t, mu, std: seen.update({t: (mu, std)}))
+    assert sorted(seen) == list(range(1, 13))
+    for t in (3, 12):
+        short = optimal.per_point(model, x, steps=t, lr=5e-2, K=2, seed=4)
+        assert all(torch.equal(a, b) for a, b in zip(seen[t], short))
+    vae = VAE(6, 2, (8,), "relu", "bernoulli")
+    xb = (torch.rand(30, 6, generator=g) > 0.5).float()
+    enc = {}
+    optimal.encoder(vae, xb, epochs=4, lr=1e-2, batch_size=10, seed=2,
+                    on_epoch=lambda e, m: enc.update({e: [p.clone() for p in m.encoder_parameters()]}))
+    short = optimal.encoder(vae, xb, epochs=2, lr=1e-2, batch_size=10, seed=2)
+    assert sorted(enc) == [1, 2, 3, 4] and all(torch.equal(a, b) for a, b in zip(enc[2], short.encoder_parameters()))
