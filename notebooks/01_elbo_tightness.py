@@ -299,7 +299,8 @@ display(plots.table(
       "lr decay": "yes" if r["lr_decay"] else "no", "budget": f"{r['factor']}x",
       "steps or epochs": r["steps"] if r["form"] == "per_point" else r["epochs"],
       "ELBO (BPD)": r["elbo"], f"IWAE-{bud['K']} (BPD)": r["iwae"], "gap (BPD)": r["gap"],
-      "gap / amortized gap": r["gap"] / bf["amortized_gap"]} for r in bud["rows"]],
+      "gap / amortized gap": r["gap"] / bf["amortized_gap"]}
+     for r in sorted(bud["rows"], key=lambda r: (r["form"] != "per_point", not r["lr_decay"], r["factor"]))],
     formats={"ELBO (BPD)": ".4f", f"IWAE-{bud['K']} (BPD)": ".4f", "gap (BPD)": ".4f", "gap / amortized gap": ".2f"},
     caption=f"Epoch {ep[-1]}, the first {bud['n_images']} test images; amortized gap "
             f"{bf['amortized_gap']:.4f} BPD; gap = ELBO - IWAE-{bud['K']} of the same q"))
