@@ -318,10 +318,10 @@ d_decay = bf["series"]["per_point_constant"]["gap"][0] - bf["series"]["per_point
 plots.say(f"At the chapter's budget, annealing the learning rate changes the per-point gap by {-d_decay:+.4f} BPD; "
           f"the smallest gap, {best['gap']:.4f} BPD ({best_label}), is {100 * best['ratio']:.0f}% of the amortized "
           f"gap on these images. "
-          + ("More optimal inference keeps closing the gap, " if bf["series"]["per_point_decay"]["closing"]
-             else "More optimal inference no longer closes the gap steadily, ")
-          + ("and it has reached a quarter of the amortized gap." if best["ratio"] < 0.25
-             else "but it stays above a quarter of the amortized gap within these budgets."))
+          + ("With the decay, more per-point steps keep closing the gap, " if bf["series"]["per_point_decay"]["closing"]
+             else "With the decay, more per-point steps do not close the gap steadily, ")
+          + ("and the best budget is below a quarter of the amortized gap." if best["ratio"] < 0.25
+             else "and no budget gets below a quarter of the amortized gap."))
 
 # %% [markdown]
 # The per-point settings with decay are the library's one well-tuned per-point optimal inference
