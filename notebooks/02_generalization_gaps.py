@@ -95,7 +95,9 @@ for key in ("binary", "grey"):
     c = {**s["changes"], **s.get("per_dataset", {}).get(key, {})}
     plots.say(f"This chapter, {key}: {preset.dataset}, {c.get('train_subset') or 'all'} training images, "
               f"{c['epochs']} epochs, a checkpoint every {c['checkpoint_every']}; optimal inference: "
-              f"{s['steps']} Adam steps per checkpoint on {s['n_eval']} test and {s['n_eval']} training images.")
+              f"{s['optimal']['steps']} Adam steps per checkpoint"
+              f"{' (learning rate annealed to 0 along a cosine)' if s['optimal']['lr_decay'] else ''} "
+              f"on {s['n_eval']} test and {s['n_eval']} training images.")
 
 # %% [markdown]
 # ## Training past the point of overfitting

@@ -89,8 +89,9 @@ def test_make_linear_gaussian_is_correlated_and_checks_input():
 
 
 def test_quick_preset_end_to_end(tmp_path):
-    small = dict(lg_test=10, lg_repeats=3, lg_K=[1, 10, 100, 5000], opt_epochs=3, pp_steps=5, widget_repeats=4,
-                 widget_K=[1, 10], best_K=100)
+    small = dict(lg_test=10, lg_repeats=3, lg_K=[1, 10, 100, 5000], opt_epochs=3,
+                 pp={"steps": 5, "lr": 5e-2, "K": 1, "lr_decay": True}, budget_images=20, budget_factors=[1, 3],
+                 widget_repeats=4, widget_K=[1, 10], best_K=100)
     r = experiments.run("elbo-tightness", preset="quick", out=tmp_path, progress=False, **small)
     lgr, mn = r["linear_gaussian"], r["mnist"]
     e = r.at("linear_gaussian.elbo")
@@ -109,6 +110,15 @@ def test_quick_preset_end_to_end(tmp_path):
     for q in ("amortized", "optimal"):
         assert all(i <= e for i, e in zip(r.at(f"mnist.iwae.bpd.{q}"), r.at(f"mnist.elbo.bpd.{q}")))
     assert r.at("findings.tight_under_optimal.verdict") in ("reproduced", "partly", "not reproduced")
+    # The budget study: 2 factors x (per point with and without decay, paper's form), on 20 images.
+    b = r.at("mnist.budgets")
+    assert b["n_images"] == 20 and b["factors"] == [1, 3] and len(b["rows"]) == 6
+    assert sorted(row["steps"] for row in b["rows"] if row["form"] == "per_point") == [5, 5, 15, 15]
+    assert sorted(row["epochs"] for row in b["rows"] if row["form"] == "paper") == [3, 9]
+    assert all(row["gap"] == pytest.approx(row["elbo"] - row["iwae"]) and row["gap"] >= 0 for row in b["rows"])
+    best = r.at("findings.optimal_budgets.best")
+    assert best["gap"] == min(row["gap"] for row in b["rows"])
+    assert r.at("findings.tight_under_optimal.ratio_best") == pytest.approx(best["gap"] / b["amortized"]["gap"])
     assert r.at("metrics.mnist.iwae.bpd.amortized") == r.at("mnist.iwae.bpd.amortized")[-1]
     with pytest.raises(KeyError, match="valid keys there: K, bpd"):
         r.at("mnist.iwae.nats")
@@ -116,3 +126,38 @@ def test_quick_preset_end_to_end(tmp_path):
     w = mn["widget"]
     assert len(w["iwae"]["amortized"]) == 2 and len(w["iwae"]["amortized"][0][0]) == 4
     assert (tmp_path / "results.json").exists()
+
+
+def _budgets(gaps, amortized=0.01):
+    rows = [{"form": form, "factor": f, "lr_decay": decay, "gap": g}
+            for (form, decay), gs in gaps.items() for f, g in zip((1, 2, 4), gs)]
+    return {"amortized": {"gap": amortized}, "rows": rows}
+
+
+def test_budget_findings_trend_and_best():
+    from gapkit.experiments.elbo_tightness import budget_findings
+    f = budget_findings(_budgets({("per_point", True): [0.004, 0.003, 0.002], ("per_point", False): [0.005, 0.006, 0.005],
+                                  ("paper", False): [0.004, 0.004, 0.0039]}))
+    s = f["series"]
+    assert s["per_point_decay"]["closing"] and s["per_point_decay"]["change"] == pytest.approx(-0.5)
+    assert not s["per_point_constant"]["closing"] and s["per_point_constant"]["change"] == pytest.approx(0.0)
+    assert not s["paper"]["closing"]                       # 0.004 -> 0.004 does not fall
+    assert s["per_point_decay"]["ratio"] == pytest.approx([0.4, 0.3, 0.2])
+    assert f["best"] == {"form": "per_point", "factor": 4, "lr_decay": True, "gap": 0.002, "ratio": pytest.approx(0.2)}
+
+
+def test_tight_under_optimal_is_decided_by_the_best_budget():
+    from gapkit.experiments.elbo_tightness import findings
+    iw = {"K": [10, 100], "mean": [-1.0, -0.9], "std": [0.1, 0.1], "bias": [-0.1, -0.01], "repeats": 2}
+    res = {"linear_gaussian": {"iwae": iw, "model": {"n_test": 3}},
+           "mnist": {"elbo": {"bpd": {"amortized": [0.20, 0.19], "optimal": [0.185, 0.184], "optimal_per_point": [0.183, 0.182]}},
+                     "iwae": {"bpd": {"amortized": [0.19, 0.18], "optimal": [0.18, 0.18], "optimal_per_point": [0.18, 0.18]}}}}
+    gaps = {("per_point", True): [0.004, 0.003, 0.002], ("per_point", False): [0.005, 0.005, 0.005],
+            ("paper", False): [0.005, 0.005, 0.005]}
+    res["mnist"]["budgets"] = _budgets(gaps, amortized=0.01)          # best ratio 0.2 < 0.25
+    t = findings(res)["tight_under_optimal"]
+    assert t["verdict"] == "reproduced" and t["ratio_best"] == pytest.approx(0.2) and t["ratio"] == pytest.approx(0.4)
+    res["mnist"]["budgets"] = _budgets(gaps, amortized=0.006)         # best ratio 1/3
+    assert findings(res)["tight_under_optimal"]["verdict"] == "partly"
+    res["mnist"]["iwae"]["bpd"]["optimal"] = [0.17, 0.18]              # wider than amortized at the first checkpoint
+    assert findings(res)["tight_under_optimal"]["verdict"] == "not reproduced"

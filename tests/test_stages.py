@@ -1,11 +1,12 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
-Seven experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
+Eight experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
 reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier),
 generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
-file rates, grey). bsvi is killed between its trainings: each resumes from its checkpoint with the
+file rates, grey), elbo-tightness (the linear-Gaussian part, training, each checkpoint's evaluation, the
+optimal-inference budget study, the widget). bsvi is killed between its trainings: each resumes from its checkpoint with the
 bounds its objective recorded (its evaluations share one generator and are not stages yet)."""
 import json
 import os
@@ -32,6 +33,8 @@ KILLS = {
     "iwae-snr": ["stages/evaluate_MIWAE_8_8.started", "stages/evaluate_CIWAE_learned.started",
                  "stages/snr_sweep.started", "stages/snr_per_method.started"],
     "bsvi": ["svi_4/checkpoints/epoch_*.pt", "bsvi_3_sir/checkpoints/epoch_*.pt"],
+    "elbo-tightness": ["stages/linear_gaussian.started", "checkpoints/epoch_0040.pt",
+                       "stages/checkpoint_0040.started", "stages/optimal_budgets.started", "stages/widget.started"],
     "bits-back": ["stages/code_test_set.started", "stages/inference_steps.started", "stages/samples.started",
                   "stages/file_rates.started", "stages/grey.started"],
 }

@@ -48,7 +48,7 @@ __all__ = ["INFERENCE", "sweep", "evaluate_with", "inference_gap", "file_digest"
 INFERENCE = ("amortized", "optimal", "optimal-encoder")
 # Defaults of each method's settings (overridden by ``inference_kw``).
 DEFAULTS = {"amortized": {},
-            "optimal": {"steps": 300, "lr": 1e-2, "K": 1},
+            "optimal": {"steps": 300, "lr": 1e-2, "K": 1, "lr_decay": False},
             "optimal-encoder": {"epochs": 100, "lr": 5e-4, "batch_size": 100, "K": 1}}
 
 
@@ -69,7 +69,7 @@ def evaluate_with(model, x: torch.Tensor, bound="elbo", K: int = 1, inference: s
 
     ``bound`` (a name or a function) and ``K`` are those of :func:`gapkit.estimators.evaluate`
     (``"elbo"``: the K-sample average of log w; ``"iwae"``: log (1/K) sum_k w_k). ``inference`` picks q (module docstring);
-    ``inference_kw`` its settings (``optimal``: steps, lr, K; ``optimal-encoder``: epochs, lr,
+    ``inference_kw`` its settings (``optimal``: steps, lr, K, lr_decay; ``optimal-encoder``: epochs, lr,
     batch_size, K). Randomness comes from generators seeded with ``seed``.
 
     `Chapter 2 <https://gapkit.github.io/gapkit/notebooks/02_generalization_gaps.html>`_
@@ -80,7 +80,8 @@ def evaluate_with(model, x: torch.Tensor, bound="elbo", K: int = 1, inference: s
     q, m = None, model
     if inference == "optimal":
         from ..inference.optimal import per_point
-        q = per_point(model, x, kw["steps"], kw["lr"], kw["K"], seed=seed + 1, progress=progress)
+        q = per_point(model, x, kw["steps"], kw["lr"], kw["K"], seed=seed + 1, progress=progress,
+                      lr_decay=kw["lr_decay"])
     elif inference == "optimal-encoder":
         from ..inference.optimal import encoder
         m = encoder(model, x, kw["epochs"], kw["lr"], kw["batch_size"], kw["K"], seed=seed + 1,
