@@ -1,12 +1,14 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
-Seven experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
+Nine experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
 reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier),
 generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps) and bits-back (coding, inference steps, samples,
-file rates, grey). bsvi is killed between its trainings: each resumes from its checkpoint with the
-bounds its objective recorded (its evaluations share one generator and are not stages yet)."""
+file rates, grey), bsvi (the linear-Gaussian check, between its trainings: each resumes from its
+checkpoint with the bounds its objective recorded; each model's evaluation, each with its own generator;
+the step-size sweep) and discrete-latents (inside an SBN fit, which resumes from its last epoch's
+checkpoint; between two fits; inside the last fit; Figure 1; each model's NLL)."""
 import json
 import os
 import signal
@@ -15,6 +17,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from gapkit.experiments import Context
 from gapkit.io import IntegrityError, read_json
@@ -31,7 +34,11 @@ KILLS = {
     "refinement": ["stages/gaps.started", "stages/curves.started", "stages/table.started"],
     "iwae-snr": ["stages/evaluate_MIWAE_8_8.started", "stages/evaluate_CIWAE_learned.started",
                  "stages/snr_sweep.started", "stages/snr_per_method.started"],
-    "bsvi": ["svi_4/checkpoints/epoch_*.pt", "bsvi_3_sir/checkpoints/epoch_*.pt"],
+    "bsvi": ["stages/linear_gaussian.started", "svi_4/checkpoints/epoch_*.pt", "bsvi_3_sir/checkpoints/epoch_*.pt",
+             "stages/evaluate_VAE.started", "stages/evaluate_BSVI-3-SIR.started", "stages/svi_lr_sweep.started"],
+    "discrete-latents": ["sbn/2_layers/air20/checkpoints/resume.pt", "sbn/2_layers/rws/checkpoints/epoch_0002.pt",
+                         "sbn/3_layers/bihm/checkpoints/resume.pt", "stages/figure_1.started", "stages/nll_air.started",
+                         "stages/nll_bihm.started"],
     "bits-back": ["stages/code_test_set.started", "stages/inference_steps.started", "stages/samples.started",
                   "stages/file_rates.started", "stages/grey.started"],
 }
@@ -101,3 +108,14 @@ def test_a_stage_runs_once_and_comes_back_through_json(tmp_path):
     assert ctx.stage("sweep binary", work) == first and len(calls) == 2   # a damaged result is computed again
     with pytest.raises(ValueError, match="stage needs a name"):
         ctx.stage("//", work)
+
+
+def test_a_stage_generator_depends_on_the_run_seed_and_the_name_only():
+    draw = lambda seed, name: torch.rand(4, generator=Context(preset=None, seed=seed, out=None,  # noqa: E731
+                                                               device=torch.device("cpu")).generator(name))
+    assert torch.equal(draw(0, "evaluate VAE"), draw(0, "evaluate VAE"))
+    assert not torch.equal(draw(0, "evaluate VAE"), draw(0, "evaluate SVI-4"))
+    assert not torch.equal(draw(0, "evaluate VAE"), draw(1, "evaluate VAE"))
+    for bad in ("", None, 3):
+        with pytest.raises(ValueError, match="needs a name"):
+            Context(preset=None, seed=0, out=None, device=None).generator(bad)
