@@ -54,7 +54,8 @@ from ..progress import tqdm
 from ..models.sbn import SBN
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "fit", "evaluate",
-           "fit_identity", "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma", "check_weights"]
+           "fit_identity", "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma",
+           "check_weights"]
 
 WEIGHTS = ("iw", "bihm")
 ENCODER_LOSSES = ("kl", "inclusive")
