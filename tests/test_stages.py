@@ -43,6 +43,23 @@ KILLS = {
                   "stages/file_rates.started", "stages/grey.started"],
 }
 VOLATILE = ("provenance", "timings_s", "epoch_time", "seconds", "wall_time", "_s_per_image", "time_s")
+# findings decided from measured wall-clock times (they differ between two uninterrupted runs), and
+# what counts them
+TIMED = {"discrete-latents": {"findings": ("air_slower_per_epoch", "rws_faster_in_wall_clock"),
+                              "paths": (("book_summary", "finding"), ("metrics", "findings", "holding"))}}
+
+
+def _untimed(res, name):
+    """``res`` without the findings that ``TIMED`` names for experiment ``name``."""
+    t = TIMED.get(name)
+    if t:
+        res["findings"] = [f for f in res["findings"] if f["key"] not in t["findings"]]
+        for path in t["paths"]:
+            d = res
+            for k in path[:-1]:
+                d = d[k]
+            d.pop(path[-1])
+    return res
 
 
 def _run(name, out, marker=None, timeout=600):
@@ -84,8 +101,8 @@ def test_killed_inside_every_stage_resumes_to_the_same_results(name, tmp_path):
             assert not (out / marker.replace(".started", ".json")).exists()
         assert not (out / "results.json").exists()
     assert _run(name, out) == "finished"
-    a = _clean(json.loads((ref / "results.json").read_text()), ref)
-    b = _clean(json.loads((out / "results.json").read_text()), out)
+    a = _untimed(_clean(json.loads((ref / "results.json").read_text()), ref), name)
+    b = _untimed(_clean(json.loads((out / "results.json").read_text()), out), name)
     a.pop("checksum", None), b.pop("checksum", None)
     assert a == b
 
