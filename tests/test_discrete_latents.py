@@ -187,6 +187,42 @@ def test_training_raises_the_likelihood():
         assert h["seconds"][-1] > 0 and len(h["epoch_time"]) == 8
 
 
+def _fit_run(x, out_dir, fail_at=None, lr=1e-2):
+    """fit of a fresh SBN (same initialization) for 4 epochs; ``fail_at``: the evaluation after that
+    epoch raises (the process stops there, after the previous epoch's checkpoint)."""
+    torch.manual_seed(1)
+    m = SBN(16, (8, 4)).init_output_bias(x)
+
+    def eval_fn(mm):
+        if fail_at is not None and len(h_seen) == fail_at:
+            raise KeyboardInterrupt("stopped")
+        h_seen.append(1)
+        return {"w": float(sum(p.detach().double().sum() for p in mm.parameters()))}
+    h_seen = []
+    h = fit(m, x, AIR(3, 5), epochs=4, batch_size=25, lr=lr, seed=0, eval_epochs=(1, 2, 3, 4), eval_fn=eval_fn,
+            out_dir=out_dir, checkpoint_every=1)
+    return m, h
+
+
+def test_fit_resumes_from_its_last_checkpoint_to_the_uninterrupted_result(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    _, x = SBN(16, (4,)).sample(200, g)
+    ref, h_ref = _fit_run(x, tmp_path / "ref")
+    with pytest.raises(KeyboardInterrupt):
+        _fit_run(x, tmp_path / "run", fail_at=2)                 # after epoch 3, before its checkpoint
+    assert (tmp_path / "run" / "checkpoints" / "resume.pt").exists()
+    assert not list((tmp_path / "run" / "checkpoints").glob("epoch_*.pt"))   # the trained weights: at the end
+    m, h = _fit_run(x, tmp_path / "run")                          # continues after epoch 2
+    for a, b in zip(ref.state_dict().values(), m.state_dict().values()):
+        assert torch.equal(a, b)
+    assert h["w"] == h_ref["w"] and h["epoch"] == h_ref["epoch"] == [1, 2, 3, 4] and len(h["epoch_time"]) == 4
+    m2, h2 = _fit_run(x, tmp_path / "run", fail_at=0)             # finished: loads, neither trains nor evaluates
+    assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), m2.state_dict().values()))
+    assert h2["w"] == h_ref["w"]
+    with pytest.raises(ValueError, match="another training run"):
+        _fit_run(x, tmp_path / "run", lr=3e-2)                    # another training's folder is refused
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda: SBN(5, ()), "1 to 3"), (lambda: SBN(5, (2, 2, 2, 2)), "1 to 3"), (lambda: SBN(5, (0,)), "positive"),
     (lambda: refine(SBN(5, (2,)), torch.zeros(2, 5), steps=-1), "steps"),

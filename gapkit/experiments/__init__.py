@@ -293,6 +293,15 @@ class Context:
         write_json(path, {"stage": name, "result": func(), "seconds": time.perf_counter() - t0}, checksum=True)
         return Results(read_json(path, require_checksum=True))["result"]
 
+    def generator(self, name: str) -> torch.Generator:
+        """A ``torch.Generator`` on the run's device seeded from (run seed, ``name``): the first 8 bytes
+        of ``SHA-256("SEED/NAME")`` as an integer below 2^63. A stage draws from its own, so its numbers
+        do not depend on what ran before it (nor on whether that came back from ``out/stages``)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a generator needs a name (a non-empty string), got {name!r}")
+        digest = hashlib.sha256(f"{self.seed}/{name}".encode()).digest()
+        return torch.Generator(device=self.device).manual_seed(int.from_bytes(digest[:8], "little") & (2 ** 63 - 1))
+
     def train_config(self, **changes):
         from ..train import TrainConfig
         p = self.preset

@@ -122,6 +122,44 @@ def linear_gaussian_check(steps: int = 20, repeats: int = 4000, n_points: int = 
     return out
 
 
+def _evaluate(model, x_test, x_fit, K, curve_k, iwae_Ks, svi, g, progress=False) -> dict:
+    """One trained model's evaluation (all draws from ``g``): K SVI steps per test image with BSVI-K,
+    ELBO*, KL* and Reconstruction* (``training_row``, nats); BSVI-K against IWAE at ``iwae_Ks``
+    (``estimator_row``); the SVI-0, SVI-k, uniform BSVI-k and BSVI-k with pi optimized on ``x_fit``'s
+    trajectories for k = 0..curve_k (``curves``)."""
+    r = refined_bounds(model, x_test, K, generator=g, progress=progress, **svi)
+    fit = refined_bounds(model, x_fit, curve_k, generator=g, **svi)["log_w"]
+    lw = r["log_w"]                                                              # (K+1, N)
+    training_row = {"log_likelihood": r["bsvi"].mean().item(), "elbo_star": r["elbo_star"].mean().item(),
+                    "kl_star": r["kl_star"].mean().item(),
+                    "reconstruction_star": r["reconstruction_star"].mean().item(),
+                    "log_likelihood_se": _mean_se(r["bsvi"])[1].item()}
+    estimator_row = {"bsvi": r["bsvi"].mean().item(),
+                     "iwae": [evaluate(model, x_test, "iwae", K=iw_K, generator=g).mean().item() for iw_K in iwae_Ks]}
+    pre = bsvi_prefix(lw[:curve_k + 1])                                          # (k+1, N)
+    pis = [optimize_pi(fit[:j + 1]) for j in range(curve_k + 1)]
+    opt = torch.stack([bsvi_bound(lw[:j + 1], pi=pis[j]) for j in range(curve_k + 1)])  # (k+1, N)
+    svik = lw[:curve_k + 1]
+    curves = {"svi0": [lw[0].mean().item()] * (curve_k + 1), "svik": svik.mean(1).tolist(),
+              "bsvik": pre.mean(1).tolist(), "bsvik_opt": opt.mean(1).tolist(),
+              "se_bsvik_minus_svik": _mean_se(pre - svik)[1].tolist(),
+              "se_svik_minus_svi0": _mean_se(svik - lw[0])[1].tolist(),
+              "pi_opt": [pi.tolist() for pi in pis], "pi_opt_position": [mean_position(pi) for pi in pis]}
+    return {"training_row": training_row, "estimator_row": estimator_row, "curves": curves}
+
+
+def _lr_sweep(vae, x_test, curve_k, svi, g) -> dict:
+    """SVI-0, SVI-k and BSVI-k (k = ``curve_k``) of the test images for every SVI step size in
+    ``SVI_LRS`` (all draws from ``g``)."""
+    out = {"svi0": [], "svik": [], "bsvik": []}
+    for lr in SVI_LRS:
+        r = refined_bounds(vae, x_test, curve_k, generator=g, **{**svi, "lr": lr})
+        out["svi0"].append(r["log_w"][0].mean().item())
+        out["svik"].append(r["log_w"][-1].mean().item())
+        out["bsvik"].append(r["bsvi"].mean().item())
+    return out
+
+
 # ----------------------------------------------------------------------------------- the experiment
 
 
@@ -135,14 +173,15 @@ def bsvi_experiment(ctx: Context) -> dict:
     svi = dict(optimizer="momentum", lr=s["svi_lr"], momentum=s["svi_momentum"], clip=s["svi_clip"])
     t_all = time.perf_counter()
 
-    # 1. Theorem 1 on the linear-Gaussian model.
-    lg = linear_gaussian_check(steps=s["lg_steps"], repeats=s["lg_repeats"], seed=ctx.seed)
+    # 1. Theorem 1 on the linear-Gaussian model (a stage; its generator is seeded by the run's seed).
+    lg = ctx.stage("linear gaussian", lambda: linear_gaussian_check(steps=s["lg_steps"], repeats=s["lg_repeats"],
+                                                                     seed=ctx.seed))
 
     # 4. Training.
     data = ctx.data()
-    g = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+    g_fit = torch.Generator(device=ctx.device).manual_seed(ctx.seed)   # only for the binarization below
     x_test = data.fixed("test", seed=ctx.seed)[:s["n_eval"]]
-    x_fit = data.binarize(data.train[:s["n_eval"]], g)          # images to fit the global pi on
+    x_fit = data.binarize(data.train[:s["n_eval"]], g_fit)          # images to fit the global pi on
     methods = _methods(s)
     if s["methods"] is not None:
         want = list(s["methods"])
@@ -175,43 +214,24 @@ def bsvi_experiment(ctx: Context) -> dict:
                 mon["pi_final"] = obj.buffer().detach().tolist()
             monitor[label] = mon
 
-    # 2-4. Evaluation: one K-step SVI trajectory per test image (and per fitting image) per model.
+    # 2-4. Evaluation: one K-step SVI trajectory per test image (and per fitting image) per model. Each
+    # model's evaluation and the step-size sweep are stages (ctx.stage), each drawing from its own
+    # generator (ctx.generator): a run stopped later continues after the last one finished.
     training_table = {"rows": []}
     estimator_table = {"bsvi": {"steps": K}, "iwae": {"K": [m * K for m in range(1, 6)]}, "rows": []}
     curves = {}
     for label, model in models.items():
-        r = refined_bounds(model, x_test, K, generator=g, progress=ctx.progress, **svi)
-        fit = refined_bounds(model, x_fit, curve_k, generator=g, **svi)["log_w"]
-        lw = r["log_w"]                                                          # (K+1, N)
-        training_table["rows"].append({"method": label, "log_likelihood": r["bsvi"].mean().item(),
-                                 "elbo_star": r["elbo_star"].mean().item(),
-                                 "kl_star": r["kl_star"].mean().item(),
-                                 "reconstruction_star": r["reconstruction_star"].mean().item(),
-                                 "log_likelihood_se": _mean_se(r["bsvi"])[1].item(),
-                                 "train_time_s": round(times[label], 1)})
-        row = {"method": label, "bsvi": r["bsvi"].mean().item(), "iwae": []}
-        for iw_K in estimator_table["iwae"]["K"]:
-            row["iwae"].append(evaluate(model, x_test, "iwae", K=iw_K, generator=g).mean().item())
-        estimator_table["rows"].append(row)
-        pre = bsvi_prefix(lw[:curve_k + 1])                                      # (k+1, N)
-        pis = [optimize_pi(fit[:j + 1]) for j in range(curve_k + 1)]
-        opt = torch.stack([bsvi_bound(lw[:j + 1], pi=pis[j]) for j in range(curve_k + 1)])  # (k+1, N)
-        svik = lw[:curve_k + 1]
-        curves[label] = {
-            "svi0": [lw[0].mean().item()] * (curve_k + 1), "svik": svik.mean(1).tolist(),
-            "bsvik": pre.mean(1).tolist(), "bsvik_opt": opt.mean(1).tolist(),
-            "se_bsvik_minus_svik": _mean_se(pre - svik)[1].tolist(),
-            "se_svik_minus_svi0": _mean_se(svik - lw[0])[1].tolist(),
-            "pi_opt": [pi.tolist() for pi in pis], "pi_opt_position": [mean_position(pi) for pi in pis]}
+        name = f"evaluate {label}"
+        ev = ctx.stage(name, lambda model=model, name=name: _evaluate(
+            model, x_test, x_fit, K, curve_k, estimator_table["iwae"]["K"], svi, ctx.generator(name), ctx.progress))
+        training_table["rows"].append({"method": label, **ev["training_row"], "train_time_s": round(times[label], 1)})
+        estimator_table["rows"].append({"method": label, **ev["estimator_row"]})
+        curves[label] = ev["curves"]
 
     # The SVI step size: SVI-k after curve_k steps on the VAE for several learning rates.
     vae = models.get("VAE", next(iter(models.values())))
-    sweep = {"lr": list(SVI_LRS), "svi0": [], "svik": [], "bsvik": [], "k": curve_k}
-    for lr in SVI_LRS:
-        r = refined_bounds(vae, x_test, curve_k, generator=g, **{**svi, "lr": lr})
-        sweep["svi0"].append(r["log_w"][0].mean().item())
-        sweep["svik"].append(r["log_w"][-1].mean().item())
-        sweep["bsvik"].append(r["bsvi"].mean().item())
+    sweep = {"lr": list(SVI_LRS), "k": curve_k,
+             **ctx.stage("svi lr sweep", lambda: _lr_sweep(vae, x_test, curve_k, svi, ctx.generator("svi lr sweep")))}
 
     main = curves["VAE"] if "VAE" in curves else next(iter(curves.values()))
     c = {key: torch.tensor(main[key]) for key in ("svi0", "svik", "bsvik", "bsvik_opt")}

@@ -59,19 +59,20 @@ AIR_KEY = "rwair20"   # "AIR" outside Figure 2: reweighted AIR with 20 steps, as
 SETTINGS = {
     "quick": dict(units=16, K=5, gamma=0.9, train_subset=None, epochs=2, batch_size=50, lr=3e-3,
                   eval_n=100, eval_K=20, eval_epochs=[0, 1, 2], curve_n=50, curve_K=20, curve_steps=50,
-                  nll_n=100, nll_K=100, test_steps=20, test_K=20),
+                  nll_n=100, nll_K=100, test_steps=20, test_K=20, checkpoint_every=1),
     "book": dict(units=100, K=10, gamma=0.9, train_subset=1000, epochs=6, batch_size=25, lr=3e-3,
                  eval_n=100, eval_K=100, eval_epochs=[0, 1, 2, 3, 4, 6], curve_n=100, curve_K=100,
-                 curve_steps=50, nll_n=200, nll_K=500, test_steps=20, test_K=100),
+                 curve_steps=50, nll_n=200, nll_K=500, test_steps=20, test_K=100, checkpoint_every=1),
     "paper": dict(units=200, K=20, gamma=0.9, train_subset=None, epochs=500, batch_size=100, lr=1e-3,
                   eval_n=1000, eval_K=100, eval_epochs=[0, 1, 2, 5, 10, 20, 50, 100, 200, 500],
                   curve_n=10000, curve_K=100, curve_steps=50, nll_n=10000, nll_K=10000, test_steps=20,
-                  test_K=100),
+                  test_K=100, checkpoint_every=10),
 }
 
 
-def _train(ctx, s, depth, objective, x_train, x_eval, seed):
-    """A fresh SBN of ``depth`` layers (same initialization for every method) trained with ``objective``."""
+def _train(ctx, s, depth, objective, x_train, x_eval, seed, out_dir):
+    """A fresh SBN of ``depth`` layers (same initialization for every method) trained with ``objective``;
+    its checkpoints go to ``out_dir``, so a run stopped inside the training continues from the last one."""
     torch.manual_seed(seed)
     model = SBN(x_train.shape[1], (s["units"],) * depth).to(ctx.device).init_output_bias(x_train)
     g_eval = torch.Generator(device=ctx.device).manual_seed(seed + 7)
@@ -81,8 +82,59 @@ def _train(ctx, s, depth, objective, x_train, x_eval, seed):
         return evaluate(m, x_eval, K=s["eval_K"], generator=g_eval)
 
     hist = fit(model, x_train, objective, s["epochs"], s["batch_size"], s["lr"], seed=seed, eval_fn=eval_fn,
-               eval_epochs=tuple(s["eval_epochs"]), progress=ctx.progress)
+               eval_epochs=tuple(s["eval_epochs"]), progress=ctx.progress, out_dir=out_dir,
+               checkpoint_every=s["checkpoint_every"])
     return model, hist
+
+
+def _figure1(ctx, s, models, xc, seed):
+    """Figure 1: AIR refinement curves of every depth at both dampings, the 3-layer slider values, and
+    score-function gradient refinement over ``SF_LRS``; one generator (``seed + 11``) for all of it."""
+    steps = list(range(s["curve_steps"] + 1))
+    gammas = {"paper": s["gamma"], "gentle": GENTLE_GAMMA}
+    fig1 = {"steps": steps, "train_steps": 20, "K": s["curve_K"], "gamma": gammas, "depths": []}
+    g = torch.Generator(device=ctx.device).manual_seed(seed + 11)
+    slider = {}
+    for depth in (1, 2, 3):
+        curves = {"layers": depth, "units": [s["units"]] * depth}
+        for which, gamma in gammas.items():
+            tr = refine(models[(depth, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], gamma, generator=g,
+                        progress=ctx.progress)
+            elbo, ess_ = tr.elbo, tr.ess                                        # (T+1, B) each
+            curves[which] = {"elbo": elbo.mean(1).tolist(), "ess": ess_.mean(1).tolist(),
+                             "entropy": tr.entropy.mean(1).tolist()}
+            if depth == 3:
+                slider[which] = {"elbo": np.round(elbo.numpy(), 3).tolist(), "ess": np.round(ess_.numpy(), 4).tolist(),
+                                 "entropy": np.round(tr.entropy.numpy(), 3).tolist()}
+        fig1["depths"].append(curves)
+    # gradient refinement for binary latents: score-function estimates, a grid of step sizes, 3 layers
+    sf = {"lrs": list(SF_LRS), "final_elbo": [], "K": s["curve_K"]}
+    for lr in SF_LRS:
+        tr = score_function_refine(models[(3, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], lr, generator=g)
+        sf["final_elbo"].append(tr.elbo[-1].mean().item())
+        if sf["final_elbo"][-1] >= max(sf["final_elbo"]):
+            sf.update(best_lr=lr, elbo=tr.elbo.mean(1).tolist(), ess=tr.ess.mean(1).tolist(),
+                      entropy=tr.entropy.mean(1).tolist())
+    fig1["score_function"] = sf
+    return fig1, {"gamma": gammas, **slider}
+
+
+def _nll(ctx, s, m, xn, weights, seed):
+    """Test NLL (IWAE-``nll_K``) and BiHM bound of one 3-layer model, nats, with the recognition
+    network's q (``encoder``) and refined for ``test_steps`` steps at each damping (``refined``)."""
+    out = {"refined": {}}
+    gq = torch.Generator(device=ctx.device).manual_seed(seed + 13)
+    mu_T = refine(m, xn, s["test_steps"], s["test_K"], s["gamma"], weights, generator=gq).final
+    mu_G = refine(m, xn, s["test_steps"], s["test_K"], GENTLE_GAMMA, weights, generator=gq).final
+    for which, mu in (("encoder", None), ("paper", mu_T), ("gentle", mu_G)):
+        gl = torch.Generator(device=ctx.device).manual_seed(seed + 17)
+        lp, bh = log_likelihood(m, xn, mu, K=s["nll_K"], generator=gl)
+        row = {"nll": -lp.mean().item(), "bihm_bound": -bh.mean().item()}
+        if which == "encoder":
+            out["encoder"] = row
+        else:
+            out["refined"][which] = row
+    return out
 
 
 def _value_at(times, values, t):
@@ -180,7 +232,8 @@ def discrete_latents(ctx: Context) -> dict:
     t0 = time.perf_counter()
     for depth, key in runs:
         obj = BiHM(s["K"]) if key == "bihm" else METHODS[key][1](s)
-        m, hist = _train(ctx, s, depth, obj, x_train, x_eval, seed + depth)
+        m, hist = _train(ctx, s, depth, obj, x_train, x_eval, seed + depth,
+                         out_dir=ctx.out / "sbn" / f"{depth}_layers" / key)
         models[(depth, key)] = m
         hist["objective"] = obj.config()
         if key != "bihm" and depth in (2, 3):
@@ -189,57 +242,21 @@ def discrete_latents(ctx: Context) -> dict:
             bihm_hist = hist
     timings["training_s"] = time.perf_counter() - t0
 
-    # -- Figure 1: refinement of the test posteriors, 0..50 steps, from the recognition network
+    # -- Figure 1: refinement of the test posteriors, 0..50 steps, from the recognition network; a stage
+    # (ctx.stage): a run stopped later continues after it
     t0 = time.perf_counter()
-    xc = x_test[:s["curve_n"]]
-    steps = list(range(s["curve_steps"] + 1))
-    gammas = {"paper": s["gamma"], "gentle": GENTLE_GAMMA}
-    fig1 = {"steps": steps, "train_steps": 20, "K": s["curve_K"], "gamma": gammas, "depths": []}
-    g = torch.Generator(device=ctx.device).manual_seed(seed + 11)
-    slider = {}
-    for depth in (1, 2, 3):
-        curves = {"layers": depth, "units": [s["units"]] * depth}
-        for which, gamma in gammas.items():
-            tr = refine(models[(depth, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], gamma, generator=g,
-                        progress=ctx.progress)
-            elbo, ess_ = tr.elbo, tr.ess                                        # (T+1, B) each
-            curves[which] = {"elbo": elbo.mean(1).tolist(), "ess": ess_.mean(1).tolist(),
-                             "entropy": tr.entropy.mean(1).tolist()}
-            if depth == 3:
-                slider[which] = {"elbo": np.round(elbo.numpy(), 3).tolist(), "ess": np.round(ess_.numpy(), 4).tolist(),
-                                 "entropy": np.round(tr.entropy.numpy(), 3).tolist()}
-        fig1["depths"].append(curves)
-    # gradient refinement for binary latents: score-function estimates, a grid of step sizes, 3 layers
-    sf = {"lrs": list(SF_LRS), "final_elbo": [], "K": s["curve_K"]}
-    for lr in SF_LRS:
-        tr = score_function_refine(models[(3, AIR_KEY)], xc, s["curve_steps"], s["curve_K"], lr, generator=g)
-        sf["final_elbo"].append(tr.elbo[-1].mean().item())
-        if sf["final_elbo"][-1] >= max(sf["final_elbo"]):
-            sf.update(best_lr=lr, elbo=tr.elbo.mean(1).tolist(), ess=tr.ess.mean(1).tolist(),
-                      entropy=tr.entropy.mean(1).tolist())
-    fig1["score_function"] = sf
-    slider = {"gamma": gammas, **slider}
+    fig1, slider = ctx.stage("figure 1", lambda: _figure1(ctx, s, models, x_test[:s["curve_n"]], seed))
     timings["figure1_s"] = time.perf_counter() - t0
 
-    # -- Section 4: test NLL of 3-layer AIR and BiHM, without and with test-time refinement
+    # -- Section 4: test NLL of 3-layer AIR and BiHM, without and with test-time refinement; one stage
+    # per model, each with its own generators
     t0 = time.perf_counter()
     xn = x_test[:s["nll_n"]]
-    nll = {}
-    for name, key, weights in (("air", AIR_KEY, "iw"), ("bihm", "bihm", "bihm")):
-        nll[name] = {"refined": {}}
-        m = models[(3, key)]
-        gq = torch.Generator(device=ctx.device).manual_seed(seed + 13)
-        mu_T = refine(m, xn, s["test_steps"], s["test_K"], s["gamma"], weights, generator=gq).final
-        mu_G = refine(m, xn, s["test_steps"], s["test_K"], GENTLE_GAMMA, weights, generator=gq).final
-        for which, mu in (("encoder", None), ("paper", mu_T), ("gentle", mu_G)):
-            gl = torch.Generator(device=ctx.device).manual_seed(seed + 17)
-            lp, bh = log_likelihood(m, xn, mu, K=s["nll_K"], generator=gl)
-            row = {"nll": -lp.mean().item(), "bihm_bound": -bh.mean().item()}
-            if which == "encoder":
-                nll[name]["encoder"] = row
-            else:
-                nll[name]["refined"][which] = row
+    nll = {name: ctx.stage(f"nll {name}", lambda key=key, weights=weights: _nll(ctx, s, models[(3, key)], xn, weights,
+                                                                               seed))
+           for name, key, weights in (("air", AIR_KEY, "iw"), ("bihm", "bihm", "bihm"))}
     timings["nll_s"] = time.perf_counter() - t0
+    steps = fig1["steps"]
 
     res = {
         "dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(x_train),

@@ -54,7 +54,8 @@ from ..progress import tqdm
 from ..models.sbn import SBN
 
 __all__ = ["WEIGHTS", "ENCODER_LOSSES", "normalized_weights", "refine", "AIRTrajectory", "fit", "evaluate",
-           "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma", "check_weights"]
+           "fit_identity", "log_likelihood", "score_function_gradient", "score_function_refine", "check_gamma",
+           "check_weights"]
 
 WEIGHTS = ("iw", "bihm")
 ENCODER_LOSSES = ("kl", "inclusive")
@@ -278,17 +279,45 @@ def evaluate(model: SBN, x: torch.Tensor, K: int = 100, steps: int = 0, gamma: f
             "ess": ess(lw).mean().item()}
 
 
+def fit_identity(model: SBN, x_train: torch.Tensor, objective, epochs: int, batch_size: int, lr: float, seed: int,
+                 eval_epochs=(), checkpoint_every: int = 1) -> dict:
+    """What an SBN training folder belongs to: the architecture, the objective and its settings, the
+    training settings and the data (a SHA-256 of ``x_train``); stored in its ``resume.pt``."""
+    import hashlib
+    import json
+    x = x_train.detach().contiguous().cpu()
+    cfg = objective.config() if callable(getattr(objective, "config", None)) else {}
+    ident = {"model": dict(model.config), "objective": {"class": type(objective).__qualname__, **cfg},
+             "fit": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                     "eval_epochs": sorted(int(e) for e in eval_epochs), "checkpoint_every": checkpoint_every},
+             "data": {"shape": list(x.shape), "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}}
+    if smoke.active():
+        ident["smoke"] = True
+    return json.loads(json.dumps(ident))
+
+
 @smoke.capped("SBN training", x="x_train", steps_arg="epochs", unit="image-epoch", fit=False)
 def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_size: int = 100,
-        lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False) -> dict:
+        lr: float = 1e-3, seed: int = 0, eval_fn=None, eval_epochs=(), progress: bool = False,
+        out_dir=None, checkpoint_every: int = 1) -> dict:
     """Minibatch training of an SBN with separate Adam optimizers for p (theta) and q_psi.
 
     ``eval_fn(model) -> dict`` runs after the epochs in ``eval_epochs`` (0 = before training) and
     its values go into the history with ``epoch``, ``updates`` and ``seconds`` (the cumulative
     training wall time, evaluation excluded). Returns the history (lists), plus ``epoch_time``.
+
+    With ``out_dir``, every ``checkpoint_every`` epochs and after the last the whole training state
+    (weights, both optimizers, the generator, the history) goes to ``out_dir/checkpoints/resume.pt``
+    (:func:`gapkit.io.save_checkpoint`: atomic, checksummed), and the trained weights to
+    ``epoch_NNNN.pt`` after the last epoch; a call with the same ``out_dir`` continues from
+    ``resume.pt`` (a finished training only loads its weights) and ends with the parameters and
+    history of an uninterrupted one on the CPU (``seconds`` and ``epoch_time`` aside). A folder of
+    another training (:func:`fit_identity`) is refused before any work. ``eval_fn`` must draw from
+    its own seeded generator, as its results before the resume come back from the checkpoint.
     """
     positive_int("epochs", epochs)
     positive_int("batch_size", batch_size)
+    positive_int("checkpoint_every", checkpoint_every)
     model.check_x(x_train)
     enc, dec = model.encoder_parameters(), model.decoder_parameters()
     opt_q, opt_p = torch.optim.Adam(enc, lr=lr), torch.optim.Adam(dec, lr=lr)
@@ -297,6 +326,23 @@ def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_si
     n = len(x_train)
     steps = math.ceil(n / batch_size)
     elapsed = 0.0
+    start = 0
+    resume_path = ident = None
+    if out_dir is not None:
+        from ..io import check_output, load_checkpoint
+        from ..train import _check_training_folder          # the training loop's own folder check
+        out_dir = check_output(out_dir, "dir", what="training folder")
+        ident = fit_identity(model, x_train, objective, epochs, batch_size, lr, seed, eval_epochs, checkpoint_every)
+        resume_path = out_dir / "checkpoints" / "resume.pt"
+        if _check_training_folder(out_dir, ident):
+            ck = load_checkpoint(resume_path, model, map_location=x_train.device)
+            opt_q.load_state_dict(ck["optimizers"]["encoder"])
+            opt_p.load_state_dict(ck["optimizers"]["decoder"])
+            gen.set_state(ck["generator"].cpu() if x_train.device.type == "cpu" else ck["generator"])
+            hist, start, elapsed = ck["history"], int(ck["epoch"]), float(ck["seconds"])
+            if start >= epochs:
+                model.eval()
+                return hist
 
     def record(epoch):
         if eval_fn is None or epoch not in eval_epochs:
@@ -305,9 +351,18 @@ def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_si
         for k, v in row.items():
             hist.setdefault(k, []).append(v)
 
-    record(0)
+    def checkpoint(epoch):
+        from ..io import save_checkpoint
+        if epoch == epochs:
+            save_checkpoint(out_dir / "checkpoints" / f"epoch_{epoch:04d}.pt", model, epoch=epoch, identity=ident)
+        save_checkpoint(resume_path, model, optimizers={"encoder": opt_q.state_dict(), "decoder": opt_p.state_dict()},
+                        generator=gen.get_state(), history=hist, epoch=epoch, seconds=elapsed, identity=ident)
+
+    if start == 0:
+        record(0)
     model.train()
-    for epoch in tqdm(range(1, epochs + 1), desc=f"train {objective.name}", disable=not progress, unit="epoch"):
+    for epoch in tqdm(range(start + 1, epochs + 1), desc=f"train {objective.name}", disable=not progress,
+                      unit="epoch", initial=start, total=epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(n, device=x_train.device, generator=gen)
         for i in range(steps):
@@ -324,5 +379,7 @@ def fit(model: SBN, x_train: torch.Tensor, objective, epochs: int = 10, batch_si
         elapsed += dt
         hist["epoch_time"].append(dt)
         record(epoch)
+        if out_dir is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+            checkpoint(epoch)
     model.eval()
     return hist
