@@ -121,6 +121,32 @@ def test_denoising_sigma_zero_is_the_wake_elbo_and_noise_changes_it():
     assert not torch.allclose(d0, d1)
 
 
+def test_denoising_noise_is_on_the_encoders_scale_for_8bit_pixels():
+    """sigma is relative to pixels in [0, 1]: for grey (0..255) data the noise is added to x / 255,
+    what the encoder sees, not to x (which would make it 255 times too small)."""
+    import torch.nn.functional as F
+    from gapkit.models.base import MIN_STD
+    torch.manual_seed(0)
+    m = VAE(12, 3, (16,), "relu", "logistic")
+    x = torch.randint(0, 256, (32, 12), generator=torch.Generator().manual_seed(1)).float()
+    sigma = 0.4
+    got = Denoising(sigma)(m, x, torch.Generator().manual_seed(4)).encoder
+    g = torch.Generator().manual_seed(4)
+    wake = -elbo(log_weights(m, x, 1, generator=g)).mean()
+    eps = torch.randn(x.shape, generator=g)
+    mu, s = m.encoder(x / 255.0 + sigma * eps).chunk(2, dim=-1)   # the network itself, on [0, 1] pixels
+    noisy = -elbo(log_weights(m, x, 1, q=(mu, F.softplus(s) + MIN_STD), generator=g)).mean()
+    torch.testing.assert_close(got, 0.5 * (noisy + wake))
+    # binary pixels are already on [0, 1]: the noise goes onto x itself
+    mb, xb = small_vae(), batch()
+    got_b = Denoising(sigma)(mb, xb, torch.Generator().manual_seed(4)).encoder
+    g = torch.Generator().manual_seed(4)
+    wake_b = -elbo(log_weights(mb, xb, 1, generator=g)).mean()
+    eps = torch.randn(xb.shape, generator=g)
+    noisy_b = -elbo(log_weights(mb, xb, 1, q=mb.encode(xb + sigma * eps), generator=g)).mean()
+    torch.testing.assert_close(got_b, 0.5 * (noisy_b + wake_b))
+
+
 def test_train_decoder_option_gives_a_decoder_loss():
     m, x = small_vae(), batch()
     for obj in (Sleep(train_decoder=True), ReverseHalfAsleep(0.5, train_decoder=True), Denoising(0.2, train_decoder=True)):
