@@ -347,12 +347,12 @@ def _extras(ctx, data, s, cfg, base_bpd, base, post_hoc, rhs_over_seeds):
             latents.append({"latent": z, "vae": post_hoc[BASE], "alpha": [0.0, 0.5],
                             "post_hoc": [post_hoc[WAKE], post_hoc[RHS]]})
             continue
-        base, _ = _train_base(ctx, data, s, latent=z, tag=f"base_z{z}")
-        for p in base.decoder_parameters():
+        vae, _ = _train_base(ctx, data, s, latent=z, tag=f"base_z{z}")
+        for p in vae.decoder_parameters():
             p.requires_grad_(False)
-        row = {"latent": z, "vae": final_bpd(base, data, K, ev), "alpha": [0.0, 0.5], "post_hoc": []}
+        row = {"latent": z, "vae": final_bpd(vae, data, K, ev), "alpha": [0.0, 0.5], "post_hoc": []}
         for a in row["alpha"]:
-            m, _ = posthoc(base, data, ReverseHalfAsleep(a, latent=s["latent_source"]), cfg,
+            m, _ = posthoc(vae, data, ReverseHalfAsleep(a, latent=s["latent_source"]), cfg,
                            out_dir=ctx.out / "posthoc" / f"latent{z}" / alpha_key(a))
             row["post_hoc"].append(final_bpd(m, data, K, ev))
         latents.append(row)
