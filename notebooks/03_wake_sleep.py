@@ -238,8 +238,9 @@ def table1_sentence(rows, f1, name):
     return (f"{name}: reverse half-asleep {t[RHS]:.4f} vs the VAE {t[BASE]:.4f} ({t[BASE] - t[RHS]:+.4f} BPD), the same "
             f"number of post-hoc wake steps {t[WAKE]:.4f} ({t[WAKE] - t[RHS]:+.4f} BPD)"
             + (f", and the best denoising setting, {best_den} {t[best_den]:.4f}: reverse half-asleep "
-               f"{'is better than' if f1['beats_every_denoising'] else 'is NOT better than'} every denoising setting, "
-               f"which {'beats' if f1['best_denoising_beats_vae'] else 'does NOT beat'} the VAE." if best_den else "."))
+               f"{'is better than' if f1['beats_every_denoising'] else 'is NOT better than'} every denoising setting; "
+               f"the best denoising setting {'beats' if f1['best_denoising_beats_vae'] else 'does NOT beat'} the VAE."
+               if best_den else "."))
 
 
 lines1 = [table1_sentence(rh.at("table1.rows"), rh.at("findings.table1"), "Binary MNIST")]
