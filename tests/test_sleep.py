@@ -232,7 +232,7 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
     from gapkit import experiments
     r = experiments.run("reverse-half-asleep", preset="quick", out=tmp_path / "rha", progress=False,
                         base_epochs=4, epochs=2, eval_every=1, seeds=2, sigmas=[0.4], classifier_epochs=1,
-                        classifier_K=5, final_K=2)
+                        classifier_K=5, final_K=2, grey_epochs=2, grey_train_subset=300)
     m = r["methods"]
     assert set(m) == {"reverse_half_asleep", "sleep", "denoising"}
     assert [x["alpha"] for x in m["reverse_half_asleep"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -250,7 +250,8 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
         assert len(c["per_seed"]) == 2 and c["accuracy"] == pytest.approx(sum(c["per_seed"]) / 2)
     # Table 1's grey row: grey data, a discretized-logistic base VAE, the same rows as the binary table
     g = r["grey"]
-    assert g["dataset"]["binarization"] == "grey" and g["table1"]["K"] == 2
+    assert g["dataset"]["binarization"] == "grey" and g["dataset"]["n_train"] == 300 and g["table1"]["K"] == 2
+    assert g["base"]["epoch"] == [4]    # the grey base is evaluated after its last epoch only
     assert [row["method"] for row in g["table1"]["rows"]] == [
         "VAE (base, as trained)", "VAE + wake post hoc (alpha=0)", "denoising sigma=0.4", "reverse half-asleep (alpha=0.5)"]
     assert all(0 < row["test_bpd"] < 9 for row in g["table1"]["rows"])
