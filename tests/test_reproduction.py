@@ -45,7 +45,7 @@ def test_report_reads_runs_and_says_not_run_for_the_rest(private_results):
     for method, v in private_results["final_test_bpd"].items():
         assert f"{v:.4f}" in got["ours"], method      # our numbers, read from the run
     assert by_key["bsvi_health"] == {"verdict": NOT_RUN, "ours": "no results: python -m gapkit run bsvi --preset quick"}
-    assert by_key["table1_grey"]["verdict"] == NOT_RUN  # measured by no experiment yet
+    assert by_key["table1_grey"]["verdict"] == NOT_RUN  # reverse-half-asleep has not run here
     assert rep["with_results"] == ["quick"]
     assert sum(rep["counts"]["quick"].values()) == len(FINDINGS)
     text = format_report(rep)

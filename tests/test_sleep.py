@@ -121,6 +121,32 @@ def test_denoising_sigma_zero_is_the_wake_elbo_and_noise_changes_it():
     assert not torch.allclose(d0, d1)
 
 
+def test_denoising_noise_is_on_the_encoders_scale_for_8bit_pixels():
+    """sigma is relative to pixels in [0, 1]: for grey (0..255) data the noise is added to x / 255,
+    what the encoder sees, not to x (which would make it 255 times too small)."""
+    import torch.nn.functional as F
+    from gapkit.models.base import MIN_STD
+    torch.manual_seed(0)
+    m = VAE(12, 3, (16,), "relu", "logistic")
+    x = torch.randint(0, 256, (32, 12), generator=torch.Generator().manual_seed(1)).float()
+    sigma = 0.4
+    got = Denoising(sigma)(m, x, torch.Generator().manual_seed(4)).encoder
+    g = torch.Generator().manual_seed(4)
+    wake = -elbo(log_weights(m, x, 1, generator=g)).mean()
+    eps = torch.randn(x.shape, generator=g)
+    mu, s = m.encoder(x / 255.0 + sigma * eps).chunk(2, dim=-1)   # the network itself, on [0, 1] pixels
+    noisy = -elbo(log_weights(m, x, 1, q=(mu, F.softplus(s) + MIN_STD), generator=g)).mean()
+    torch.testing.assert_close(got, 0.5 * (noisy + wake))
+    # binary pixels are already on [0, 1]: the noise goes onto x itself
+    mb, xb = small_vae(), batch()
+    got_b = Denoising(sigma)(mb, xb, torch.Generator().manual_seed(4)).encoder
+    g = torch.Generator().manual_seed(4)
+    wake_b = -elbo(log_weights(mb, xb, 1, generator=g)).mean()
+    eps = torch.randn(xb.shape, generator=g)
+    noisy_b = -elbo(log_weights(mb, xb, 1, q=mb.encode(xb + sigma * eps), generator=g)).mean()
+    torch.testing.assert_close(got_b, 0.5 * (noisy_b + wake_b))
+
+
 def test_train_decoder_option_gives_a_decoder_loss():
     m, x = small_vae(), batch()
     for obj in (Sleep(train_decoder=True), ReverseHalfAsleep(0.5, train_decoder=True), Denoising(0.2, train_decoder=True)):
@@ -206,7 +232,7 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
     from gapkit import experiments
     r = experiments.run("reverse-half-asleep", preset="quick", out=tmp_path / "rha", progress=False,
                         base_epochs=4, epochs=2, eval_every=1, seeds=2, sigmas=[0.4], classifier_epochs=1,
-                        classifier_K=5, final_K=2)
+                        classifier_K=5, final_K=2, grey_epochs=2, grey_train_subset=300)
     m = r["methods"]
     assert set(m) == {"reverse_half_asleep", "sleep", "denoising"}
     assert [x["alpha"] for x in m["reverse_half_asleep"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -219,7 +245,17 @@ def test_experiments_write_the_curves_tables_and_accuracies(tmp_path):
     assert [row["method"] for row in rows][:2] == ["VAE (base, as trained)", "VAE + wake post hoc (alpha=0)"]
     assert all(0 < row["test_bpd"] < 2 for row in rows) and r.at("table1.K") == 2
     assert all(0 <= c["accuracy"] <= 1 for c in r.at("classifier.rows")) and len(r.at("classifier.rows")) == 3
-    assert r.at("classifier.K") == 5
+    assert r.at("classifier.K") == 5 and r.at("classifier.seeds") == [0, 1]
+    for c in r.at("classifier.rows"):   # one classifier per post-hoc seed; accuracy is their mean
+        assert len(c["per_seed"]) == 2 and c["accuracy"] == pytest.approx(sum(c["per_seed"]) / 2)
+    # Table 1's grey row: grey data, a discretized-logistic base VAE, the same rows as the binary table
+    g = r["grey"]
+    assert g["dataset"]["binarization"] == "grey" and g["dataset"]["n_train"] == 300 and g["table1"]["K"] == 2
+    assert g["base"]["epoch"] == [4]    # the grey base is evaluated after its last epoch only
+    assert [row["method"] for row in g["table1"]["rows"]] == [
+        "VAE (base, as trained)", "VAE + wake post hoc (alpha=0)", "denoising sigma=0.4", "reverse half-asleep (alpha=0.5)"]
+    assert all(0 < row["test_bpd"] < 9 for row in g["table1"]["rows"])
+    assert set(r.at("findings.table1_grey")) == {"best_denoising", "beats_every_denoising", "best_denoising_beats_vae"}
     f = r["findings"]
     assert isinstance(f["figure4"]["half_beats_wake"], bool) and f["table1"]["best_denoising"] == "denoising sigma=0.4"
     assert r.at("paper.table1.reverse half-asleep") == 0.187
@@ -234,17 +270,77 @@ def test_appendix_c_and_d_extras_run_and_are_recorded(tmp_path):
     """The paper preset's extras (Appendix C: latent sizes; D: reverse half-asleep from the start),
     shrunk to seconds: every row is a finite BPD and the from-start model has its own curve."""
     from gapkit import experiments
+    from gapkit.experiments.reverse_half_asleep import BASE, RHS, WAKE
     r = experiments.run("reverse-half-asleep", preset="quick", out=tmp_path / "rha", progress=False,
-                        base_epochs=3, epochs=1, eval_every=1, seeds=1, alphas=[0.0, 0.5], sigmas=[],
-                        classifier_epochs=1, classifier_K=2, final_K=2, extras=True, latents=[2, 3])
+                        base_epochs=3, epochs=1, eval_every=1, seeds=2, alphas=[0.0, 0.5], sigmas=[],
+                        classifier_epochs=1, classifier_K=2, final_K=2, extras=True, latents=[2, 4], grey=False,
+                        from_start_seeds=2)
+    assert "grey" not in r and "table1_grey" not in r["findings"]
     ex = r["extras"]
-    assert [row["latent"] for row in ex["latent_sizes"]] == [2, 3]
+    assert [row["latent"] for row in ex["latent_sizes"]] == [2, 4]
     for row in ex["latent_sizes"]:
         assert row["alpha"] == [0.0, 0.5] and all(0 < v < 5 for v in [row["vae"], *row["post_hoc"]])
+    # the quick preset's own latent size (4) is the base run and its seed-0 post-hoc runs, not trained again
+    t = {row["method"]: row["test_bpd"] for row in r.at("table1.rows")}
+    assert ex["latent_sizes"][1]["vae"] == t[BASE] and ex["latent_sizes"][1]["post_hoc"] == [t[WAKE], t[RHS]]
+    assert (tmp_path / "rha" / "base_z2").is_dir() and not (tmp_path / "rha" / "base_z4").exists()
     fs = ex["from_start"]
     assert 0 < fs["test_bpd"] < 5 and fs["vae_test_bpd"] == r.at("table1.rows.0.test_bpd")
     assert isinstance(r.at("findings.extras.from_start_beats_vae"), bool)
     assert fs["curve"]["epoch"] == [1, 2, 3] and len(fs["curve"]["test_bpd"]) == 3
+    over = fs["over_seeds"]
+    assert over["from_start"]["seeds"] == [0, 1] and over["from_start"]["test_bpd"][0] == fs["test_bpd"]
+    assert over["from_start"]["test_bpd"][1] != fs["test_bpd"]          # another seed, another model
+    assert over["post_hoc"]["seeds"] == [0, 1] and over["post_hoc"]["test_bpd"][0] == t[RHS]
+    vs = r.at("findings.extras.from_start_vs_post_hoc")
+    assert vs["a"]["per_seed"] == over["from_start"]["test_bpd"] and vs["b"]["per_seed"] == over["post_hoc"]["test_bpd"]
+
+
+def test_seed_difference_against_the_pooled_seed_spread():
+    from gapkit.experiments.reverse_half_asleep import seed_difference
+    d = seed_difference([1.0, 2.0, 3.0], [0.0])          # s_a = 1, one seed of b adds nothing: s_p = 1
+    assert d["difference"] == 2.0 and d["pooled_std"] == pytest.approx(1.0) and d["outcome"] == "better"
+    assert d["a"] == {"mean": 2.0, "std": 1.0, "n": 3, "per_seed": [1.0, 2.0, 3.0]} and d["b"]["std"] is None
+    d = seed_difference([1.0, 2.0, 3.0], [1.5, 1.5])     # s_p = sqrt((2 * 1 + 1 * 0) / 3) > 0.5
+    assert d["pooled_std"] == pytest.approx((2 / 3) ** 0.5) and d["outcome"] == "within seed noise"
+    assert seed_difference([1.0, 2.0, 3.0], [5.0], lower_is_better=True)["outcome"] == "better"
+    assert seed_difference([1.0, 2.0, 3.0], [5.0])["outcome"] == "worse"
+    one = seed_difference([1.0], [2.0])                   # no spread: the sign alone decides
+    assert one["pooled_std"] is None and one["outcome"] == "worse"
+
+
+def test_reproduction_rules_for_grey_table1_classifier_and_from_start_use_the_seed_spread():
+    from gapkit.experiments.reverse_half_asleep import BASE, RHS, seed_difference
+    from gapkit.reproduction import FINDINGS
+    from gapkit.results import Results
+    rules = {f.key: f.judge for f in FINDINGS}
+
+    def table(vae, den, rhs):
+        return {"rows": [{"method": BASE, "test_bpd": vae}, {"method": "denoising sigma=0.4", "test_bpd": den},
+                         {"method": RHS, "test_bpd": rhs}]}
+    assert rules["table1_grey"](Results({"table1": table(1, 1, 1)}))[0] == "not run"
+    assert rules["table1_grey"](Results({"grey": {"table1": table(1.55, 1.52, 1.51)}}))[0] == "reproduces"
+    assert rules["table1_grey"](Results({"grey": {"table1": table(1.55, 1.50, 1.51)}}))[0] == "partly"
+    assert rules["table1_grey"](Results({"grey": {"table1": table(1.50, 1.52, 1.53)}}))[0] == "does not"
+
+    def clf(rhs, base, wake):
+        rows = [{"encoder": n, "accuracy": sum(v) / len(v), "std": None, "per_seed": v}
+                for n, v in (("VAE (base)", base), ("wake post hoc (alpha=0)", wake), (RHS, rhs))]
+        f = {"vs_base": seed_difference(rhs, base), "vs_wake_post_hoc": seed_difference(rhs, wake)}
+        return Results({"classifier": {"seeds": [0, 1, 2], "rows": rows}, "findings": {"classifier": f}})
+    clearly, noisy = [0.90, 0.91, 0.92], [0.80, 0.95, 0.87]
+    assert rules["classifier"](clf(clearly, [0.80, 0.81, 0.82], [0.85, 0.86, 0.84]))[0] == "reproduces"
+    verdict, ours = rules["classifier"](clf(noisy, [0.80, 0.81, 0.82], [0.85, 0.86, 0.84]))
+    assert verdict == "partly" and "within seed noise" in ours
+    assert rules["classifier"](clf([0.70, 0.71, 0.72], [0.80, 0.81, 0.82], [0.85, 0.86, 0.84]))[0] == "does not"
+
+    def start(fs, vae, post):
+        f = {"from_start_vs_vae": seed_difference(fs, [vae], lower_is_better=True),
+             "from_start_vs_post_hoc": seed_difference(fs, post, lower_is_better=True)}
+        return Results({"findings": {"extras": f}})
+    assert rules["from_start"](start([0.190, 0.191, 0.192], 0.200, [0.195, 0.196]))[0] == "reproduces"
+    assert rules["from_start"](start([0.190, 0.210, 0.200], 0.199, [0.195, 0.196]))[0] == "partly"
+    assert rules["from_start"](start([0.210, 0.211, 0.212], 0.200, [0.195, 0.196]))[0] == "does not"
 
 
 def test_over_seeds_reads_runs_by_alpha_and_counts_the_orderings():

@@ -1,7 +1,7 @@
 """Staged, resumable experiments: a quick run killed inside each stage (training included) and started
 again ends with the results of an uninterrupted run (Context.stage; training resumes by itself).
 All ten experiments: vae-basics (training, evaluation), sleep-consistency (each method's training),
-reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier),
+reverse-half-asleep (base training, post-hoc trainings, Table 1, the classifier, Table 1's grey row),
 generalization-gaps (training and checkpoint sweeps of two data sets), refinement
 (gaps, curves, table), iwae-snr (evaluations after each training, e.g. after CIWAE(learned)'s, whose
 beta trace must survive the resume; the SNR sweeps), bits-back (coding, inference steps, samples,
@@ -28,7 +28,7 @@ KILLS = {
     "vae-basics": ["checkpoints/epoch_0040.pt", "stages/evaluate.started"],
     "reverse-half-asleep": ["base/checkpoints/epoch_0040.pt", "posthoc/alpha=0.25/seed*/checkpoints/epoch_*.pt",
                             "posthoc/sleep/seed1/checkpoints/epoch_*.pt", "stages/table_1.started",
-                            "stages/classifier.started"],
+                            "stages/classifier.started", "stages/table_1_grey.started"],
     "sleep-consistency": ["stages/train_sleep.started", "stages/train_reverse_sleep.started"],
     "generalization-gaps": ["binary/checkpoints/epoch_0040.pt", "stages/sweep_binary.started",
                             "grey/checkpoints/epoch_0040.pt", "stages/sweep_grey.started"],

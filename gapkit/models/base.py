@@ -3,7 +3,10 @@
 * ``log_prior(z)``: log p(z), z of shape (..., Z) -> (...);
 * ``log_lik(x, z)``: log p(x|z), x (B, D) and z (K, B, Z) -> (K, B);
 * ``log_joint(x, z)``: their sum;
-* ``encode(x)``: the amortized q(z|x) = N(mu, diag(std^2)) as ``(mu, std)``;
+* ``encode(x)``: the amortized q(z|x) = N(mu, diag(std^2)) as ``(mu, std)``; it is
+  ``encode_input(encoder_input(x))``: ``encoder_input`` maps data to what the encoder network sees
+  (the identity here; pixels / 255 for 8-bit data in :class:`gapkit.models.VAE`), so that noise or
+  any other change meant "on the encoder's scale" is applied between the two;
 * ``sample(n)``: (z, x) from p(z) p(x|z);
 * ``encoder_parameters()`` / ``decoder_parameters()``: phi and theta, trained separately.
 
@@ -47,6 +50,15 @@ class LatentModel(nn.Module):
 
     def log_q(self, z: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         return gaussian_log_prob(z, mu, std)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder network sees of data x: u = x here (a subclass that rescales overrides it)."""
+        return x
+
+    def encode_input(self, u: torch.Tensor):
+        """q(z|x) as (mu, std) from the encoder's input u = ``encoder_input(x)``; here ``encode(u)``,
+        valid because ``encoder_input`` is the identity (a subclass that rescales overrides both)."""
+        return self.encode(u)
 
     def check_x(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(x) or not x.is_floating_point():

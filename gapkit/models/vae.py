@@ -43,13 +43,18 @@ class VAE(LatentModel):
 
     # -- phi
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder network sees: u = x / 255 for 8-bit pixels (in [0, 1]), u = x for binary ones."""
         return x / 255.0 if self.likelihood == "logistic" else x
 
-    def encode(self, x: torch.Tensor):
-        """q(z|x) as (mu, std), each (B, Z)."""
-        h = self.encoder(self.encoder_input(x))
+    def encode_input(self, u: torch.Tensor):
+        """q(z|x) as (mu, std), each (B, Z), from the encoder's input u = ``encoder_input(x)``."""
+        h = self.encoder(u)
         mu, s = h.chunk(2, dim=-1)
         return mu, F.softplus(s) + MIN_STD
+
+    def encode(self, x: torch.Tensor):
+        """q(z|x) as (mu, std), each (B, Z): ``encode_input(encoder_input(x))``."""
+        return self.encode_input(self.encoder_input(x))
 
     # -- theta
     def decode(self, z: torch.Tensor):

@@ -21,9 +21,10 @@ objective                  encoder loss (minimized over phi)
 ``ReverseHalfAsleep(a)``   -[a (1/B) sum_b ELBO(x'_b) + (1 - a) (1/B) sum_b ELBO(x_b)]: reverse KL
                            averaged over the mixture m(x) = a p(x) + (1 - a) p_data(x) (Zhang et al.
                            2022, eq. 21); a = 0 is ``Wake``, a = 1 is ``ReverseSleep``
-``Denoising(sigma)``       -[w ELBO_eps(x) + (1 - w) ELBO(x)] with ELBO_eps(x) = E_{q(z|x+eps)}
-                           [log p(x, z) - log q(z|x+eps)], eps ~ N(0, sigma^2 I), w = 0.5 (Shu et
-                           al. 2018's regularizer, the baseline of Zhang et al.'s Table 1)
+``Denoising(sigma)``       -[w ELBO_eps(x) + (1 - w) ELBO(x)] with ELBO_eps(x) = E_{q(z|u+eps)}
+                           [log p(x, z) - log q(z|u+eps)], u the encoder's input (x, or x / 255 for
+                           8-bit pixels), eps ~ N(0, sigma^2 I), w = 0.5 (Shu et al. 2018's
+                           regularizer, the baseline of Zhang et al.'s Table 1)
 =========================  ===========================================================================
 
 ``latent="posterior"`` draws the model samples' latents from the aggregate posterior instead of the
@@ -200,9 +201,11 @@ class ReverseHalfAsleep(_ReverseKL):
 class Denoising(EncoderScheme):
     """The denoising regularizer (Shu et al. 2018): -[w ELBO_eps(x) + (1 - w) ELBO(x)], w = ``weight``.
 
-    ELBO_eps(x) = E_{z ~ q(z|x+eps)}[log p(x, z) - log q(z|x+eps)], eps ~ N(0, sigma^2 I): the encoder
-    sees a noisy input, the decoder scores the clean x. sigma = 0 gives the wake ELBO (two estimates
-    averaged). Zhang et al. 2022, eq. 23 and Table 1.
+    ELBO_eps(x) = E_{z ~ q(z|u+eps)}[log p(x, z) - log q(z|u+eps)], eps ~ N(0, sigma^2 I), where
+    u = ``model.encoder_input(x)`` is what the encoder network sees (pixels in [0, 1] for 8-bit data:
+    x / 255), so sigma is on that scale whatever the data's units: the encoder sees a noisy input,
+    the decoder scores the clean x. sigma = 0 gives the wake ELBO (two estimates averaged).
+    Zhang et al. 2022, eq. 23 and Table 1.
     `Chapter 3 <https://gapkit.github.io/gapkit/notebooks/03_wake_sleep.html>`_.
     """
 
@@ -220,6 +223,7 @@ class Denoising(EncoderScheme):
     def __call__(self, model, x, generator=None) -> Losses:
         wake = neg_elbo(model, x, self.K, generator)
         eps = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        noisy = neg_elbo(model, x, self.K, generator, q=model.encode(x + self.sigma * eps))
+        u = model.encoder_input(x)                                  # (B, D), the encoder's scale
+        noisy = neg_elbo(model, x, self.K, generator, q=model.encode_input(u + self.sigma * eps))
         loss = self.weight * noisy + (1 - self.weight) * wake
         return self.losses(model, x, loss, generator, wake=wake)
