@@ -362,7 +362,7 @@ def budget_findings(b: dict) -> dict:
         g = [r["gap"] for r in rows]
         series[name] = {"factor": [r["factor"] for r in rows], "gap": g, "ratio": [v / g_ref for v in g],
                         "closing": bool(len(g) > 1 and all(b2 < b1 for b1, b2 in zip(g[:-1], g[1:]))),
-                        "change": g[-1] / g[0] - 1}
+                        "change": g[-1] / g[0] - 1 if g else None}   # none read: a smoke run's capped loops
     best = min(b["rows"], key=lambda r: r["gap"])
     return {"amortized_gap": g_ref, "series": series,
             "best": {"form": best["form"], "factor": best["factor"], "lr_decay": best["lr_decay"],
