@@ -418,12 +418,12 @@ if p14 and p24:
 # empty, the first image is coded with no bits back ($x$ with $p(x \mid z^*)$ at the mode bins $z^*$ of
 # its $q$, then $z^*$ with the prior), and the groups then grow 1, 2, 4, ... images, so that each pop
 # finds enough bits on the stack. The file around the stack is a compact binary container
-# ({mod}`gapkit.coding.container`, 23 bytes for 100 images): the coder settings that differ from the
+# ({mod}`gapkit.coding.container`, its size in the table below): the coder settings that differ from the
 # defaults, the image count, shape and dtype, short tags of the model and of the coder's arithmetic
 # (a wrong model or a machine that rounds differently is refused before any decoding), and a 64-bit
 # check of the decoded images, so that a damaged file raises instead of decoding to wrong images.
-# Below, for the first 1, 10, 100 and 1000 test images, the whole file next to the net rate and the
-# $-$ELBO of the coder's $q$.
+# Below, for files of the first few to the first thousand test images (the experiment's `start_sizes`),
+# the whole file next to the net rate and the $-$ELBO of the coder's $q$.
 
 # %% tags=["hide-input"]
 fr = res["file_rate"]
