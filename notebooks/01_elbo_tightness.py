@@ -231,7 +231,7 @@ plt.show()
 # how much importance sampling can still gain, i.e. how loose the ELBO is; it shrinks under optimal
 # inference. Part of what remains is an approximation gap that no optimal inference within the
 # diagonal-Gaussian family can remove (section 1: the best diagonal $q$ of the linear-Gaussian
-# model stays 0.5 nats short), and IWAE recovers part of it. The numbers:
+# model stays short of $\log p(x)$ by a margin section 1 measures), and IWAE recovers part of it. The numbers:
 
 # %% tags=["hide-input"]
 g_a, g_o, g_p = (np.array(E[q]) - np.array(I[q]) for q in ("amortized", "optimal", "optimal_per_point"))
