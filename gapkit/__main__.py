@@ -146,7 +146,12 @@ def _run_experiments_first(env: dict, jobs: int | None, names=None) -> list:
     import time
     from concurrent.futures import ThreadPoolExecutor
     from .experiments import registry
+    from .cost import expected, rough_seconds
     names = list(registry()) if names is None else list(names)
+    try:   # the longest first (each experiment's own cost hint), so that no long one starts last
+        names.sort(key=lambda n: -rough_seconds(expected(n, env["GAPKIT_PRESET"])))
+    except ValueError:   # a name that is no experiment: its run names the valid ones
+        pass
     cores = os.cpu_count() or 1
     jobs = max(1, min(jobs or cores, len(names)))
     child_env = {**env, "OMP_NUM_THREADS": str(max(1, cores // jobs)), "GAPKIT_PROGRESS": "0"}

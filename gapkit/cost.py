@@ -162,6 +162,16 @@ def expected(name: str, preset: str) -> str:
     return get(name).cost.get(preset, "unknown")
 
 
+def rough_seconds(text: str) -> float:
+    """The longest duration in a cost hint such as ``"4-5 min CPU"`` (300.0), ``"30 s"`` or ``"2 h"``;
+    0.0 when it names none. :func:`gapkit.__main__` starts the longest experiments first with it."""
+    import re
+    units = {"s": 1, "min": 60, "h": 3600}
+    found = [float(b or a) * units[u] for a, b, u in
+             re.findall(r"(\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?\s*(min|s|h)\b", text or "")]
+    return max(found, default=0.0)
+
+
 def device_check(names=None, preset: str = "paper", device="cuda") -> str:
     """On a GPU: each experiment's smoke run measured there (a fresh folder), its full-run time from
     the GPU's own seconds per iteration, next to the committed estimates (``scripts/device_check.sh``)."""

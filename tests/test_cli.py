@@ -106,3 +106,9 @@ def test_book_runs_the_experiments_first_side_by_side(tmp_path, capsys, monkeypa
     assert "2 at a time" in out and "sleep-consistency:" in out and "no-such-experiment: FAILED" in out
     monkeypatch.setenv("GAPKIT_RESULTS_DIR", str(tmp_path))
     assert experiments.finished("sleep-consistency", preset="quick")   # what the chapter then reads
+
+
+def test_cost_hints_order_the_experiments_first_runs():
+    from gapkit.cost import rough_seconds
+    assert rough_seconds("4-5 min CPU") == 300 and rough_seconds("30 s CPU (+ vae-basics)") == 30
+    assert rough_seconds("2 h") == 7200 and rough_seconds("unknown") == 0.0

@@ -211,7 +211,7 @@ def _train_pair(ctx: Context, data, latent, epochs, posthoc_epochs, name):
 
 
 @experiment("bits-back", "Bits-back ANS compression with a VAE: BPD vs -ELBO, K-step inference, gzip/bz2/lzma/PNG",
-            chapter="07_bits_back", cost={"quick": "20 s CPU", "book": "5 min CPU"}, settings=SETTINGS)
+            chapter="07_bits_back", cost={"quick": "20 s CPU", "book": "2 min CPU"}, settings=SETTINGS)
 def bits_back(ctx: Context) -> dict:
     s = ctx.settings
     p = ctx.preset

@@ -165,7 +165,7 @@ def _lr_sweep(vae, x_test, curve_k, svi, g) -> dict:
 
 @experiment("bsvi", "Buffered SVI: the generalized IWAE bound, BSVI-k vs SVI-k vs SVI-0, BSVI as an "
             "estimator, and training with SVI / BSVI-SIR (nats)", chapter="06_bsvi",
-            cost={"quick": "20 s CPU", "book": "4-5 min CPU"}, settings=SETTINGS)
+            cost={"quick": "20 s CPU", "book": "4 min CPU"}, settings=SETTINGS)
 def bsvi_experiment(ctx: Context) -> dict:
     s = _settings(ctx)
     k, K = s["k"], s["eval_steps"]

@@ -291,7 +291,7 @@ def mnist_part(ctx: Context, s: dict) -> dict:
 
 @experiment("elbo-tightness", "How tight is the ELBO: linear-Gaussian ground truth, IWAE-K, optimal inference "
             "(ELBO/IWAE-10 in BPD along training)", chapter="01_elbo_tightness",
-            cost={"quick": "30 s CPU", "book": "4 min CPU"}, settings=SETTINGS)
+            cost={"quick": "30 s CPU", "book": "2 min CPU"}, settings=SETTINGS)
 def elbo_tightness(ctx: Context) -> dict:
     s = ctx.settings
     lg = ctx.stage("linear gaussian", lambda: linear_gaussian_part(ctx, s))

@@ -74,7 +74,7 @@ def encoder_share(res: dict) -> dict:
 @experiment("generalization-gaps",
             "Train a VAE past overfitting; test BPD with amortized vs optimal inference at every checkpoint",
             chapter="02_generalization_gaps",
-            cost={"quick": "20 s CPU", "book": "5 min CPU"},
+            cost={"quick": "20 s CPU", "book": "10 min CPU"},
             settings=SETTINGS, preset_settings=("changes",))
 def generalization_gaps(ctx: Context) -> dict:
     s = ctx.settings

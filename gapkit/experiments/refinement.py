@@ -140,7 +140,7 @@ def _curves(vae, x_train, x_test, s, ctx) -> dict:
 @experiment("refinement",
             "Amortization gap, refinement curves (ELBO, ESS vs steps), GDIR training vs a plain VAE",
             chapter="05_iterative_refinement",
-            cost={"quick": "1 min CPU", "book": "5 min CPU"},
+            cost={"quick": "1 min CPU", "book": "2 min CPU"},
             settings=SETTINGS, preset_settings=("changes",))
 def refinement(ctx: Context) -> dict:
     s = ctx.settings

@@ -104,7 +104,7 @@ def _train_base(ctx, data, s, latent=None, objective=None, tag="base", curve=Tru
 
 @experiment("reverse-half-asleep", "Figure 4 and Table 1: post-hoc encoder training by reverse half-asleep "
             "(alpha), sleep and the denoising regularizer; downstream classifier", chapter="03_wake_sleep",
-            cost={"quick": "30 s CPU", "book": "4-5 min CPU"}, settings=SETTINGS)
+            cost={"quick": "30 s CPU", "book": "7 min CPU"}, settings=SETTINGS)
 def reverse_half_asleep(ctx: Context) -> dict:
     s = ctx.settings
     data = ctx.data(train_subset=s["train_subset"])

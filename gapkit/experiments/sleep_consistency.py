@@ -50,7 +50,7 @@ def student(teacher, seed: int):
 
 @experiment("sleep-consistency", "Figure 3: fresh encoders for a teacher's decoder by wake, sleep and reverse "
             "sleep; test BPD per epoch", chapter="03_wake_sleep",
-            cost={"quick": "10 s CPU", "book": "1 min CPU (+ vae-basics)"}, settings=SETTINGS)
+            cost={"quick": "10 s CPU", "book": "30 s CPU (+ vae-basics)"}, settings=SETTINGS)
 def sleep_consistency(ctx: Context) -> dict:
     s = ctx.settings
     base = run("vae-basics", preset=ctx.preset.name, seed=ctx.seed, progress=ctx.progress)

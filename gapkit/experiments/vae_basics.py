@@ -36,7 +36,7 @@ def _evaluate(ctx, data, model) -> dict:
 
 
 @experiment("vae-basics", "Train a VAE on the preset's data; report train/test ELBO (nats, BPD)",
-            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "1 min CPU"})
+            chapter="00_vae_basics", cost={"quick": "5 s CPU", "book": "30 s CPU"})
 def vae_basics(ctx: Context) -> dict:
     data = ctx.data()
     model = ctx.model(data)
