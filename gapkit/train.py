@@ -143,12 +143,16 @@ def _objective_config(objective) -> dict:
     return {"class": f"{type(objective).__module__}.{type(objective).__qualname__}", **cfg}
 
 
-def _data_fingerprint(data) -> dict:
+def _tensor_fingerprint(x: torch.Tensor) -> dict:
+    """Shape and SHA-256 of a tensor's values: what a training folder's identity records of its data."""
     import hashlib
-    x = data.train.detach().contiguous().cpu()
+    x = x.detach().contiguous().cpu()
+    return {"shape": list(x.shape), "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}
+
+
+def _data_fingerprint(data) -> dict:
     return {"name": getattr(data, "name", None), "binarization": getattr(data, "binarization", None),
-            "dynamic": bool(getattr(data, "dynamic", False)), "shape": list(x.shape),
-            "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}
+            "dynamic": bool(getattr(data, "dynamic", False)), **_tensor_fingerprint(data.train)}
 
 
 def train_identity(model, data, objective, cfg: "TrainConfig") -> dict:

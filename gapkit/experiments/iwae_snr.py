@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from ..bounds import ess as normalized_ess
 from ..estimators import evaluate
 from ..models import VAE, load_model
 from ..objectives import CIWAE, ELBO, IWAE, MIWAE, PIWAE, LearnableCIWAE
@@ -190,9 +191,8 @@ def ess_sweep(model, x, K_grid, samples: int, seed: int = 0, K_min: int = 1) -> 
     with torch.no_grad():
         for K in K_grid:
             d = max(1, samples // K)
-            lw = log_weights(model, x, K * d, generator=g).reshape(d, K, -1)     # (d, K, B): d draws of K
-            w = torch.softmax(lw.double(), 1)
-            ess.append(float((1 / (w ** 2).sum(1)).mean()))
+            lw = log_weights(model, x, K * d, generator=g).reshape(d, K, -1).transpose(0, 1)  # (K, d, B): d draws
+            ess.append(float(K * normalized_ess(lw.double()).mean()))            # ESS = K x the normalized one
     ks = [k for k in K_grid if k >= K_min]
     return {"K": list(K_grid), "ess": ess, "slope": slope(ks, [e for k, e in zip(K_grid, ess) if k >= K_min]),
             "K_min": K_min, "samples": samples}

@@ -154,7 +154,7 @@ def reverse_half_asleep(ctx: Context) -> dict:
     rows += [(f"denoising sigma={sg:g}", encoders[f"denoising sigma={sg:g}"]) for sg in s["sigmas"]]
     rows += [("reverse half-asleep (alpha=0.5)", encoders[rhs]), ("sleep", encoders["sleep"])]
     # Table 1 and Appendix B are stages: a run stopped later resumes after them.
-    table = ctx.stage("table 1", lambda: [{"method": n, "test_bpd": final_bpd(m, data, K, ev)} for n, m in rows])
+    table = _table1(ctx, "table 1", rows, data, s)
 
     # Appendix B: downstream classification through each encoder, once per post-hoc seed (the
     # classifier's seed is the post-hoc seed; the base encoder is the same for every seed).
@@ -314,6 +314,13 @@ def book_summary(res: dict) -> dict:
             "lower_is_better": True, "values": values, "finding": finding}
 
 
+def _table1(ctx, stage, rows, data, s) -> list:
+    """A Table 1 stage: each row's (name, model) test ELBO in BPD with ``final_K`` samples, all drawn
+    from the seed ``ctx.seed + 7`` (:func:`final_bpd`); a run stopped later resumes after it."""
+    K, ev = s["final_K"], ctx.seed + 7
+    return ctx.stage(stage, lambda: [{"method": n, "test_bpd": final_bpd(m, data, K, ev)} for n, m in rows])
+
+
 def _grey(ctx, s, cfg):
     """Table 1's grey MNIST row: a base VAE (discretized logistic decoder) trained for ``base_epochs``
     on ``grey_train_subset`` images, then post hoc for ``grey_epochs``, decoder fixed, by wake
@@ -333,11 +340,10 @@ def _grey(ctx, s, cfg):
     for name, folder, objective in tqdm(runs, desc="grey post-hoc encoders", disable=not ctx.progress):
         model, _ = posthoc(base, data, objective, end, out_dir=ctx.out / "grey" / "posthoc" / folder)
         rows.append((name, model))
-    K, ev = s["final_K"], ctx.seed + 7
-    table = ctx.stage("table 1 grey", lambda: [{"method": n, "test_bpd": final_bpd(m, data, K, ev)} for n, m in rows])
+    table = _table1(ctx, "table 1 grey", rows, data, s)
     return {"dataset": {"name": data.name, "binarization": data.binarization, "n_train": len(data.train),
                         "n_test": len(data.test)},
-            "base": curve, "table1": {"K": K, "rows": table}}
+            "base": curve, "table1": {"K": s["final_K"], "rows": table}}
 
 
 def _extras(ctx, data, s, cfg, base_bpd, base, post_hoc, rhs_over_seeds):

@@ -283,14 +283,12 @@ def fit_identity(model: SBN, x_train: torch.Tensor, objective, epochs: int, batc
                  eval_epochs=(), checkpoint_every: int = 1) -> dict:
     """What an SBN training folder belongs to: the architecture, the objective and its settings, the
     training settings and the data (a SHA-256 of ``x_train``); stored in its ``resume.pt``."""
-    import hashlib
     import json
-    x = x_train.detach().contiguous().cpu()
-    cfg = objective.config() if callable(getattr(objective, "config", None)) else {}
-    ident = {"model": dict(model.config), "objective": {"class": type(objective).__qualname__, **cfg},
+    from ..train import _objective_config, _tensor_fingerprint   # the same records as train's folders
+    ident = {"model": dict(model.config), "objective": _objective_config(objective),
              "fit": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                      "eval_epochs": sorted(int(e) for e in eval_epochs), "checkpoint_every": checkpoint_every},
-             "data": {"shape": list(x.shape), "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}}
+             "data": _tensor_fingerprint(x_train)}
     if smoke.active():
         ident["smoke"] = True
     return json.loads(json.dumps(ident))
